@@ -1,0 +1,80 @@
+"""Engines and sessions: one session per request or job, one commit at its end.
+
+SQLite is the embedded default. Its transactions are started with ``BEGIN IMMEDIATE``
+so that a transaction which reads and then writes (every audited request does) takes
+the write lock up front instead of failing with "database is locked" on upgrade.
+PostgreSQL serialises the audit chain with a row lock instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> Engine:
+    """An engine for ``url`` with the hub's connection settings."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            # Each thread gets its own connection and it is closed when returned:
+            # SQLite connections are cheap and this avoids sharing one across threads.
+            poolclass=NullPool,
+        )
+        _configure_sqlite(engine, sqlite_synchronous)
+        return engine
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": 10}
+    return create_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError(f"unknown SQLite synchronous mode: {synchronous}")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module; we issue BEGIN ourselves.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: an acknowledged commit survives a power cut, not only a process crash.
+        cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sessionmaker(
+    engine: Engine, binds: Mapping[type[Any], Engine] | None = None
+) -> sessionmaker[Session]:
+    """A session factory; ``binds`` sends some packages' tables to other engines."""
+    return sessionmaker(
+        bind=engine,
+        binds=dict(binds) if binds else None,
+        expire_on_commit=False,
+        autoflush=True,
+    )
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work: commit when the block succeeds, roll back when it raises."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
