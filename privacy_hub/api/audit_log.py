@@ -1,0 +1,88 @@
+"""The tamper-evident audit log: entries and chain verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+import audit
+from privacy_hub.api.auth import require
+from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
+from privacy_hub.web import db, hub
+
+blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit",
+                description="The audit log: every change and every read of personal data.")
+
+
+class AuditQuery(PageArgs):
+    since_seq = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0))
+    action = ma.fields.String(load_default=None, validate=ma.validate.Length(max=64))
+    customer_id = ma.fields.String(load_default=None, validate=ma.validate.Length(max=36))
+
+
+class ActorSchema(ma.Schema):
+    type = ma.fields.String()
+    id = ma.fields.String(allow_none=True)
+
+
+class AuditEntrySchema(ma.Schema):
+    seq = ma.fields.Integer()
+    recorded_at = ma.fields.String(metadata={"format": "date-time"})
+    actor = ma.fields.Nested(ActorSchema)
+    action = ma.fields.String()
+    customer_id = ma.fields.String(allow_none=True)
+    details = ma.fields.Dict()
+    prev_hash = ma.fields.String()
+    hash = ma.fields.String()
+
+
+class AuditPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AuditEntrySchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class HeadSchema(ma.Schema):
+    seq = ma.fields.Integer()
+    hash = ma.fields.String()
+
+
+class VerifySchema(ma.Schema):
+    ok = ma.fields.Boolean()
+    entries = ma.fields.Integer()
+    head = ma.fields.Nested(HeadSchema)
+    first_bad_seq = ma.fields.Integer(allow_none=True)
+    problem = ma.fields.String(allow_none=True)
+    checkpoints_verified = ma.fields.Integer()
+
+
+@blp.route("")
+class AuditEntries(MethodView):
+    @require("audit:read")
+    @blp.arguments(AuditQuery, location="query")
+    @blp.response(200, AuditPageSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Entries in sequence order, filtered by action and customer."""
+        position = decode_cursor(query["cursor"], required_keys=("after",))
+        since = int(position["after"]) if position else query["since_seq"]
+        rows = audit.entries(db(), since_seq=since, action=query["action"],
+                             customer_id=query["customer_id"], limit=query["limit"] + 1)
+        more = len(rows) > query["limit"]
+        rows = rows[: query["limit"]]
+        return {"items": [audit.public_entry(e) for e in rows],
+                "next_cursor": encode_cursor({"after": rows[-1].seq}) if more else None}
+
+
+@blp.route("/verify")
+class AuditVerify(MethodView):
+    @require("audit:read")
+    @blp.response(200, VerifySchema)
+    def get(self) -> dict[str, Any]:
+        """Recompute the hash chain and check the signed checkpoints."""
+        report = audit.verify_chain(db(), hub().audit_public_keys())
+        return {"ok": report.ok, "entries": report.entries,
+                "head": {"seq": report.head_seq, "hash": report.head_hash},
+                "first_bad_seq": report.first_bad_seq, "problem": report.problem,
+                "checkpoints_verified": report.checkpoints_verified}

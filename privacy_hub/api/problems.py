@@ -1,0 +1,150 @@
+"""RFC 9457 problem documents, and the one place domain errors become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Response, json
+from werkzeug.exceptions import HTTPException
+
+from privacy_hub.systems import InvalidSystem, SystemExists
+from privacy_hub.vault.errors import (
+    CustomerErased,
+    CustomerNotFound,
+    DecryptionError,
+    DuplicateIdentifier,
+    InvalidCustomerData,
+    KeyMissing,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://privacy-hub.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+_TITLES = {
+    400: "Malformed request", 401: "Authentication required", 403: "Forbidden",
+    404: "Not found", 405: "Method not allowed", 409: "Conflict", 410: "Gone",
+    413: "Request body too large", 415: "Unsupported media type",
+    422: "Invalid request", 429: "Too many requests", 500: "Internal error",
+    503: "Service unavailable",
+}
+_TYPES = {
+    400: "malformed-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
+    405: "method-not-allowed", 409: "conflict", 410: "gone", 413: "too-large",
+    415: "unsupported-media-type", 422: "validation-error", 429: "rate-limited",
+    500: "internal-error", 503: "unavailable",
+}
+
+
+class Problem(Exception):
+    """Raise from a view to answer with a problem document."""
+
+    def __init__(self, status: int, detail: str, *, errors: Mapping[str, list[str]] | None = None,
+                 type_: str | None = None, headers: Mapping[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = dict(errors) if errors else None
+        self.type_ = type_
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+def problem_response(status: int, detail: str, *, errors: Mapping[str, list[str]] | None = None,
+                     type_: str | None = None, headers: Mapping[str, str] | None = None,
+                     **extra: Any) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (type_ or _TYPES.get(status, "error")),
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = {k: list(v) for k, v in errors.items()}
+    body.update(extra)
+    resp = Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE)
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as ``{"address.city": ["..."]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if name == "_schema" or name.endswith("._schema"):
+                name = prefix or "_schema"
+            out.update(_merge(out, flatten_errors(value, name)))
+    elif isinstance(messages, list | tuple):
+        if all(isinstance(m, str) for m in messages):
+            out.setdefault(prefix or "_schema", []).extend(messages)
+        else:
+            for i, value in enumerate(messages):
+                out.update(_merge(out, flatten_errors(value, f"{prefix}.{i}" if prefix else str(i))))
+    else:
+        out.setdefault(prefix or "_schema", []).append(str(messages))
+    return out
+
+
+def _merge(into: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, list[str]]:
+    for k, v in new.items():
+        into.setdefault(k, [])
+        into[k] = into[k] + [m for m in v if m not in into[k]]
+    return into
+
+
+def from_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    if status == 422 and "messages" in data:
+        messages = data["messages"]
+        # webargs nests by location: {"json": {...}} / {"query": {...}}
+        flat: dict[str, list[str]] = {}
+        for location, msgs in messages.items():
+            flat.update(flatten_errors(msgs) if location in ("json", "query", "querystring")
+                        else flatten_errors(msgs, str(location)))
+        return problem_response(422, "The request has invalid fields: " + ", ".join(sorted(flat)),
+                                errors=flat, headers=data.get("headers"))
+    detail = data.get("message") or error.description or _TITLES.get(status, "Error")
+    if status == 400 and "messages" in data:
+        detail = "The request body is not valid JSON."
+    headers = dict(data.get("headers") or {})
+    if status == 405 and error.get_response().headers.get("Allow"):
+        headers["Allow"] = error.get_response().headers["Allow"]
+    if status == 413:
+        detail = "The request body is larger than this endpoint accepts."
+    return problem_response(status, str(detail), headers=headers)
+
+
+def from_domain_error(exc: Exception) -> Response | None:
+    """Map a domain error to its problem document; None if it is not one of ours."""
+    if isinstance(exc, Problem):
+        return problem_response(exc.status, exc.detail, errors=exc.errors, type_=exc.type_,
+                                headers=exc.headers, **exc.extra)
+    if isinstance(exc, InvalidCustomerData):
+        return problem_response(422, "The customer data has invalid fields: "
+                                + ", ".join(sorted(exc.errors)), errors=exc.errors)
+    if isinstance(exc, InvalidSystem):
+        return problem_response(422, "The system has invalid fields: "
+                                + ", ".join(sorted(exc.errors)), errors=exc.errors)
+    if isinstance(exc, CustomerNotFound):
+        return problem_response(404, "No customer with this id.")
+    if isinstance(exc, CustomerErased):
+        return problem_response(409, "This customer was erased; their data can no longer be changed.",
+                                type_="customer-erased")
+    if isinstance(exc, DuplicateIdentifier):
+        return problem_response(409, str(exc).capitalize() + ".", type_="duplicate-identifier",
+                                errors={exc.field: ["already used by another customer"]})
+    if isinstance(exc, SystemExists):
+        return problem_response(409, str(exc), type_="system-exists")
+    if isinstance(exc, DecryptionError | KeyMissing):
+        log.error("vault key or ciphertext problem: %s", type(exc).__name__)
+        return problem_response(500, "The hub could not decrypt stored data; an operator "
+                                "has to check the key store.")
+    return None

@@ -1,0 +1,144 @@
+"""Request and response schemas of the API (marshmallow). Unknown fields are rejected."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import marshmallow as ma
+import phonenumbers
+from marshmallow import validate
+
+from privacy_hub.systems import SCOPES
+from privacy_hub.vault.blind_index import NormalisationError, normalise_email
+
+COUNTRIES = sorted(phonenumbers.SUPPORTED_REGIONS)
+MAX_ATTRIBUTES_BYTES = 16 * 1024
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+def _text(max_len: int, **kw: Any) -> ma.fields.String:
+    return ma.fields.String(validate=validate.Length(min=1, max=max_len), **kw)
+
+
+class AddressSchema(Strict):
+    line1 = _text(200, allow_none=True)
+    line2 = _text(200, allow_none=True)
+    postal_code = _text(20, allow_none=True)
+    city = _text(100, allow_none=True)
+    country = ma.fields.String(
+        allow_none=True, validate=validate.OneOf(COUNTRIES, error="must be an ISO 3166-1 alpha-2 "
+                                                  "country code in capitals, e.g. DE"),
+        metadata={"description": "ISO 3166-1 alpha-2", "example": "DE"})
+
+
+def _email_ok(value: str) -> None:
+    try:
+        normalise_email(value)
+    except NormalisationError as exc:
+        raise ma.ValidationError(str(exc)) from None
+
+
+def _birth_date_ok(value: date | None) -> None:
+    if value is not None and not date(1900, 1, 1) <= value <= date.today():
+        raise ma.ValidationError("must be a date between 1900-01-01 and today")
+
+
+class CustomerFieldsSchema(Strict):
+    external_id = _text(128, allow_none=True, metadata={"description": "The shop's own id"})
+    email = ma.fields.String(validate=_email_ok, metadata={"example": "jane@example.com"})
+    phone = ma.fields.String(allow_none=True, validate=validate.Length(min=3, max=32),
+                             metadata={"description": "E.164, e.g. +4915112345678"})
+    first_name = _text(200, allow_none=True)
+    last_name = _text(200, allow_none=True)
+    birth_date = ma.fields.Date(allow_none=True, validate=_birth_date_ok)
+    locale = ma.fields.String(
+        allow_none=True,
+        validate=validate.Regexp(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
+                                 error="must be a language tag, e.g. en or de-DE"))
+    address = ma.fields.Nested(AddressSchema, allow_none=True)
+    attributes = ma.fields.Dict(keys=ma.fields.String(validate=validate.Length(min=1, max=64)),
+                                allow_none=True)
+
+    @ma.validates("attributes")
+    def _attributes_size(self, value: dict[str, Any] | None, **_: Any) -> None:
+        if value is not None and len(json.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+            raise ma.ValidationError(f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+
+
+class CustomerCreateSchema(CustomerFieldsSchema):
+    """Create or update: ``email`` is required when no customer matches."""
+
+
+class CustomerPatchSchema(CustomerFieldsSchema):
+
+    @ma.validates_schema
+    def _not_empty(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ma.ValidationError("give at least one field to change")
+
+
+class CustomerSchema(CustomerFieldsSchema):
+    id = ma.fields.String(metadata={"format": "uuid"})
+    status = ma.fields.String(metadata={"enum": ["active", "restricted", "erased"]})
+    created_at = ma.fields.String(metadata={"format": "date-time"})
+    updated_at = ma.fields.String(metadata={"format": "date-time"})
+    erased_at = ma.fields.String(metadata={"format": "date-time"})
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+class LookupSchema(Strict):
+    email = ma.fields.String(validate=validate.Length(min=3, max=254))
+    phone = ma.fields.String(validate=validate.Length(min=3, max=32))
+    external_id = _text(128)
+
+    @ma.validates_schema
+    def _exactly_one(self, data: dict[str, Any], **_: Any) -> None:
+        if len(data) != 1:
+            raise ma.ValidationError("give exactly one of email, phone, external_id")
+
+
+class IdSchema(ma.Schema):
+    id = ma.fields.String(metadata={"format": "uuid"})
+
+
+class LookupResultSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(IdSchema))
+
+
+class SystemCreateSchema(Strict):
+    name = ma.fields.String(required=True, validate=validate.Regexp(
+        r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        error="use 1-64 lowercase letters, digits, '.', '_' or '-'"))
+    scopes = ma.fields.List(ma.fields.String(validate=validate.OneOf(SCOPES)), required=True,
+                            validate=validate.Length(min=1))
+    purposes = ma.fields.List(ma.fields.String(validate=validate.Length(min=1, max=100)),
+                              allow_none=True, load_default=None)
+    webhook_url = ma.fields.String(allow_none=True, load_default=None,
+                                   validate=validate.Length(max=2048))
+
+
+class SystemSchema(ma.Schema):
+    id = ma.fields.String()
+    name = ma.fields.String()
+    scopes = ma.fields.List(ma.fields.String())
+    purposes = ma.fields.List(ma.fields.String(), allow_none=True)
+    webhook_url = ma.fields.String(allow_none=True)
+    created_at = ma.fields.String(metadata={"format": "date-time"})
+
+
+class SystemCreatedSchema(SystemSchema):
+    api_key = ma.fields.String(metadata={"description": "Shown once; stored only as a hash."})
+    webhook_secret = ma.fields.String(metadata={"description": "Verifies webhook signatures."})
+
+
+class SystemPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(SystemSchema))
+    next_cursor = ma.fields.String(allow_none=True)

@@ -1,0 +1,248 @@
+"""The `privacy-hub` command line: init, serve, systems, keys, audit, import, db."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+import audit
+from privacy_hub.config import ConfigError, Settings, new_secret
+from privacy_hub.config import SECRET_KEY_FILE as _SECRET_FILE
+from privacy_hub.db import make_engine, transaction
+
+CLI_ACTOR = audit.Actor("cli", "privacy-hub")
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _open_hub(settings: Settings | None = None, *, bootstrap: bool = False) -> Any:
+    from privacy_hub.hub import Hub
+
+    try:
+        return Hub.open(settings or _settings(), bootstrap=bootstrap)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Privacy Hub: the privacy and consent hub of an e-commerce CRM.
+
+    Configuration comes from PRIVACY_HUB_* environment variables; see the README.
+    """
+
+
+def _migrate(settings: Settings) -> None:
+    from privacy_hub import migrations
+
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    keystore = None
+    if settings.keystore_url and settings.keystore_url != settings.database_url:
+        keystore = make_engine(settings.keystore_url)
+    try:
+        migrations.upgrade(engine, keystore)
+    finally:
+        engine.dispose()
+        if keystore is not None:
+            keystore.dispose()
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Add demo customers and a demo system, print its key.")
+def init(demo: bool) -> None:
+    """Create the instance folder, database and keys (safe to run again)."""
+    settings = _settings()
+    instance = settings.instance_path
+    instance.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.embedded and settings.secret_key is None:
+        secret_path = instance / _SECRET_FILE
+        if not secret_path.exists():
+            fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(new_secret())
+    from privacy_hub.vault.root import FileRootKey
+
+    root_created = False
+    if not settings.root_key_path.exists():
+        FileRootKey.create(settings.root_key_path)
+        root_created = True
+    try:
+        settings.resolved()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    _migrate(settings)
+    hub = _open_hub(settings, bootstrap=True)
+    try:
+        click.echo(f"instance: {instance}")
+        if root_created:
+            click.echo(f"root key: {settings.root_key_path} (mode 0600; back it up separately)")
+        if demo:
+            from privacy_hub.demo import DEMO_SYSTEM, install_demo
+
+            with transaction(hub.sessions) as session:
+                api_key, new = install_demo(hub, session)
+            click.echo(("demo data installed" if new else "demo data present; issued a new key")
+                       + f" for system {DEMO_SYSTEM!r}")
+            click.echo(f"api_key: {api_key}")
+    finally:
+        hub.close()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations to an existing database (and key store)."""
+    settings = _settings()
+    _migrate(settings)
+    click.echo("database is at the latest schema")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the hub with gunicorn."""
+    from privacy_hub.server import run
+
+    settings = _settings()
+    hub = _open_hub(settings)  # fail here, once, with a clear message, not in every worker
+    hub.close()
+    click.echo(f"Privacy Hub on http://{host}:{port}  (API docs: http://{host}:{port}/api/docs)",
+               err=True)
+    run(host=host, port=port, workers=workers, threads=threads)
+
+
+@main.group()
+def systems() -> None:
+    """Registered downstream systems and their API keys."""
+
+
+@systems.command("create")
+@click.argument("name")
+@click.option("--scope", "scopes", multiple=True, required=True, help="Repeat for each scope.")
+@click.option("--purpose", "purposes", multiple=True, help="Limit the system to these purposes.")
+@click.option("--webhook-url", default=None)
+def systems_create(name: str, scopes: tuple[str, ...], purposes: tuple[str, ...],
+                   webhook_url: str | None) -> None:
+    """Register a system and print its API key and webhook secret (shown once)."""
+    from privacy_hub.systems import InvalidSystem, SystemExists
+
+    hub = _open_hub()
+    try:
+        with transaction(hub.sessions) as session:
+            _, api_key, secret = hub.systems.create(
+                session, name=name, scopes=list(scopes), purposes=list(purposes) or None,
+                webhook_url=webhook_url, actor=CLI_ACTOR)
+    except InvalidSystem as exc:
+        raise click.ClickException("; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items()))
+    except SystemExists as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        hub.close()
+    click.echo(f"api_key: {api_key}")
+    click.echo(f"webhook_secret: {secret}")
+
+
+@systems.command("list")
+def systems_list() -> None:
+    """List registered systems."""
+    from sqlalchemy import select
+
+    from privacy_hub.models import System
+    from privacy_hub.systems import SystemRegistry
+
+    hub = _open_hub()
+    try:
+        with hub.sessions() as session:
+            for system in session.scalars(select(System).order_by(System.name)):
+                info = SystemRegistry.public(system)
+                click.echo(f"{info['name']}\tscopes={','.join(info['scopes'])}")  # type: ignore[arg-type]
+    finally:
+        hub.close()
+
+
+@main.group()
+def keys() -> None:
+    """Key management."""
+
+
+@keys.command("rotate")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+def keys_rotate(batch_size: int) -> None:
+    """New key-encryption key; re-wrap every data key under it; retire the old one."""
+    hub = _open_hub()
+    try:
+        def progress(done: int, total: int) -> None:
+            click.echo(f"re-wrapped {done}/{total} data keys", err=True)
+
+        count = hub.keyring.rotate(hub.sessions, batch_size=batch_size, progress=progress)
+        with transaction(hub.sessions) as session:
+            status = hub.keyring.kek_status(session)
+            primary = next(s["version"] for s in status if s["state"] == "primary")
+            audit.record(session, actor=CLI_ACTOR, action="key.rotated",
+                         details={"kek_version": primary, "rewrapped": count})
+        click.echo(f"key-encryption key version {primary} is primary; "
+                   f"{count} data keys re-wrapped; older versions retired")
+    finally:
+        hub.close()
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain and check signed checkpoints; exit 1 if broken."""
+    hub = _open_hub()
+    try:
+        with hub.sessions() as session:
+            report = audit.verify_chain(session, hub.audit_public_keys())
+    finally:
+        hub.close()
+    click.echo(f"entries: {report.entries}")
+    click.echo(f"head: seq={report.head_seq} hash={report.head_hash}")
+    click.echo(f"checkpoints verified: {report.checkpoints_verified}")
+    if report.ok:
+        click.echo("ok: the chain is intact")
+        return
+    click.echo(f"BROKEN at seq {report.first_bad_seq}: {report.problem}", err=True)
+    sys.exit(1)
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 50_000))
+def import_(file: Path, batch_size: int) -> None:
+    """Bulk-load customers from a CSV file (header row; see the README for columns)."""
+    from privacy_hub.importer import import_csv
+
+    hub = _open_hub()
+    try:
+        report = import_csv(hub, file, batch_size=batch_size,
+                            progress=lambda n: click.echo(f"{n} rows read", err=True))
+    finally:
+        hub.close()
+    for line, errors in report.rejected:
+        click.echo(f"line {line}: " + "; ".join(errors), err=True)
+    click.echo(f"imported {report.created} new, updated {report.updated}, "
+               f"rejected {len(report.rejected)} rows")
+    if report.rejected:
+        sys.exit(1 if not (report.created or report.updated) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,140 @@
+"""Settings from ``PRIVACY_HUB_*`` environment variables and the instance folder.
+
+The embedded default (SQLite in the instance folder) creates its own secrets with
+``privacy-hub init``. Any other deployment must be given strong secrets explicitly,
+and the hub refuses to start, naming the variable, when one is missing or weak.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+SECRET_KEY_FILE = "secret.key"
+ROOT_KEY_FILE = "root.key"
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the variable to fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path
+    database_url: str
+    keystore_url: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: bytes | None = field(default=None, repr=False)
+    root_key_file: Path | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    mail_from: str = "privacy@localhost"
+    dpo_email: str | None = None
+    sqlite_synchronous: str = "FULL"
+    max_content_length: int = 1024 * 1024
+    audit_checkpoint_every: int = 1000
+    run_worker_in_process: bool = True
+    testing: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        """True for the embedded default: SQLite in a local instance folder."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def root_key_path(self) -> Path:
+        return self.root_key_file or self.instance_path / ROOT_KEY_FILE
+
+    @property
+    def effective_keystore_url(self) -> str:
+        return self.keystore_url or self.database_url
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from the environment (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        instance = Path(env.get("PRIVACY_HUB_INSTANCE_PATH", "./instance")).resolve()
+        database_url = env.get("PRIVACY_HUB_DATABASE_URL") or f"sqlite:///{instance / 'hub.db'}"
+        secret = env.get("PRIVACY_HUB_SECRET_KEY")
+        return cls(
+            instance_path=instance,
+            database_url=database_url,
+            keystore_url=env.get("PRIVACY_HUB_KEYSTORE_URL") or None,
+            base_url=env.get("PRIVACY_HUB_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            secret_key=secret.encode() if secret else None,
+            root_key_file=Path(env["PRIVACY_HUB_ROOT_KEY_FILE"]) if env.get(
+                "PRIVACY_HUB_ROOT_KEY_FILE") else None,
+            smtp_host=env.get("PRIVACY_HUB_SMTP_HOST") or None,
+            smtp_port=_int(env, "PRIVACY_HUB_SMTP_PORT", 25),
+            smtp_username=env.get("PRIVACY_HUB_SMTP_USERNAME") or None,
+            smtp_password=env.get("PRIVACY_HUB_SMTP_PASSWORD") or None,
+            smtp_starttls=env.get("PRIVACY_HUB_SMTP_STARTTLS", "").lower() in {"1", "true", "yes"},
+            mail_from=env.get("PRIVACY_HUB_MAIL_FROM", "privacy@localhost"),
+            dpo_email=env.get("PRIVACY_HUB_DPO_EMAIL") or None,
+            sqlite_synchronous=env.get("PRIVACY_HUB_SQLITE_SYNCHRONOUS", "FULL").upper(),
+            max_content_length=_int(env, "PRIVACY_HUB_MAX_CONTENT_LENGTH", 1024 * 1024),
+        )
+
+    def resolved(self) -> Settings:
+        """Settings with secrets loaded; raise ConfigError naming what is missing or weak."""
+        secret = self.secret_key
+        if secret is None:
+            if not self.embedded:
+                raise ConfigError(
+                    "PRIVACY_HUB_SECRET_KEY is not set: outside the embedded SQLite default "
+                    f"it must be at least {MIN_SECRET_BYTES} random bytes "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+            path = self.instance_path / SECRET_KEY_FILE
+            if not path.exists():
+                raise ConfigError(
+                    f"{path} does not exist: run `privacy-hub init` to create the instance"
+                )
+            secret = path.read_bytes().strip()
+        check_secret("PRIVACY_HUB_SECRET_KEY", secret)
+        if not self.embedded and self.root_key_file is None and not self.root_key_path.exists():
+            raise ConfigError(
+                f"PRIVACY_HUB_ROOT_KEY_FILE is not set and {self.root_key_path} does not exist: "
+                "outside the embedded default the root key must be provided explicitly"
+            )
+        return replace(self, secret_key=secret)
+
+
+def check_secret(name: str, value: bytes) -> None:
+    """Refuse secrets that are short or obviously not random."""
+    raw = value
+    try:  # accept base64/hex encodings, but judge the entropy of what they carry
+        if len(value) >= 43:
+            raw = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raw = value
+    if len(value) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{name} is too short: use at least {MIN_SECRET_BYTES} random bytes")
+    if len(set(raw)) < 12 or value.lower() in {b"changeme" * 4, b"secret" * 6}:
+        raise ConfigError(f"{name} is weak (too few distinct bytes): generate a random one")
+
+
+def new_secret() -> bytes:
+    return secrets.token_urlsafe(48).encode()
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None

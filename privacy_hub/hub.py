@@ -1,0 +1,81 @@
+"""The composition root: settings, engines, keys and services, wired once per process.
+
+The web app, the CLI and the background worker all start from ``Hub.open(settings)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import Engine, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+import audit
+from privacy_hub.config import ConfigError, Settings
+from privacy_hub.db import make_engine, make_sessionmaker, transaction
+from privacy_hub.systems import SystemRegistry
+from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
+from privacy_hub.vault.root import FileRootKey
+
+HUB_KEYS = ("blind_index", "app_secrets", "audit_signing", "receipt_signing")
+
+
+def signing_key_id(prefix: str, public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return f"{prefix}-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    engine: Engine
+    keystore_engine: Engine
+    sessions: sessionmaker[Session]
+    keyring: KeyRing
+    vault: Vault
+    systems: SystemRegistry
+    audit_signer: audit.CheckpointSigner
+
+    @classmethod
+    def open(cls, settings: Settings, *, bootstrap: bool = False) -> Hub:
+        """Connect, load keys, and install the audit chain on the session factory.
+
+        With ``bootstrap`` (``privacy-hub init``), missing keys are created.
+        """
+        settings = settings.resolved()
+        engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        if settings.keystore_url and settings.keystore_url != settings.database_url:
+            keystore_engine = make_engine(settings.keystore_url,
+                                          sqlite_synchronous=settings.sqlite_synchronous)
+            binds: dict[type[Any], Engine] | None = {KeystoreBase: keystore_engine}
+        else:
+            keystore_engine, binds = engine, None
+        sessions = make_sessionmaker(engine, binds)
+        keyring = KeyRing(FileRootKey.load(settings.root_key_path))
+        if not inspect(keystore_engine).has_table("keystore_keks"):
+            raise ConfigError("the database has no tables yet: run `privacy-hub init` "
+                              "(new instance) or `privacy-hub db upgrade`")
+        with transaction(sessions) as session:
+            if bootstrap:
+                keyring.bootstrap(session)
+            keys = {name: keyring.hub_key(session, name, create=bootstrap) for name in HUB_KEYS}
+        private = Ed25519PrivateKey.from_private_bytes(keys["audit_signing"])
+        signer = audit.CheckpointSigner(signing_key_id("audit", private.public_key()), private)
+        audit.install(sessions, signer=signer, checkpoint_every=settings.audit_checkpoint_every)
+        return cls(
+            settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
+            keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"])),
+            systems=SystemRegistry(keys["app_secrets"]), audit_signer=signer,
+        )
+
+    def audit_public_keys(self) -> dict[str, Ed25519PublicKey]:
+        return {self.audit_signer.key_id: self.audit_signer.private_key.public_key()}
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.keystore_engine is not self.engine:
+            self.keystore_engine.dispose()

@@ -1,0 +1,51 @@
+"""Tables owned by the application layer itself: registered systems and idempotency records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from audit.db import UTCDateTime, new_metadata
+
+
+class AppBase(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class System(AppBase):
+    """A downstream CRM service that calls the API with its own key."""
+
+    __tablename__ = "systems"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: JSON list of scopes
+    scopes: Mapped[str] = mapped_column(Text)
+    #: JSON list of purpose keys the system is limited to, or NULL for all purposes
+    purposes: Mapped[str | None] = mapped_column(Text)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    #: sealed under the hub's app-secrets key; needed in clear to sign webhooks
+    webhook_secret_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    #: public part of the API key, used to find the row
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    #: SHA-256 of the secret part of the API key (high-entropy, so a fast hash suffices)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IdempotencyRecord(AppBase):
+    """The first response to a write sent with an ``Idempotency-Key`` header."""
+
+    __tablename__ = "idempotency_records"
+
+    system_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    status_code: Mapped[int] = mapped_column(Integer)
+    #: the response body, sealed (it may hold personal data); dropped when its customer is erased
+    response_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    customer_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -1,0 +1,172 @@
+"""Registered systems and their API keys.
+
+Keys look like ``phk_<key id>_<secret>``. Only the SHA-256 of the secret is stored;
+checks look the row up by key id and compare hashes in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from ipaddress import ip_address
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import audit
+from audit.db import new_id, rfc3339, utcnow
+from privacy_hub.models import System
+from privacy_hub.vault import crypto
+
+SCOPES = (
+    "customers:write", "customers:read", "consents:write", "consents:read", "data:read",
+    "events:write", "requests:write", "requests:read", "requests:manage", "purposes:manage",
+    "systems:manage", "audit:read",
+)
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+KEY_PREFIX = "phk_"
+
+
+class SystemError_(Exception):
+    """Base for system registry errors."""
+
+
+class InvalidSystem(SystemError_):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("invalid system: " + ", ".join(sorted(errors)))
+        self.errors = errors
+
+
+class SystemExists(SystemError_):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of an API request."""
+
+    system_id: str
+    name: str
+    scopes: frozenset[str]
+    purposes: frozenset[str] | None
+
+    @property
+    def actor(self) -> audit.Actor:
+        return audit.Actor("system", self.name)
+
+    def may_use_purpose(self, purpose: str) -> bool:
+        return self.purposes is None or purpose in self.purposes
+
+
+def _hash_secret(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def validate_webhook_url(url: str) -> str | None:
+    """None if acceptable: https, or http to a loopback address (development, tests)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname:
+        host = parts.hostname
+        if host == "localhost":
+            return None
+        try:
+            if ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            pass
+    return "must be an https:// URL (http:// only to a loopback address)"
+
+
+class SystemRegistry:
+    def __init__(self, secrets_key: bytes) -> None:
+        self._aead = AESGCM(secrets_key)
+
+    def _seal_secret(self, system_id: str, secret: str) -> bytes:
+        return crypto.wrap(self._aead, secret.encode(), b"systems.webhook_secret|" + system_id.encode())
+
+    def webhook_secret(self, system: System) -> str:
+        return crypto.unwrap(self._aead, system.webhook_secret_ct,
+                             b"systems.webhook_secret|" + system.id.encode()).decode()
+
+    def create(self, session: Session, *, name: str, scopes: list[str],
+               purposes: list[str] | None = None, webhook_url: str | None = None,
+               actor: audit.Actor) -> tuple[System, str, str]:
+        """Register a system; returns it with its API key and webhook secret (shown once)."""
+        errors: dict[str, list[str]] = {}
+        if not NAME_RE.match(name):
+            errors["name"] = ["use 1-64 lowercase letters, digits, '.', '_' or '-'"]
+        bad = sorted(set(scopes) - set(SCOPES))
+        if bad:
+            errors["scopes"] = [f"unknown scope(s): {', '.join(bad)}"]
+        if webhook_url is not None and (msg := validate_webhook_url(webhook_url)):
+            errors["webhook_url"] = [msg]
+        if errors:
+            raise InvalidSystem(errors)
+        if session.scalar(select(System.id).where(System.name == name)):
+            raise SystemExists(f"a system named {name!r} already exists")
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        webhook_secret = "whsec_" + secrets.token_urlsafe(32)
+        system_id = new_id()
+        system = System(
+            id=system_id, name=name, scopes=json.dumps(sorted(set(scopes))),
+            purposes=None if purposes is None else json.dumps(sorted(set(purposes))),
+            webhook_url=webhook_url,
+            webhook_secret_ct=self._seal_secret(system_id, webhook_secret),
+            key_id=key_id, key_hash=_hash_secret(secret), created_at=utcnow(),
+        )
+        session.add(system)
+        session.flush()
+        audit.record(session, actor=actor, action="system.created",
+                     details={"system": name, "scopes": sorted(set(scopes))})
+        return system, f"{KEY_PREFIX}{key_id}_{secret}", webhook_secret
+
+    def rotate_key(self, session: Session, name: str, *, actor: audit.Actor) -> str:
+        """Issue a new API key for a system; the old one stops working."""
+        system = session.scalar(select(System).where(System.name == name))
+        if system is None:
+            raise InvalidSystem({"name": [f"no system named {name!r}"]})
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        system.key_id = key_id
+        system.key_hash = _hash_secret(secret)
+        audit.record(session, actor=actor, action="system.key_rotated", details={"system": name})
+        return f"{KEY_PREFIX}{key_id}_{secret}"
+
+    @staticmethod
+    def authenticate(session: Session, api_key: str) -> Principal | None:
+        """The principal for a valid key, or None. The secret is compared in constant time."""
+        if not api_key.startswith(KEY_PREFIX):
+            return None
+        key_id, sep, secret = api_key[len(KEY_PREFIX):].partition("_")
+        if not sep or not key_id or not secret or len(api_key) > 200:
+            return None
+        row = session.execute(
+            select(System.id, System.name, System.scopes, System.purposes, System.key_hash,
+                   System.disabled_at).where(System.key_id == key_id)
+        ).first()
+        # Hash even when the id is unknown, so timing does not tell ids apart.
+        candidate = _hash_secret(secret)
+        expected = row.key_hash if row is not None else b"\0" * 32
+        if row is None or not hmac.compare_digest(candidate, expected) or row.disabled_at:
+            return None
+        return Principal(
+            system_id=row.id, name=row.name, scopes=frozenset(json.loads(row.scopes)),
+            purposes=None if row.purposes is None else frozenset(json.loads(row.purposes)),
+        )
+
+    @staticmethod
+    def public(system: System) -> dict[str, object]:
+        return {
+            "id": system.id, "name": system.name, "scopes": json.loads(system.scopes),
+            "purposes": None if system.purposes is None else json.loads(system.purposes),
+            "webhook_url": system.webhook_url, "created_at": rfc3339(system.created_at),
+        }

@@ -1,0 +1,358 @@
+"""The key store: versioned key-encryption keys, one random data key per customer, hub keys.
+
+These tables may live in a separate database (``PRIVACY_HUB_KEYSTORE_URL``) so that
+operators can back them up on a shorter retention than the data: once a customer's
+data key is gone from the key store and its backups, every copy of their ciphertexts
+is unreadable.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Integer, LargeBinary, String, delete, func, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from audit.db import UTCDateTime, new_metadata, utcnow
+from privacy_hub.vault import crypto
+from privacy_hub.vault.errors import DecryptionError, KeyDestroyed, KeyMissing
+from privacy_hub.vault.root import RootKey
+
+DEFAULT_CLASS = "default"
+# Data kept under a legal retention duty is sealed under a key of its own class,
+# which survives the erasure of the customer's default key until the duty ends.
+LEGAL_RETENTION_CLASS = "legal_retention"
+
+
+class KeystoreBase(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class KeyEncryptionKey(KeystoreBase):
+    __tablename__ = "keystore_keks"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: wrapped by the root key; NULL once the version is retired and destroyed
+    wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: "primary" wraps new keys; "active" still unwraps; "retired" is destroyed
+    state: Mapped[str] = mapped_column(String(16))
+    root_key_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CustomerKey(KeystoreBase):
+    __tablename__ = "keystore_customer_keys"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key_class: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dek_version: Mapped[int] = mapped_column(Integer)
+    kek_version: Mapped[int] = mapped_column(Integer, index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HubKey(KeystoreBase):
+    """Keys of the hub itself: the blind-index key, signing keys, the app data key."""
+
+    __tablename__ = "keystore_hub_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kek_version: Mapped[int] = mapped_column(Integer, index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def _kek_aad(version: int) -> bytes:
+    return b"privacy-hub/kek|" + struct.pack(">I", version)
+
+
+def _lp(value: str) -> bytes:
+    raw = value.encode()
+    return struct.pack(">H", len(raw)) + raw
+
+
+def _dek_aad(customer_id: str, key_class: str, dek_version: int, kek_version: int) -> bytes:
+    return (
+        b"privacy-hub/dek|" + _lp(customer_id) + _lp(key_class)
+        + struct.pack(">II", dek_version, kek_version)
+    )
+
+
+def _hub_aad(name: str, kek_version: int) -> bytes:
+    return b"privacy-hub/hub|" + _lp(name) + struct.pack(">I", kek_version)
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """A customer's unwrapped data key, bound to that customer."""
+
+    customer_id: str
+    key_class: str
+    version: int
+    aead: AESGCM
+
+    def seal(self, table: str, column: str, row_id: str, plaintext: bytes) -> bytes:
+        return crypto.seal(self.aead, self.version, plaintext, table=table, column=column,
+                           row_id=row_id, customer_id=self.customer_id)
+
+    def open(self, table: str, column: str, row_id: str, blob: bytes) -> bytes:
+        return crypto.open_(self.aead, blob, table=table, column=column, row_id=row_id,
+                            customer_id=self.customer_id)
+
+
+_SESSION_CACHE = "vault.data_keys"
+
+
+def _cache(session: Session) -> dict[tuple[str, str], DataKey]:
+    cache = session.info.get(_SESSION_CACHE)
+    if cache is None:
+        cache = session.info[_SESSION_CACHE] = {}
+    return cache  # type: ignore[no-any-return]
+
+
+class KeyRing:
+    """Creates, unwraps, rotates and destroys keys.
+
+    Unwrapped key-encryption keys are cached per process; customer data keys are
+    cached only for the life of one session, so a shredded key never outlives the
+    transaction that destroyed it in any process.
+    """
+
+    def __init__(self, root: RootKey) -> None:
+        self.root = root
+        self._keks: dict[int, AESGCM] = {}
+        self._hub: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    # -- key-encryption keys -------------------------------------------------------
+    def _kek(self, session: Session, version: int) -> AESGCM:
+        kek = self._keks.get(version)
+        if kek is not None:
+            return kek
+        row = session.get(KeyEncryptionKey, version)
+        if row is None or row.wrapped is None:
+            raise KeyMissing(f"key-encryption key version {version} is not available")
+        kek = AESGCM(self.root.unwrap(row.wrapped, _kek_aad(version)))
+        with self._lock:
+            self._keks[version] = kek
+        return kek
+
+    def _primary(self, session: Session) -> tuple[int, AESGCM]:
+        # Read from the database every time (one indexed row) and share-lock it, so a
+        # rotation finishing in another process can never retire the version we wrap under.
+        stmt = select(KeyEncryptionKey.version).where(KeyEncryptionKey.state == "primary")
+        version = session.execute(stmt.with_for_update(read=True)).scalar_one_or_none()
+        if version is None:
+            raise KeyMissing("no primary key-encryption key: run `privacy-hub init`")
+        return version, self._kek(session, version)
+
+    def bootstrap(self, session: Session) -> bool:
+        """Create the first key-encryption key and the hub keys if missing. Callers commit."""
+        created = False
+        if session.scalar(select(func.count()).select_from(KeyEncryptionKey)) == 0:
+            self._add_kek(session, 1, "primary")
+            created = True
+        session.flush()
+        return created
+
+    def _add_kek(self, session: Session, version: int, state: str) -> None:
+        raw = os.urandom(crypto.KEY_BYTES)
+        session.add(KeyEncryptionKey(
+            version=version, wrapped=self.root.wrap(raw, _kek_aad(version)), state=state,
+            root_key_id=self.root.key_id, created_at=utcnow(),
+        ))
+        with self._lock:
+            self._keks[version] = AESGCM(raw)
+
+    def kek_status(self, session: Session) -> list[dict[str, object]]:
+        rows = session.scalars(select(KeyEncryptionKey).order_by(KeyEncryptionKey.version))
+        return [{"version": r.version, "state": r.state, "created_at": r.created_at,
+                 "retired_at": r.retired_at} for r in rows]
+
+    # -- customer data keys --------------------------------------------------------
+    def new_data_key(self, session: Session, customer_id: str,
+                     key_class: str = DEFAULT_CLASS) -> DataKey:
+        """A fresh random data key for a customer, stored wrapped. Callers commit."""
+        kek_version, kek = self._primary(session)
+        raw = os.urandom(crypto.KEY_BYTES)
+        dek_version = 1
+        session.add(CustomerKey(
+            customer_id=customer_id, key_class=key_class, dek_version=dek_version,
+            kek_version=kek_version,
+            wrapped=crypto.wrap(kek, raw, _dek_aad(customer_id, key_class, dek_version, kek_version)),
+            created_at=utcnow(),
+        ))
+        key = DataKey(customer_id, key_class, dek_version, AESGCM(raw))
+        _cache(session)[(customer_id, key_class)] = key
+        return key
+
+    def data_key(self, session: Session, customer_id: str,
+                 key_class: str = DEFAULT_CLASS) -> DataKey:
+        """The customer's data key; KeyDestroyed once it has been shredded."""
+        cached = _cache(session).get((customer_id, key_class))
+        if cached is not None:
+            return cached
+        for attempt in range(2):
+            row = session.execute(
+                select(CustomerKey.dek_version, CustomerKey.kek_version, CustomerKey.wrapped)
+                .where(CustomerKey.customer_id == customer_id, CustomerKey.key_class == key_class)
+            ).first()
+            if row is None:
+                raise KeyDestroyed(f"data key of customer {customer_id} does not exist")
+            try:
+                kek = self._kek(session, row.kek_version)
+            except KeyMissing:
+                # A rotation may have re-wrapped this key and retired the old version
+                # between our read and now: read the row again once.
+                if attempt == 0:
+                    session.expire_all()
+                    continue
+                raise
+            raw = crypto.unwrap(
+                kek, row.wrapped, _dek_aad(customer_id, key_class, row.dek_version, row.kek_version)
+            )
+            key = DataKey(customer_id, key_class, row.dek_version, AESGCM(raw))
+            _cache(session)[(customer_id, key_class)] = key
+            return key
+        raise KeyMissing("unreachable")  # pragma: no cover
+
+    def data_keys(self, session: Session, customer_ids: list[str],
+                  key_class: str = DEFAULT_CLASS) -> dict[str, DataKey]:
+        """Data keys of many customers in one query (lookups, bulk reads); shredded ones are absent."""
+        cache = _cache(session)
+        out: dict[str, DataKey] = {}
+        missing = []
+        for cid in customer_ids:
+            hit = cache.get((cid, key_class))
+            if hit is not None:
+                out[cid] = hit
+            else:
+                missing.append(cid)
+        for start in range(0, len(missing), 500):
+            chunk = missing[start:start + 500]
+            rows = session.execute(
+                select(CustomerKey.customer_id, CustomerKey.dek_version, CustomerKey.kek_version,
+                       CustomerKey.wrapped)
+                .where(CustomerKey.customer_id.in_(chunk), CustomerKey.key_class == key_class)
+            ).all()
+            for row in rows:
+                try:
+                    kek = self._kek(session, row.kek_version)
+                    raw = crypto.unwrap(kek, row.wrapped, _dek_aad(
+                        row.customer_id, key_class, row.dek_version, row.kek_version))
+                except KeyMissing:
+                    out[row.customer_id] = self.data_key(session, row.customer_id, key_class)
+                    continue
+                key = DataKey(row.customer_id, key_class, row.dek_version, AESGCM(raw))
+                cache[(row.customer_id, key_class)] = key
+                out[row.customer_id] = key
+        return out
+
+    def destroy_data_key(self, session: Session, customer_id: str,
+                         key_class: str = DEFAULT_CLASS) -> bool:
+        """Crypto-shred: delete the wrapped key and every cached copy. Callers commit."""
+        _cache(session).pop((customer_id, key_class), None)
+        result = session.execute(
+            delete(CustomerKey).where(CustomerKey.customer_id == customer_id,
+                                      CustomerKey.key_class == key_class)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- hub keys ------------------------------------------------------------------
+    def hub_key(self, session: Session, name: str, *, create: bool = False) -> bytes:
+        """A named 32-byte key of the hub (cached per process)."""
+        cached = self._hub.get(name)
+        if cached is not None:
+            return cached
+        row = session.get(HubKey, name)
+        if row is None:
+            if not create:
+                raise KeyMissing(f"hub key {name!r} is missing: run `privacy-hub init`")
+            kek_version, kek = self._primary(session)
+            raw = os.urandom(crypto.KEY_BYTES)
+            session.add(HubKey(name=name, kek_version=kek_version,
+                               wrapped=crypto.wrap(kek, raw, _hub_aad(name, kek_version)),
+                               created_at=utcnow()))
+            session.flush()
+        else:
+            raw = crypto.unwrap(self._kek(session, row.kek_version), row.wrapped,
+                                _hub_aad(name, row.kek_version))
+        with self._lock:
+            self._hub[name] = raw
+        return raw
+
+    # -- rotation ------------------------------------------------------------------
+    def rotate(self, factory: sessionmaker[Session], *, batch_size: int = 500,
+               progress: Callable[[int, int], None] | None = None) -> int:
+        """Add a new primary key-encryption key, re-wrap every key under it in batches,
+        then retire and destroy the old versions. Reads keep working throughout."""
+        with factory.begin() as session:
+            current = session.scalar(select(func.max(KeyEncryptionKey.version))) or 0
+            new_version = current + 1
+            session.execute(update(KeyEncryptionKey).where(KeyEncryptionKey.state == "primary")
+                            .values(state="active"))
+            self._add_kek(session, new_version, "primary")
+        total = 0
+        with factory() as session:
+            remaining = session.scalar(select(func.count()).select_from(CustomerKey)
+                                       .where(CustomerKey.kek_version != new_version)) or 0
+        while True:
+            with factory.begin() as session:
+                done = self._rewrap_batch(session, new_version, batch_size)
+            total += done
+            if progress:
+                progress(total, remaining)
+            if done == 0:
+                break
+        with factory.begin() as session:
+            for row in session.scalars(select(HubKey).where(HubKey.kek_version != new_version)):
+                raw = crypto.unwrap(self._kek(session, row.kek_version), row.wrapped,
+                                    _hub_aad(row.name, row.kek_version))
+                new_kek = self._kek(session, new_version)
+                row.wrapped = crypto.wrap(new_kek, raw, _hub_aad(row.name, new_version))
+                row.kek_version = new_version
+        with factory.begin() as session:
+            old = session.scalars(
+                select(KeyEncryptionKey).where(KeyEncryptionKey.version != new_version,
+                                               KeyEncryptionKey.state != "retired")
+                .with_for_update()
+            ).all()
+            # Keys wrapped concurrently under an old version while we worked are re-wrapped
+            # here, under the lock, before that version is destroyed.
+            total += self._rewrap_batch(session, new_version, None)
+            for kek_row in old:
+                kek_row.state = "retired"
+                kek_row.wrapped = None
+                kek_row.retired_at = utcnow()
+        with self._lock:
+            for version in [v for v in self._keks if v != new_version]:
+                del self._keks[version]
+        return total
+
+    def _rewrap_batch(self, session: Session, new_version: int, limit: int | None) -> int:
+        stmt = select(CustomerKey).where(CustomerKey.kek_version != new_version)
+        if limit is not None:
+            stmt = stmt.limit(limit).with_for_update(skip_locked=True)
+        rows = session.scalars(stmt).all()
+        new_kek = self._kek(session, new_version)
+        for row in rows:
+            old_kek = self._kek(session, row.kek_version)
+            try:
+                raw = crypto.unwrap(old_kek, row.wrapped, _dek_aad(
+                    row.customer_id, row.key_class, row.dek_version, row.kek_version))
+            except DecryptionError:
+                raise DecryptionError(
+                    f"data key of customer {row.customer_id} does not authenticate"
+                ) from None
+            row.wrapped = crypto.wrap(new_kek, raw, _dek_aad(
+                row.customer_id, row.key_class, row.dek_version, new_version))
+            row.kek_version = new_version
+        session.flush()
+        return len(rows)

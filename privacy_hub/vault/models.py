@@ -1,0 +1,56 @@
+"""The customer vault's tables. Every personal field is a ciphertext column.
+
+Plain columns hold only what is not personal data on its own: the random id, the
+status, key version, timestamps, and truncated blind indexes for exact lookups.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Integer, LargeBinary, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from audit.db import UTCDateTime, new_metadata
+
+
+class VaultBase(DeclarativeBase):
+    metadata = new_metadata()
+
+
+#: Personal fields, each stored as ``<name>_ct`` under the customer's data key.
+PERSONAL_FIELDS = (
+    "external_id", "email", "phone", "first_name", "last_name", "birth_date", "locale",
+    "address", "attributes",
+)
+#: Fields looked up through blind indexes.
+INDEXED_FIELDS = ("external_id", "email", "phone")
+#: Fields whose plaintext is JSON rather than a string.
+JSON_FIELDS = ("address", "attributes")
+
+
+class Customer(VaultBase):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    #: active | restricted | erased
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    #: version of the customer's data key the ciphertexts are sealed under
+    key_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    external_id_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
+    email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
+    phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
+
+    external_id_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    email_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_name_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    last_name_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    birth_date_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    locale_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    address_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    attributes_ct: Mapped[bytes | None] = mapped_column(LargeBinary)

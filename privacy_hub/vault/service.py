@@ -1,0 +1,288 @@
+"""The customer vault: create-or-update, lookup, read, rectify and crypto-shred customers.
+
+Every personal field is sealed under the customer's own data key with associated data
+that pins it to its cell. Domain functions take a session and never commit.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+import audit
+from audit.db import new_id, rfc3339, utcnow
+from privacy_hub.vault.blind_index import (
+    BlindIndexer,
+    NormalisationError,
+    normalise_email,
+    normalise_external_id,
+    normalise_phone,
+)
+from privacy_hub.vault.errors import (
+    CustomerErased,
+    CustomerNotFound,
+    DuplicateIdentifier,
+    InvalidCustomerData,
+    KeyDestroyed,
+)
+from privacy_hub.vault.keystore import DataKey, KeyRing
+from privacy_hub.vault.models import (
+    INDEXED_FIELDS,
+    JSON_FIELDS,
+    PERSONAL_FIELDS,
+    Customer,
+)
+
+TABLE = "customers"
+ErasureHook = Callable[[Session, str], None]
+
+
+def encode_value(name: str, value: Any) -> bytes:
+    if name in JSON_FIELDS:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+    return str(value).encode("utf-8")
+
+
+def decode_value(name: str, raw: bytes) -> Any:
+    if name in JSON_FIELDS:
+        return json.loads(raw)
+    return raw.decode("utf-8")
+
+
+@dataclass
+class Vault:
+    keyring: KeyRing
+    indexer: BlindIndexer
+    #: called inside the erasing transaction, e.g. to drop cached responses
+    erasure_hooks: list[ErasureHook] = field(default_factory=list)
+
+    # -- normalisation -------------------------------------------------------------
+    def normalise(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Normalise identifiers; raise InvalidCustomerData naming each bad field."""
+        out = dict(fields)
+        errors: dict[str, list[str]] = {}
+        region = None
+        address = out.get("address")
+        if isinstance(address, Mapping):
+            region = address.get("country")
+        for name, fn in (("email", normalise_email), ("external_id", normalise_external_id)):
+            if out.get(name) is not None:
+                try:
+                    out[name] = fn(out[name])
+                except NormalisationError as exc:
+                    errors[name] = [str(exc)]
+        if out.get("phone") is not None:
+            try:
+                out["phone"] = normalise_phone(out["phone"], region)
+            except NormalisationError as exc:
+                errors["phone"] = [str(exc)]
+        if errors:
+            raise InvalidCustomerData(errors)
+        return out
+
+    # -- queries -------------------------------------------------------------------
+    def _candidates(self, session: Session, name: str, value: str) -> list[Customer]:
+        bidx = self.indexer.index(f"{TABLE}.{name}", value)
+        column = getattr(Customer, f"{name}_bidx")
+        rows = session.scalars(select(Customer).where(column == bidx)).all()
+        if not rows:
+            return []
+        keys = self.keyring.data_keys(session, [r.id for r in rows])
+        matches = []
+        for row in rows:
+            key = keys.get(row.id)
+            blob = getattr(row, f"{name}_ct")
+            if key is None or blob is None:
+                continue
+            if key.open(TABLE, f"{name}_ct", row.id, blob).decode() == value:
+                matches.append(row)
+        return matches
+
+    def find_one(self, session: Session, name: str, value: str) -> Customer | None:
+        matches = self._candidates(session, name, value)
+        return matches[0] if matches else None
+
+    def lookup(self, session: Session, *, actor: audit.Actor, email: str | None = None,
+               phone: str | None = None, external_id: str | None = None) -> list[str]:
+        """Ids of the customers with exactly this identifier (one given)."""
+        given = {k: v for k, v in (("email", email), ("phone", phone),
+                                   ("external_id", external_id)) if v is not None}
+        if len(given) != 1:
+            raise InvalidCustomerData({"_schema": ["give exactly one of email, phone, external_id"]})
+        (name, raw), = given.items()
+        value = self.normalise({name: raw})[name]
+        ids = [c.id for c in self._candidates(session, name, value)]
+        audit.record(session, actor=actor, action="customer.looked_up",
+                     customer_id=ids[0] if len(ids) == 1 else None,
+                     details={"by": name, "matches": len(ids)})
+        return ids
+
+    def get_row(self, session: Session, customer_id: str, *, for_update: bool = False) -> Customer:
+        stmt = select(Customer).where(Customer.id == customer_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = session.scalars(stmt).first()
+        if row is None:
+            raise CustomerNotFound(customer_id)
+        return row
+
+    def profile(self, session: Session, row: Customer,
+                only: Sequence[str] | None = None) -> dict[str, Any]:
+        """The decrypted profile (or the tombstone of an erased customer)."""
+        base: dict[str, Any] = {"id": row.id, "status": row.status,
+                                "created_at": rfc3339(row.created_at),
+                                "updated_at": rfc3339(row.updated_at)}
+        if row.status == "erased":
+            return {"id": row.id, "status": "erased", "erased_at": rfc3339(row.erased_at)}
+        key = self.keyring.data_key(session, row.id)
+        for name in PERSONAL_FIELDS:
+            if only is not None and name not in only:
+                continue
+            blob = getattr(row, f"{name}_ct")
+            base[name] = None if blob is None else decode_value(
+                name, key.open(TABLE, f"{name}_ct", row.id, blob))
+        return base
+
+    def read(self, session: Session, customer_id: str, *, actor: audit.Actor,
+             purpose: str | None = None, only: Sequence[str] | None = None) -> dict[str, Any]:
+        """Read a customer (audited)."""
+        row = self.get_row(session, customer_id)
+        details: dict[str, object] = {"fields": sorted(only) if only is not None else "all"}
+        if purpose:
+            details["purpose"] = purpose
+        audit.record(session, actor=actor, action="customer.read", customer_id=row.id,
+                     details=details)
+        return self.profile(session, row, only)
+
+    # -- writes --------------------------------------------------------------------
+    def _lock_identifier(self, session: Session, name: str, value: str) -> None:
+        # On PostgreSQL, serialise concurrent create-or-update calls for one identifier so
+        # two of them cannot both create the customer. (SQLite's write lock already does.)
+        if session.get_bind().dialect.name == "postgresql":
+            bidx = self.indexer.index(f"{TABLE}.{name}", value)
+            lock_id = zlib.crc32(name.encode() + b"|" + bidx)
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+
+    def _seal_into(self, row: Customer, key: DataKey, fields: Mapping[str, Any]) -> None:
+        for name, value in fields.items():
+            if name not in PERSONAL_FIELDS:
+                continue
+            if value is None:
+                setattr(row, f"{name}_ct", None)
+                if name in INDEXED_FIELDS:
+                    setattr(row, f"{name}_bidx", None)
+                continue
+            setattr(row, f"{name}_ct", key.seal(TABLE, f"{name}_ct", row.id,
+                                                encode_value(name, value)))
+            if name in INDEXED_FIELDS:
+                setattr(row, f"{name}_bidx", self.indexer.index(f"{TABLE}.{name}", value))
+
+    def upsert(self, session: Session, fields: Mapping[str, Any], *,
+               actor: audit.Actor) -> tuple[dict[str, Any], bool]:
+        """Create a customer, or update the one matching external_id or else email.
+
+        Returns the profile and whether it was created. Callers commit.
+        """
+        data = self.normalise(fields)
+        existing: Customer | None = None
+        if data.get("external_id"):
+            self._lock_identifier(session, "external_id", data["external_id"])
+            existing = self.find_one(session, "external_id", data["external_id"])
+        if existing is None and data.get("email"):
+            self._lock_identifier(session, "email", data["email"])
+            existing = self.find_one(session, "email", data["email"])
+            if existing is not None and data.get("external_id") and existing.external_id_ct:
+                # The email belongs to another shop account: never merge two accounts.
+                raise DuplicateIdentifier("email")
+        if existing is None:
+            if not data.get("email"):
+                raise InvalidCustomerData({"email": ["Missing data for required field."]})
+            return self._create(session, data, actor=actor), True
+        return self._update(session, existing, data, actor=actor), False
+
+    def _create(self, session: Session, data: Mapping[str, Any], *,
+                actor: audit.Actor) -> dict[str, Any]:
+        now = utcnow()
+        row = Customer(id=new_id(), status="active", key_version=1, created_at=now,
+                       updated_at=now)
+        key = self.keyring.new_data_key(session, row.id)
+        self._seal_into(row, key, data)
+        session.add(row)
+        session.flush()
+        audit.record(session, actor=actor, action="customer.created", customer_id=row.id,
+                     details={"fields": sorted(k for k, v in data.items()
+                                               if k in PERSONAL_FIELDS and v is not None)})
+        return self.profile(session, row)
+
+    def _update(self, session: Session, row: Customer, data: Mapping[str, Any], *,
+                actor: audit.Actor, action: str = "customer.updated") -> dict[str, Any]:
+        if row.status == "erased":
+            raise CustomerErased(row.id)
+        if data.get("email"):
+            other = self.find_one(session, "email", data["email"])
+            if other is not None and other.id != row.id:
+                raise DuplicateIdentifier("email")
+        if data.get("external_id"):
+            other = self.find_one(session, "external_id", data["external_id"])
+            if other is not None and other.id != row.id:
+                raise DuplicateIdentifier("external_id")
+        try:
+            key = self.keyring.data_key(session, row.id)
+        except KeyDestroyed:
+            raise CustomerErased(row.id) from None
+        changed = sorted(k for k in data if k in PERSONAL_FIELDS)
+        self._seal_into(row, key, data)
+        row.updated_at = utcnow()
+        session.flush()
+        audit.record(session, actor=actor, action=action, customer_id=row.id,
+                     details={"fields": changed})
+        return self.profile(session, row)
+
+    def rectify(self, session: Session, customer_id: str, changes: Mapping[str, Any], *,
+                actor: audit.Actor) -> dict[str, Any]:
+        """Art. 16: correct fields of one customer. Callers commit."""
+        if "email" in changes and changes["email"] is None:
+            raise InvalidCustomerData({"email": ["email cannot be removed"]})
+        row = self.get_row(session, customer_id, for_update=True)
+        if row.status == "erased":
+            raise CustomerErased(row.id)
+        data = self.normalise(changes)
+        return self._update(session, row, data, actor=actor, action="customer.rectified")
+
+    def crypto_shred(self, session: Session, customer_id: str, *, actor: audit.Actor,
+                     request_id: str | None = None) -> bool:
+        """Erase a customer by destroying their data key.
+
+        Deletes the data key and blind indexes, drops the ciphertexts and marks the
+        customer ``erased``. Copies of the ciphertexts elsewhere (backups) can no longer
+        be decrypted once the key store holds no copy of the key. Returns False when
+        the customer was already erased. Callers commit.
+        """
+        row = self.get_row(session, customer_id, for_update=True)
+        if row.status == "erased":
+            return False
+        self.keyring.destroy_data_key(session, row.id)
+        for name in PERSONAL_FIELDS:
+            setattr(row, f"{name}_ct", None)
+        for name in INDEXED_FIELDS:
+            setattr(row, f"{name}_bidx", None)
+        now = utcnow()
+        row.status = "erased"
+        row.erased_at = now
+        row.updated_at = now
+        for hook in self.erasure_hooks:
+            hook(session, row.id)
+        session.flush()
+        details: dict[str, object] = {"method": "crypto_shred"}
+        if request_id:
+            details["request_id"] = request_id
+        audit.record(session, actor=actor, action="customer.erased", customer_id=row.id,
+                     details=details)
+        return True

@@ -1,0 +1,66 @@
+"""Request plumbing shared by the API, portal and console: the hub, and one session per request.
+
+The session is committed in ``after_request`` for successful responses, before the
+response is sent, so an acknowledged write is durable; anything else rolls back.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, g
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from privacy_hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+def hub() -> Hub:
+    return current_app.extensions["privacy_hub"]  # type: ignore[no-any-return]
+
+
+def db() -> Session:
+    """The request's session (created on first use)."""
+    session: Session | None = g.get("_db")
+    if session is None:
+        session = g._db = hub().sessions()
+    return session
+
+
+def init_app(app: Flask) -> None:
+    @app.after_request
+    def _commit(response: Response) -> Response:
+        session: Session | None = g.get("_db")
+        if session is None:
+            return response
+        if response.status_code >= 400:
+            session.rollback()
+            return response
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            log.info("commit refused by a constraint; answered 409")
+            from privacy_hub.api.problems import problem_response
+
+            return problem_response(
+                409, "The change conflicts with a concurrent change; nothing was saved. "
+                "Retry the request.", type_="concurrent-change")
+        except OperationalError:
+            session.rollback()
+            log.exception("commit failed")
+            from privacy_hub.api.problems import problem_response
+
+            return problem_response(503, "The database is unavailable; nothing was saved. "
+                                    "Retry the request.", headers={"Retry-After": "1"})
+        return response
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        session: Session | None = g.pop("_db", None)
+        if session is not None:
+            if session.in_transaction():
+                session.rollback()
+            session.close()
