@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import re
 import weakref
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from audit.chain import GENESIS_HASH, Unchained, canonical_json, checkpoint_message, link_entries
 from audit.db import rfc3339, utcnow
-from audit.errors import AuditNotInstalled, InvalidAuditEntry, PersonalDataInAudit
+from audit.errors import AuditError, AuditNotInstalled, InvalidAuditEntry, PersonalDataInAudit
 from audit.models import AuditCheckpoint, AuditEntry, AuditHead
 
 ACTOR_KINDS = frozenset({"system", "staff", "customer", "job", "cli"})
@@ -40,6 +41,8 @@ MAX_DETAILS_BYTES = 4096
 PENDING_KEY = "audit.pending"
 
 _MAX_DEPTH = 16
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ def install(
     if first:
         event.listen(factory, "before_commit", _before_commit)
         event.listen(factory, "after_soft_rollback", _after_soft_rollback)
+        event.listen(factory, "after_commit", _after_commit)
+        event.listen(factory, "after_transaction_end", _after_transaction_end)
 
 
 def record(
@@ -126,9 +131,12 @@ def record(
     if customer_id is not None:
         _check_id("customer id", customer_id, 36)
     details_json = encode_details(details)
-    if not session.in_transaction():
-        # Begin now so that close() or rollback() before any other work drops the entry.
+    current = session.get_nested_transaction() or session.get_transaction()
+    if current is None:
+        # Begin now, so that the end of this transaction, however it ends, owns the entry.
         session.begin()
+    elif not current.is_active:
+        raise AuditError("the transaction is committed or failed; its entries are settled")
     pending: list[_Pending] = session.info.setdefault(PENDING_KEY, [])
     entry = Unchained(actor.kind, actor.id, action, customer_id, details_json)
     pending.append(_Pending(entry, session.get_nested_transaction()))
@@ -221,6 +229,23 @@ def _after_soft_rollback(session: Session, previous_transaction: SessionTransact
         pending.clear()
         return
     pending[:] = [p for p in pending if not _inside(p.savepoint, boundary)]
+
+
+def _after_commit(session: Session) -> None:
+    pending: list[_Pending] | None = session.info.get(PENDING_KEY)
+    if not pending or session.in_nested_transaction():
+        return  # after a savepoint, late entries still go out with the outer commit
+    # Recorded after the chain was written (a before_commit listener that ran after ours):
+    # they cannot join this transaction any more. Loud, since this is a programming error.
+    actions = sorted({p.entry.action for p in pending})
+    logger.error("audit entries recorded after chaining were dropped: %s", actions)
+    pending.clear()
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        # The end of the outer transaction, also by close(): nothing queued outlives it.
+        session.info.pop(PENDING_KEY, None)
 
 
 def _inside(savepoint: SessionTransaction | None, boundary: SessionTransaction) -> bool:
