@@ -21,7 +21,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     if hub is None:
         hub = Hub.open(settings or Settings.from_env())
     app = Flask(__name__, instance_path=str(hub.settings.instance_path))
-    assert hub.settings.secret_key is not None
+    if hub.settings.secret_key is None:  # resolved() always loads it; guard against misuse
+        raise RuntimeError("settings were not resolved: no secret key")
     app.config.update(
         SECRET_KEY=hub.settings.secret_key,
         MAX_CONTENT_LENGTH=hub.settings.max_content_length,

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 import audit
-from privacy_hub.config import ConfigError, Settings, new_secret
 from privacy_hub.config import SECRET_KEY_FILE as _SECRET_FILE
+from privacy_hub.config import ConfigError, Settings, new_secret
 from privacy_hub.db import make_engine, transaction
 
 CLI_ACTOR = audit.Actor("cli", "privacy-hub")
@@ -146,7 +146,8 @@ def systems_create(name: str, scopes: tuple[str, ...], purposes: tuple[str, ...]
                 session, name=name, scopes=list(scopes), purposes=list(purposes) or None,
                 webhook_url=webhook_url, actor=CLI_ACTOR)
     except InvalidSystem as exc:
-        raise click.ClickException("; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items()))
+        raise click.ClickException(
+            "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items())) from None
     except SystemExists as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,7 +13,7 @@ from privacy_hub.models import System
 from privacy_hub.systems import SCOPES
 
 DEMO_SYSTEM = "demo-crm"
-DEMO_CUSTOMERS = [
+DEMO_CUSTOMERS: list[dict[str, Any]] = [
     {"external_id": "shop-1001", "email": "mila.weber@example.com", "first_name": "Mila",
      "last_name": "Weber", "phone": "+4915111111111", "locale": "de-DE",
      "address": {"line1": "Hauptstraße 1", "postal_code": "10115", "city": "Berlin", "country": "DE"}},

@@ -19,6 +19,7 @@ from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import make_engine, make_sessionmaker, transaction
 from privacy_hub.systems import SystemRegistry
 from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
+from privacy_hub.vault.errors import KeyMissing
 from privacy_hub.vault.root import FileRootKey
 
 HUB_KEYS = ("blind_index", "app_secrets", "audit_signing", "receipt_signing")
@@ -55,7 +56,10 @@ class Hub:
         else:
             keystore_engine, binds = engine, None
         sessions = make_sessionmaker(engine, binds)
-        keyring = KeyRing(FileRootKey.load(settings.root_key_path))
+        try:
+            keyring = KeyRing(FileRootKey.load(settings.root_key_path))
+        except KeyMissing as exc:
+            raise ConfigError(str(exc)) from None
         if not inspect(keystore_engine).has_table("keystore_keks"):
             raise ConfigError("the database has no tables yet: run `privacy-hub init` "
                               "(new instance) or `privacy-hub db upgrade`")

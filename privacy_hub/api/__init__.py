@@ -79,7 +79,7 @@ def init_app(app: Flask) -> Api:
         resp = from_domain_error(exc)
         if resp is not None:
             return resp
-        log.exception("unhandled error in %s %s", request.method, request.url_rule)
+        log.error("unhandled error in %s %s", request.method, request.url_rule, exc_info=exc)
         return problem_response(500, "The hub failed to handle this request; it was logged. "
                                 "Nothing was saved.")
 

@@ -85,7 +85,7 @@ class CustomerPatchSchema(CustomerFieldsSchema):
 
 class CustomerSchema(CustomerFieldsSchema):
     id = ma.fields.String(metadata={"format": "uuid"})
-    birth_date = ma.fields.String(allow_none=True, metadata={"format": "date"})
+    birth_date = ma.fields.String(allow_none=True, metadata={"format": "date"})  # type: ignore[assignment]
     status = ma.fields.String(metadata={"enum": ["active", "restricted", "erased"]})
     created_at = ma.fields.String(metadata={"format": "date-time"})
     updated_at = ma.fields.String(metadata={"format": "date-time"})

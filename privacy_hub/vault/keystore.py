@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Integer, LargeBinary, String, delete, func, select, update
+from sqlalchemy import Integer, LargeBinary, String, delete, func, insert, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from audit.db import UTCDateTime, new_metadata, utcnow
@@ -114,7 +114,7 @@ def _cache(session: Session) -> dict[tuple[str, str], DataKey]:
     cache = session.info.get(_SESSION_CACHE)
     if cache is None:
         cache = session.info[_SESSION_CACHE] = {}
-    return cache  # type: ignore[no-any-return]
+    return cache
 
 
 class KeyRing:
@@ -192,6 +192,33 @@ class KeyRing:
         key = DataKey(customer_id, key_class, dek_version, AESGCM(raw))
         _cache(session)[(customer_id, key_class)] = key
         return key
+
+    def new_data_keys(self, session: Session, customer_ids: Sequence[str],
+                      key_class: str = DEFAULT_CLASS) -> dict[str, DataKey]:
+        """Fresh data keys for many new customers (bulk import). Callers commit.
+
+        One read of the primary key-encryption key and one multi-row insert: calling
+        new_data_key per customer costs a query and an ORM flush per key.
+        """
+        if not customer_ids:
+            return {}
+        kek_version, kek = self._primary(session)
+        dek_version, now, cache = 1, utcnow(), _cache(session)
+        keys: dict[str, DataKey] = {}
+        rows = []
+        for customer_id in customer_ids:
+            raw = os.urandom(crypto.KEY_BYTES)
+            rows.append({
+                "customer_id": customer_id, "key_class": key_class, "dek_version": dek_version,
+                "kek_version": kek_version, "created_at": now,
+                "wrapped": crypto.wrap(kek, raw, _dek_aad(customer_id, key_class, dek_version,
+                                                          kek_version)),
+            })
+            key = keys[customer_id] = DataKey(customer_id, key_class, dek_version, AESGCM(raw))
+            cache[(customer_id, key_class)] = key
+        # ORM-enabled insert, so the session routes it to the key store's engine.
+        session.execute(insert(CustomerKey), rows)
+        return keys
 
     def data_key(self, session: Session, customer_id: str,
                  key_class: str = DEFAULT_CLASS) -> DataKey:

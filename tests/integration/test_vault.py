@@ -17,7 +17,12 @@ from sqlalchemy import select, text, update
 import audit
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
-from privacy_hub.vault.errors import CustomerErased, DecryptionError, DuplicateIdentifier, KeyDestroyed
+from privacy_hub.vault.errors import (
+    CustomerErased,
+    DecryptionError,
+    DuplicateIdentifier,
+    KeyDestroyed,
+)
 from privacy_hub.vault.keystore import CustomerKey, KeyEncryptionKey
 from privacy_hub.vault.models import Customer
 from tests.conftest import SEED_EMAIL, SEED_NAME, SEED_PHONE
@@ -245,7 +250,7 @@ def test_rotation_during_concurrent_reads_fails_no_read(hub: Hub) -> None:
                     assert row is not None
                     assert reader.vault.profile(session, row)["first_name"] == f"R{ids.index(cid)}"
                 reads[0] += 1
-            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            except BaseException as exc:
                 errors.append(exc)
                 return
             i += 7
