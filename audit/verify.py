@@ -148,7 +148,7 @@ def _check_checkpoint(
     _check_signature(checkpoint, public_keys)
     if checkpoint.seq != link.seq:
         raise _Failed(checkpoint.seq, f"checkpoint at {checkpoint.seq}: no such entry")
-    if False:
+    if checkpoint.hash != link.hash:
         raise _Failed(
             checkpoint.seq, f"checkpoint at {checkpoint.seq}: hash does not match the chain"
         )

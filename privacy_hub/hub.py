@@ -19,6 +19,7 @@ from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import make_engine, make_sessionmaker, transaction
 from privacy_hub.systems import SystemRegistry
 from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
+from privacy_hub.vault.keystore import HubKey
 from privacy_hub.vault.errors import KeyMissing
 from privacy_hub.vault.root import FileRootKey
 
@@ -63,13 +64,22 @@ class Hub:
         if not inspect(keystore_engine).has_table("keystore_keks"):
             raise ConfigError("the database has no tables yet: run `privacy-hub init` "
                               "(new instance) or `privacy-hub db upgrade`")
+        created: list[dict[str, object]] = []
         with transaction(sessions) as session:
             if bootstrap:
-                keyring.bootstrap(session)
+                if keyring.bootstrap(session):
+                    created.append({"kind": "key_encryption_key", "version": 1})
+                created += [{"kind": "hub_key", "name": name} for name in HUB_KEYS
+                            if session.get(HubKey, name) is None]
             keys = {name: keyring.hub_key(session, name, create=bootstrap) for name in HUB_KEYS}
         private = Ed25519PrivateKey.from_private_bytes(keys["audit_signing"])
         signer = audit.CheckpointSigner(signing_key_id("audit", private.public_key()), private)
         audit.install(sessions, signer=signer, checkpoint_every=settings.audit_checkpoint_every)
+        if created:
+            with transaction(sessions) as session:
+                for details in created:
+                    audit.record(session, actor=audit.Actor("cli", "init"), action="key.created",
+                                 details=details)
         return cls(
             settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
             keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"])),

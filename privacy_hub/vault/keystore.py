@@ -216,8 +216,9 @@ class KeyRing:
             })
             key = keys[customer_id] = DataKey(customer_id, key_class, dek_version, AESGCM(raw))
             cache[(customer_id, key_class)] = key
-        # ORM-enabled insert, so the session routes it to the key store's engine.
-        session.execute(insert(CustomerKey), rows)
+        # A Core executemany, sent to the key store's engine by the mapper.
+        session.execute(insert(CustomerKey.__table__), rows,
+                        bind_arguments={"mapper": CustomerKey.__mapper__})
         return keys
 
     def data_key(self, session: Session, customer_id: str,

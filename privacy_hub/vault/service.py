@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, or_, select, text
 from sqlalchemy.orm import Session
 
 import audit
@@ -286,3 +286,96 @@ class Vault:
         audit.record(session, actor=actor, action="customer.erased", customer_id=row.id,
                      details=details)
         return True
+
+    # -- bulk loads (CRM import) ---------------------------------------------------
+    def lock_identifiers(self, session: Session, name: str, values: Iterable[str]) -> None:
+        """Take _lock_identifier's locks for many values in one statement (PostgreSQL).
+
+        Locks are taken in ascending order; call it for external_id before email, the
+        order upsert locks in, so a bulk load and single upserts cannot deadlock.
+        """
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        lock_ids = sorted({
+            zlib.crc32(name.encode() + b"|" + self.indexer.index(f"{TABLE}.{name}", value))
+            for value in values
+        })
+        if lock_ids:
+            session.execute(text("SELECT pg_advisory_xact_lock(k) "
+                                 "FROM unnest(CAST(:ids AS bigint[])) AS k"), {"ids": lock_ids})
+
+    def existing_identifiers(self, session: Session, wanted: Mapping[str, Iterable[str]]
+                             ) -> dict[str, dict[str, str]]:
+        """Which of these normalised identifiers belong to a customer: {name: {value: id}}.
+
+        One query over the blind indexes (split for long lists); each candidate is
+        decrypted and compared, since a truncated index matches several people.
+        """
+        by_index: dict[tuple[str, bytes], set[str]] = {}
+        for name, values in wanted.items():
+            for value in values:
+                bidx = self.indexer.index(f"{TABLE}.{name}", value)
+                by_index.setdefault((name, bidx), set()).add(value)
+        names = list(wanted)
+        columns = [Customer.id, *(getattr(Customer, f"{n}_bidx") for n in names),
+                   *(getattr(Customer, f"{n}_ct") for n in names)]
+        pairs = list(by_index)
+        rows: dict[str, Any] = {}
+        for start in range(0, len(pairs), 500):
+            chunk = pairs[start:start + 500]
+            conditions = [getattr(Customer, f"{name}_bidx").in_([b for n, b in chunk if n == name])
+                          for name in names if any(n == name for n, _ in chunk)]
+            for row in session.execute(select(*columns).where(or_(*conditions))):
+                rows[row.id] = row._mapping
+        found: dict[str, dict[str, str]] = {name: {} for name in names}
+        keys = self.keyring.data_keys(session, list(rows))
+        for customer_id, row in rows.items():
+            key = keys.get(customer_id)
+            if key is None:
+                continue
+            for name in names:
+                values = by_index.get((name, row[f"{name}_bidx"]))
+                blob = row[f"{name}_ct"]
+                if values and blob is not None:
+                    value = key.open(TABLE, f"{name}_ct", customer_id, blob).decode()
+                    if value in values:
+                        found[name][value] = customer_id
+        return found
+
+    def create_many(self, session: Session, records: Sequence[tuple[DataKey, Mapping[str, Any]]],
+                    *, actor: audit.Actor, details: Mapping[str, object] | None = None
+                    ) -> list[str]:
+        """Create new customers in one multi-row insert, one audit entry each.
+
+        Each record is a fresh key from KeyRing.new_data_keys and normalised fields
+        (Vault.normalise) of a customer the caller has checked does not exist yet
+        (existing_identifiers, under lock_identifiers). Returns the ids. Callers commit.
+        """
+        now = utcnow()
+        rows = []
+        for key, data in records:
+            if not data.get("email"):
+                raise InvalidCustomerData({"email": ["Missing data for required field."]})
+            cid = key.customer_id
+            row: dict[str, Any] = {"id": cid, "status": "active", "key_version": key.version,
+                                   "created_at": now, "updated_at": now, "erased_at": None}
+            for name in PERSONAL_FIELDS:
+                value = data.get(name)
+                row[f"{name}_ct"] = None if value is None else key.seal(
+                    TABLE, f"{name}_ct", cid, encode_value(name, value))
+            for name in INDEXED_FIELDS:
+                value = data.get(name)
+                row[f"{name}_bidx"] = None if value is None else self.indexer.index(
+                    f"{TABLE}.{name}", value)
+            rows.append(row)
+        if rows:
+            # A Core executemany: the ORM's bulk insert splits rows by which fields are
+            # empty and runs one statement per group. The mapper picks the engine.
+            session.execute(insert(Customer.__table__), rows,
+                            bind_arguments={"mapper": Customer.__mapper__})
+        for key, data in records:
+            audit.record(session, actor=actor, action="customer.created",
+                         customer_id=key.customer_id,
+                         details={"fields": [k for k in sorted(PERSONAL_FIELDS)
+                                             if data.get(k) is not None], **(details or {})})
+        return [key.customer_id for key, _ in records]

@@ -339,13 +339,17 @@ def test_deleting_an_entry_in_the_middle_is_detected_at_its_seq(hub: Hub) -> Non
     assert (report.ok, report.first_bad_seq, report.problem) == (False, 7, "entry 7 missing")
 
 
-def test_deleting_the_last_entries_is_detected(hub: Hub) -> None:
+@pytest.mark.parametrize("keep", [9, 10])  # the cut covers a checkpoint (10), or only the head
+def test_deleting_the_last_entries_is_detected(hub: Hub, keep: int) -> None:
     write(hub, 12)
-    hub.tamper(delete(AuditEntry).where(AuditEntry.seq > 9))
+    assert 11 not in hub.column(AuditCheckpoint.seq)
+    hub.tamper(delete(AuditEntry).where(AuditEntry.seq > keep))
     report = hub.verify()
     assert not report.ok
-    assert report.first_bad_seq == 10
-    assert report.entries == 9
+    assert report.first_bad_seq == keep + 1
+    assert report.problem is not None
+    assert report.problem.startswith(f"entry {keep + 1} missing")
+    assert report.entries == keep
 
 
 def test_cutting_the_tail_and_rewinding_the_head_is_caught_by_a_checkpoint(hub: Hub) -> None:

@@ -159,3 +159,18 @@ def test_settings_from_env_reads_every_documented_variable(tmp_path: Path) -> No
     assert s.keystore_url == "sqlite:///k.db" and s.dpo_email == "dpo@shop.example"
     with pytest.raises(ConfigError, match="PRIVACY_HUB_SMTP_PORT"):
         Settings.from_env({"PRIVACY_HUB_SMTP_PORT": "many"})
+
+
+def test_key_operations_are_audited(env: dict[str, str], tmp_path: Path) -> None:
+    """Key creation at init and rotation leave audit entries without key material."""
+    run(env, "init")
+    run(env, "keys", "rotate")
+    engine = create_engine(f"sqlite:///{tmp_path / 'instance' / 'hub.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT action, details FROM audit_entries ORDER BY seq")).all()
+    engine.dispose()
+    actions = [r.action for r in rows]
+    assert actions.count("key.created") == 5  # the first key-encryption key and four hub keys
+    assert actions[-1] == "key.rotated"
+    root_key = (tmp_path / "instance" / "root.key").read_bytes()
+    assert all(root_key.hex() not in r.details for r in rows)

@@ -1,0 +1,192 @@
+"""Throwaway hub instances and servers for the benchmarks, started as an operator would.
+
+Every instance lives in its own temporary folder (and, on PostgreSQL, its own database
+on a private server from tests/pg.py). Servers are `privacy-hub serve` processes on
+127.0.0.1 in their own process group, which is killed as a whole when the block ends,
+also on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: SQLite with its default durability, SQLite with synchronous=NORMAL, PostgreSQL.
+BACKENDS = ("sqlite", "sqlite-normal", "postgres")
+
+
+def hub_command() -> list[str]:
+    """The installed `privacy-hub` script next to this interpreter (the venv's)."""
+    script = Path(sys.executable).parent / "privacy-hub"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("privacy-hub")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "privacy_hub.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any PRIVACY_HUB_* (the Makefile exports one)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PRIVACY_HUB_")}
+
+
+@dataclass
+class Instance:
+    """A hub instance folder (plus its database) and the environment that selects it."""
+
+    path: Path
+    env: dict[str, str]
+    api_key: str = ""
+    log_dir: Path = field(default_factory=Path)
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*hub_command(), *args], env=self.env, cwd=REPO,
+                                capture_output=True, text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"privacy-hub {' '.join(args)} failed ({result.returncode}):\n"
+                               f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def init(self) -> str:
+        """`privacy-hub init --demo`; returns the printed API key (every scope)."""
+        out = self.cli("init", "--demo", timeout=120).stdout
+        match = re.search(r"^api_key: (\S+)$", out, re.M)
+        if not match:
+            raise RuntimeError(f"no api_key in the output of init --demo:\n{out}")
+        self.api_key = match.group(1)
+        return self.api_key
+
+
+class BackendFactory:
+    """Makes fresh instances of one backend; PostgreSQL instances share one private server."""
+
+    def __init__(self, backend: str, workdir: Path, stack: contextlib.ExitStack) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.workdir = workdir
+        self._pg = None
+        if backend == "postgres":
+            if str(REPO) not in sys.path:
+                sys.path.insert(0, str(REPO))
+            from tests.pg import postgres_server
+
+            self._pg = stack.enter_context(postgres_server())
+
+    @property
+    def description(self) -> str:
+        if self.backend == "sqlite":
+            return "SQLite (WAL, synchronous=FULL, the default)"
+        if self.backend == "sqlite-normal":
+            return "SQLite (WAL, synchronous=NORMAL)"
+        return "PostgreSQL (local, fsync=on, synchronous_commit=on)"
+
+    def new_instance(self, name: str) -> Instance:
+        path = self.workdir / f"{self.backend}-{name}"
+        env = clean_env()
+        env["PRIVACY_HUB_INSTANCE_PATH"] = str(path)
+        if self.backend == "sqlite":
+            env["PRIVACY_HUB_SQLITE_SYNCHRONOUS"] = "FULL"
+        elif self.backend == "sqlite-normal":
+            env["PRIVACY_HUB_SQLITE_SYNCHRONOUS"] = "NORMAL"
+        else:
+            assert self._pg is not None
+            dbname = f"bench_{name}".replace("-", "_")
+            env["PRIVACY_HUB_DATABASE_URL"] = self._pg.create_database(dbname)
+            env["PRIVACY_HUB_SECRET_KEY"] = secrets.token_urlsafe(48)
+        instance = Instance(path=path, env=env, log_dir=self.workdir)
+        instance.init()
+        return instance
+
+
+@dataclass
+class Server:
+    base_url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (children of the master), for py-spy."""
+        try:
+            out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
+                                 capture_output=True, text=True, check=False).stdout
+        except FileNotFoundError:
+            return []
+        return [int(p) for p in out.split()]
+
+
+def _ready(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/readyz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """SIGTERM the process group (gunicorn master and workers), then SIGKILL if needed."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # Workers may outlive a master that died; the group id is the master's pid.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def serve(instance: Instance, *, workers: int = 2, threads: int = 4,
+          ready_timeout: float = 60) -> Iterator[Server]:
+    """`privacy-hub serve` on a free loopback port, until /readyz answers 200."""
+    port = free_port()
+    log_path = instance.log_dir / f"{instance.path.name}-serve-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*hub_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers), "--threads", str(threads)],
+            env=instance.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while not _ready(port):
+            if process.poll() is not None:
+                raise RuntimeError(f"privacy-hub serve exited with {process.returncode}; "
+                                   f"see {log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"privacy-hub serve not ready after {ready_timeout}s; "
+                                   f"see {log_path}")
+            time.sleep(0.2)
+        yield Server(base_url=f"http://127.0.0.1:{port}", port=port, process=process,
+                     log_path=log_path)
+    finally:
+        stop_group(process)
