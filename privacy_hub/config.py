@@ -43,6 +43,19 @@ class Settings:
     max_content_length: int = 1024 * 1024
     audit_checkpoint_every: int = 1000
     run_worker_in_process: bool = True
+    #: background jobs (webhooks, mail): attempts before a job is marked dead
+    webhook_max_attempts: int = 8
+    #: seconds; the n-th retry waits about base * 2**n (jittered), at most webhook_backoff_max
+    webhook_backoff_base: float = 60.0
+    webhook_backoff_max: float = 6 * 3600.0
+    #: seconds a worker holds a claimed job; a job whose worker died is due again after it
+    worker_lease_seconds: float = 60.0
+    #: the data controller named on consent receipts and in the records of processing
+    controller_name: str = "Example Shop GmbH"
+    controller_email: str = "privacy@shop.example"
+    controller_address: str = "Example Street 1, 10115 Berlin, DE"
+    controller_policy_url: str = "https://shop.example/privacy"
+    controller_jurisdiction: str = "EU"
     testing: bool = False
 
     @property
@@ -85,6 +98,9 @@ class Settings:
             dpo_email=env.get("PRIVACY_HUB_DPO_EMAIL") or None,
             sqlite_synchronous=env.get("PRIVACY_HUB_SQLITE_SYNCHRONOUS", "FULL").upper(),
             max_content_length=_int(env, "PRIVACY_HUB_MAX_CONTENT_LENGTH", 1024 * 1024),
+            **{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
+               for name in ("name", "email", "address", "policy_url", "jurisdiction")
+               if env.get(f"PRIVACY_HUB_CONTROLLER_{name.upper()}")},
         )
 
     def resolved(self) -> Settings:
@@ -130,11 +146,28 @@ def new_secret() -> bytes:
     return secrets.token_urlsafe(48).encode()
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *,
+           minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value >= minimum or value == float("inf"):
+        raise ConfigError(f"{name} must be a finite number of seconds, at least {minimum}")
+    return value

@@ -15,6 +15,8 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 import audit
+from consent.ledger import Ledger
+from consent.receipts import Controller, ReceiptSigner
 from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import make_engine, make_sessionmaker, transaction
 from privacy_hub.systems import SystemRegistry
@@ -41,6 +43,7 @@ class Hub:
     vault: Vault
     systems: SystemRegistry
     audit_signer: audit.CheckpointSigner
+    ledger: Ledger
 
     @classmethod
     def open(cls, settings: Settings, *, bootstrap: bool = False) -> Hub:
@@ -80,7 +83,16 @@ class Hub:
                 for details in created:
                     audit.record(session, actor=audit.Actor("cli", "init"), action="key.created",
                                  details=details)
+        receipt_key = Ed25519PrivateKey.from_private_bytes(keys["receipt_signing"])
+        ledger = Ledger(
+            signer=ReceiptSigner(signing_key_id("receipts", receipt_key.public_key()), receipt_key),
+            controller=Controller(
+                name=settings.controller_name, contact=settings.controller_email,
+                email=settings.controller_email, address=settings.controller_address,
+                policy_url=settings.controller_policy_url,
+                jurisdiction=settings.controller_jurisdiction))
         return cls(
+            ledger=ledger,
             settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
             keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"])),
             systems=SystemRegistry(keys["app_secrets"]), audit_signer=signer,
@@ -88,6 +100,12 @@ class Hub:
 
     def audit_public_keys(self) -> dict[str, Ed25519PublicKey]:
         return {self.audit_signer.key_id: self.audit_signer.private_key.public_key()}
+
+    def receipt_jwks(self) -> dict[str, object]:
+        from consent.receipts import jwk
+
+        signer = self.ledger.signer
+        return {"keys": [jwk(signer.key_id, signer.private_key.public_key())]}
 
     def close(self) -> None:
         self.engine.dispose()

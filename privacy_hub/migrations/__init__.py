@@ -19,10 +19,11 @@ HERE = Path(__file__).parent
 def main_metadata() -> list[MetaData]:
     """The MetaData of every table outside the key store."""
     from audit.models import AuditBase
+    from consent.models import ConsentBase
     from privacy_hub.models import AppBase
     from privacy_hub.vault.models import VaultBase
 
-    return [AuditBase.metadata, VaultBase.metadata, AppBase.metadata]
+    return [AuditBase.metadata, VaultBase.metadata, AppBase.metadata, ConsentBase.metadata]
 
 
 def keystore_metadata() -> list[MetaData]:

@@ -54,3 +54,21 @@ class Customer(VaultBase):
     locale_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     address_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     attributes_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class CustomerEvent(VaultBase):
+    """An interaction (page view, cart add, purchase…), kept only if the gate allowed it.
+
+    The event's type and properties are sealed under the customer's key, so erasure
+    makes them unreadable with everything else.
+    """
+
+    __tablename__ = "customer_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    purpose: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: JSON {"type": ..., "properties": {...}} sealed under the customer's data key
+    payload_ct: Mapped[bytes] = mapped_column(LargeBinary)

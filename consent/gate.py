@@ -1,0 +1,151 @@
+"""The gate: may this customer's data be used for this purpose, now?
+
+``decide`` is a pure function of plain values, so it can be tested over the whole
+state space. Order of precedence, strongest first:
+
+1. unknown customer, erased customer: deny everything;
+2. restriction (Art. 18): deny everything except legal-obligation purposes;
+3. objection (Art. 21): direct marketing absolutely (21(3)); legitimate-interest and
+   public-task purposes unless a DPO recorded compelling grounds (21(1)); a named
+   consent purpose is denied too; contract and legal-obligation purposes are not
+   objectable;
+4. a basis other than consent: allowed on that basis;
+5. consent: allowed only while a consent to the current version is in force.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from consent.purposes import LegalBasis
+
+ALL_DIRECT_MARKETING = "*"
+
+
+class Reason(StrEnum):
+    GRANTED = "granted"
+    NOT_GRANTED = "not_granted"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    PENDING_CONFIRMATION = "pending_confirmation"
+    RECONSENT_REQUIRED = "reconsent_required"
+    OBJECTED = "objected"
+    RESTRICTED = "restricted"
+    ERASED = "erased"
+    UNKNOWN_CUSTOMER = "unknown_customer"
+    LEGAL_BASIS = "legal_basis"
+
+
+class Status(StrEnum):
+    """A customer's consent state for one purpose, as shown to them and to services."""
+
+    GRANTED = "granted"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    PENDING_CONFIRMATION = "pending_confirmation"
+    RECONSENT_REQUIRED = "reconsent_required"
+    NOT_SET = "not_set"
+
+
+#: Stored statuses (the ledger's outcome); expired and reconsent_required are derived.
+STORED_STATUSES = ("granted", "refused", "withdrawn", "pending_confirmation")
+OBJECTABLE = frozenset({LegalBasis.LEGITIMATE_INTERESTS, LegalBasis.PUBLIC_TASK})
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What the gate needs to know about a purpose."""
+
+    key: str
+    legal_basis: LegalBasis
+    version: int
+    direct_marketing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The stored consent state of one customer for one purpose."""
+
+    status: str
+    purpose_version: int
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """The customer's processing flags (owned by consent, set by data subject requests)."""
+
+    exists: bool = True
+    erased: bool = False
+    restricted: bool = False
+    #: purpose keys objected to; ALL_DIRECT_MARKETING for every direct-marketing purpose
+    objections: frozenset[str] = frozenset()
+    #: purposes for which a DPO recorded compelling legitimate grounds (Art. 21(1))
+    compelling_grounds: frozenset[str] = frozenset()
+
+
+NO_FLAGS = Flags()
+UNKNOWN = Flags(exists=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: Reason
+    legal_basis: LegalBasis
+    valid_until: datetime | None = None
+
+
+def effective_status(rule: Rule, state: State | None, now: datetime) -> Status:
+    """The consent status as it stands at ``now`` (expiry and re-consent applied)."""
+    if state is None:
+        return Status.NOT_SET
+    if state.status == Status.GRANTED:
+        if state.purpose_version < rule.version:
+            return Status.RECONSENT_REQUIRED
+        if state.expires_at is not None and now >= state.expires_at:
+            return Status.EXPIRED
+    return Status(state.status)
+
+
+def _objected(rule: Rule, flags: Flags) -> bool:
+    if rule.direct_marketing and (ALL_DIRECT_MARKETING in flags.objections
+                                  or rule.key in flags.objections):
+        return True  # Art. 21(3): absolute, no balancing, no override
+    if rule.key not in flags.objections:
+        return False
+    if rule.legal_basis in OBJECTABLE:
+        return rule.key not in flags.compelling_grounds
+    return rule.legal_basis is LegalBasis.CONSENT
+
+
+_DENY_BY_STATUS = {
+    Status.NOT_SET: Reason.NOT_GRANTED,
+    Status.REFUSED: Reason.NOT_GRANTED,
+    Status.WITHDRAWN: Reason.WITHDRAWN,
+    Status.EXPIRED: Reason.EXPIRED,
+    Status.PENDING_CONFIRMATION: Reason.PENDING_CONFIRMATION,
+    Status.RECONSENT_REQUIRED: Reason.RECONSENT_REQUIRED,
+}
+
+
+def decide(rule: Rule, state: State | None, flags: Flags, now: datetime) -> Decision:
+    """Allowed or not, and why."""
+    basis = rule.legal_basis
+    if not flags.exists:
+        return Decision(False, Reason.UNKNOWN_CUSTOMER, basis)
+    if flags.erased:
+        return Decision(False, Reason.ERASED, basis)
+    if flags.restricted and basis is not LegalBasis.LEGAL_OBLIGATION:
+        return Decision(False, Reason.RESTRICTED, basis)
+    if _objected(rule, flags):
+        return Decision(False, Reason.OBJECTED, basis)
+    if basis is not LegalBasis.CONSENT:
+        return Decision(True, Reason.LEGAL_BASIS, basis)
+    status = effective_status(rule, state, now)
+    if status is Status.GRANTED:
+        return Decision(True, Reason.GRANTED, basis, state.expires_at if state else None)
+    return Decision(False, _DENY_BY_STATUS[status], basis)

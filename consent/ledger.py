@@ -1,0 +1,339 @@
+"""The consent ledger: every decision as an append-only event, and the current state.
+
+Each decision is one ledger row, an update of the current-state row, a signed receipt,
+an audit entry and a ``consent.changed`` event, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import audit
+from audit.db import new_id, rfc3339, utcnow
+from consent import notices
+from consent import purposes as registry
+from consent.errors import InvalidInput, TokenInvalid, UnknownNotice, UnknownPurpose
+from consent.events import DomainEvent, emit
+from consent.gate import Rule, State, Status, effective_status
+from consent.models import ConfirmationToken, ConsentEvent, ConsentState, Receipt
+from consent.purposes import Purpose
+from consent.receipts import Controller, ReceiptFacts, ReceiptSigner, build, sign
+
+CONFIRMATION_TTL = timedelta(days=7)
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One consent decision as a service, the portal or a DPO submits it."""
+
+    purpose: str
+    granted: bool
+    source: str
+    collection_method: str = "api"
+    notice_version: str | None = None
+    notice_language: str = "en"
+    collected_at: datetime | None = None
+    consent_type: str = "regular"
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The API's view of a recorded event."""
+
+    id: str
+    purpose: str
+    purpose_version: int
+    granted: bool
+    status: str
+    recorded_at: datetime
+    receipt_id: str
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "purpose": self.purpose, "purpose_version": self.purpose_version,
+                "granted": self.granted, "status": self.status,
+                "recorded_at": rfc3339(self.recorded_at), "receipt_id": self.receipt_id}
+
+
+@dataclass
+class Ledger:
+    """Records decisions. ``signer`` and ``controller`` make the receipts."""
+
+    signer: ReceiptSigner
+    controller: Controller
+
+    # -- validation ----------------------------------------------------------------
+    def _validate(self, session: Session, d: Decision, now: datetime) -> tuple[Purpose, str | None]:
+        errors: dict[str, list[str]] = {}
+        try:
+            purpose = registry.get(session, d.purpose)
+        except UnknownPurpose:
+            raise InvalidInput({"purpose": ["no such purpose"]}) from None
+        if not purpose.needs_consent:
+            errors["purpose"] = [f"the legal basis of this purpose is {purpose.legal_basis}, "
+                                 "not consent: there is no consent to record"]
+        if purpose.special_category and d.granted and d.consent_type != "explicit":
+            errors["consent_type"] = ["this purpose uses special-category data: consent must be "
+                                      "explicit (\"consent_type\": \"explicit\", Art. 9(2)(a))"]
+        notice_sha = None
+        if d.notice_version is not None:
+            try:
+                notice_sha = notices.get(session, d.notice_version, d.notice_language).sha256
+            except UnknownNotice:
+                errors["notice_version"] = [f"no notice {d.notice_version!r} in "
+                                            f"{d.notice_language!r}; publish it first"]
+        if d.collected_at is not None and d.collected_at > now + FUTURE_TOLERANCE:
+            errors["collected_at"] = ["lies in the future"]
+        if errors:
+            raise InvalidInput(errors)
+        return purpose, notice_sha
+
+    # -- recording -----------------------------------------------------------------
+    def record(self, session: Session, customer_id: str, decision: Decision, *,
+               actor: audit.Actor, now: datetime | None = None) -> Recorded:
+        """Record one decision. Callers commit."""
+        return self.record_many(session, customer_id, [decision], actor=actor, now=now)[0]
+
+    def record_many(self, session: Session, customer_id: str, decisions: Sequence[Decision], *,
+                    actor: audit.Actor, now: datetime | None = None) -> list[Recorded]:
+        """Record decisions atomically: all of them, or none (InvalidInput names each index)."""
+        now = now or utcnow()
+        checked: list[tuple[Purpose, str | None]] = []
+        errors: dict[str, list[str]] = {}
+        for i, d in enumerate(decisions):
+            try:
+                checked.append(self._validate(session, d, now))
+            except InvalidInput as exc:
+                prefix = "" if len(decisions) == 1 else f"decisions.{i}."
+                errors.update({prefix + k: v for k, v in exc.errors.items()})
+        if errors:
+            raise InvalidInput(errors)
+        out = []
+        for d, (purpose, notice_sha) in zip(decisions, checked, strict=True):
+            out.append(self._apply(session, customer_id, d, purpose, notice_sha, actor, now))
+            if d.evidence.get("gpc") is True:
+                self._honour_gpc(session, customer_id, d, actor, now)
+        return out
+
+    def _current(self, session: Session, customer_id: str, purpose: str) -> ConsentState | None:
+        stmt = (select(ConsentState)
+                .where(ConsentState.customer_id == customer_id, ConsentState.purpose == purpose)
+                .with_for_update())
+        return session.scalars(stmt).first()
+
+    def _apply(self, session: Session, customer_id: str, d: Decision, purpose: Purpose,
+               notice_sha: str | None, actor: audit.Actor, now: datetime,
+               event_type: str | None = None) -> Recorded:
+        now = _tick(session, now)
+        current = self._current(session, customer_id, purpose.key)
+        rule = Rule(purpose.key, purpose.legal_basis, purpose.version, purpose.direct_marketing)
+        before = effective_status(rule, _state(current), now)
+        if d.granted:
+            status = Status.PENDING_CONFIRMATION if purpose.double_opt_in else Status.GRANTED
+            event_type = event_type or "grant"
+        else:
+            # A refusal where a consent was in force is a withdrawal (Art. 7(3)).
+            status = Status.WITHDRAWN if before is Status.GRANTED else Status.REFUSED
+            event_type = event_type or ("withdraw" if status is Status.WITHDRAWN else "refuse")
+        expires_at = None
+        if status is Status.GRANTED and purpose.consent_lifetime_days:
+            expires_at = now + timedelta(days=purpose.consent_lifetime_days)
+        event_id, receipt_id = new_id(), new_id()
+        event = ConsentEvent(
+            id=event_id, customer_id=customer_id, purpose=purpose.key,
+            purpose_version=purpose.version, event_type=event_type, granted=d.granted,
+            status=str(status), consent_type=d.consent_type, source=d.source,
+            collection_method=d.collection_method, notice_version=d.notice_version,
+            notice_language=d.notice_language if d.notice_version else None,
+            notice_sha256=notice_sha, evidence=json.dumps(dict(d.evidence), sort_keys=True),
+            collected_at=d.collected_at or now, recorded_at=now, expires_at=expires_at,
+            actor_type=actor.kind, actor_id=actor.id, receipt_id=receipt_id)
+        session.add(event)
+        self._set_state(session, current, customer_id, purpose, status, event, now)
+        self._sign_receipt(session, event, purpose)
+        audit.record(session, actor=actor, action=f"consent.{event_type}",
+                     customer_id=customer_id,
+                     details={"purpose": purpose.key, "purpose_version": purpose.version,
+                              "status": str(status), "event_id": event_id,
+                              "collection_method": d.collection_method})
+        emit(session, DomainEvent(
+            "consent.changed",
+            {"customer_id": customer_id, "purpose": purpose.key,
+             "purpose_version": purpose.version, "status": str(status), "event_id": event_id,
+             "receipt_id": receipt_id, "recorded_at": rfc3339(now)},
+            customer_id=customer_id, purpose=purpose.key))
+        if status is Status.PENDING_CONFIRMATION:
+            self._request_confirmation(session, customer_id, purpose, event_id, now)
+        return Recorded(event_id, purpose.key, purpose.version, d.granted, str(status), now,
+                        receipt_id)
+
+    @staticmethod
+    def _set_state(session: Session, current: ConsentState | None, customer_id: str,
+                   purpose: Purpose, status: Status, event: ConsentEvent, now: datetime) -> None:
+        if current is None:
+            current = ConsentState(customer_id=customer_id, purpose=purpose.key)
+            session.add(current)
+        current.status = str(status)
+        current.purpose_version = purpose.version
+        current.granted_at = now if status is Status.GRANTED else None
+        current.expires_at = event.expires_at
+        current.source = event.source
+        current.last_event_id = event.id
+        current.updated_at = now
+
+    def _sign_receipt(self, session: Session, event: ConsentEvent, purpose: Purpose) -> None:
+        facts = ReceiptFacts(
+            receipt_id=event.receipt_id, event_id=event.id, customer_id=event.customer_id,
+            event_type=event.event_type, status=event.status, consent_type=event.consent_type,
+            collection_method=event.collection_method, source=event.source,
+            recorded_at=event.recorded_at, expires_at=event.expires_at,
+            notice_version=event.notice_version, notice_language=event.notice_language,
+            notice_sha256=event.notice_sha256)
+        payload, jws = sign(build(facts, purpose, self.controller), self.signer)
+        session.add(Receipt(id=event.receipt_id, event_id=event.id,
+                            customer_id=event.customer_id, payload=payload, jws=jws,
+                            created_at=event.recorded_at))
+
+    def _request_confirmation(self, session: Session, customer_id: str, purpose: Purpose,
+                              event_id: str, now: datetime) -> None:
+        token = secrets.token_urlsafe(32)
+        session.add(ConfirmationToken(
+            token_hash=hashlib.sha256(token.encode()).digest(), event_id=event_id,
+            customer_id=customer_id, purpose=purpose.key, expires_at=now + CONFIRMATION_TTL))
+        emit(session, DomainEvent(
+            "consent.confirmation_requested",
+            {"customer_id": customer_id, "purpose": purpose.key, "purpose_title": purpose.title,
+             "expires_at": rfc3339(now + CONFIRMATION_TTL)},
+            customer_id=customer_id, purpose=purpose.key, private={"token": token}))
+
+    def _honour_gpc(self, session: Session, customer_id: str, d: Decision,
+                    actor: audit.Actor, now: datetime) -> None:
+        """Global Privacy Control: refuse every sale-or-sharing purpose, except one the
+        customer explicitly granted in this very decision."""
+        for purpose in registry.all_purposes(session):
+            if not purpose.sale_or_sharing or not purpose.needs_consent:
+                continue
+            if purpose.key == d.purpose and d.granted:
+                continue
+            current = self._current(session, customer_id, purpose.key)
+            if current is not None and current.status in (Status.REFUSED, Status.WITHDRAWN):
+                continue
+            refusal = Decision(purpose=purpose.key, granted=False, source=d.source,
+                               collection_method="gpc_signal", evidence={"gpc": True})
+            self._apply(session, customer_id, refusal, purpose, None, actor, now,
+                        event_type="gpc_refusal")
+
+    # -- double opt-in -------------------------------------------------------------
+    def confirm(self, session: Session, token: str, *, now: datetime | None = None) -> Recorded:
+        """The customer opened the emailed link: the pending consent now counts."""
+        now = now or utcnow()
+        digest = hashlib.sha256(token.encode()).digest()
+        row = session.get(ConfirmationToken, digest, with_for_update=True)
+        if row is None or row.used_at is not None or row.expires_at <= now:
+            raise TokenInvalid("this confirmation link is unknown, already used or expired")
+        current = self._current(session, row.customer_id, row.purpose)
+        if current is None or current.status != Status.PENDING_CONFIRMATION \
+                or current.last_event_id != row.event_id:
+            raise TokenInvalid("this confirmation link was superseded by a later decision")
+        row.used_at = now
+        purpose = registry.get(session, row.purpose)
+        pending = session.get(ConsentEvent, row.event_id)
+        if pending is None:  # the ledger is append-only, so this cannot happen
+            raise TokenInvalid("the decision behind this link no longer exists")
+        actor = audit.Actor("customer", row.customer_id)
+        recorded = self._apply_confirmation(session, pending, purpose, actor, now)
+        return recorded
+
+    def _apply_confirmation(self, session: Session, pending: ConsentEvent, purpose: Purpose,
+                            actor: audit.Actor, now: datetime) -> Recorded:
+        d = Decision(purpose=purpose.key, granted=True, source=pending.source,
+                     collection_method="email_link", notice_version=pending.notice_version,
+                     notice_language=pending.notice_language or "en",
+                     consent_type=pending.consent_type, evidence=json.loads(pending.evidence))
+        confirmed = replace(purpose, double_opt_in=False)
+        return self._apply(session, pending.customer_id, d, confirmed, pending.notice_sha256,
+                           actor, now, event_type="confirm")
+
+
+def _tick(session: Session, now: datetime) -> datetime:
+    """Strictly increasing times within one transaction, so ledger order is total."""
+    last: datetime | None = session.info.get("consent.last_tick")
+    if last is not None and now <= last:
+        now = last + timedelta(microseconds=1)
+    session.info["consent.last_tick"] = now
+    return now
+
+
+def _state(row: ConsentState | None) -> State | None:
+    if row is None:
+        return None
+    return State(row.status, row.purpose_version, row.expires_at)
+
+
+# -- reading -------------------------------------------------------------------------
+def current_states(session: Session, customer_id: str,
+                   now: datetime | None = None) -> list[dict[str, Any]]:
+    """The current state for every purpose, as API.md describes it."""
+    now = now or utcnow()
+    rows = {r.purpose: r for r in session.scalars(
+        select(ConsentState).where(ConsentState.customer_id == customer_id))}
+    out = []
+    for purpose in registry.all_purposes(session):
+        row = rows.get(purpose.key)
+        rule = Rule(purpose.key, purpose.legal_basis, purpose.version, purpose.direct_marketing)
+        out.append({
+            "purpose": purpose.key,
+            "purpose_version": row.purpose_version if row else purpose.version,
+            "legal_basis": str(purpose.legal_basis),
+            "status": str(effective_status(rule, _state(row), now)),
+            "granted_at": rfc3339(row.granted_at) if row else None,
+            "expires_at": rfc3339(row.expires_at) if row else None,
+            "source": row.source if row else None,
+        })
+    return out
+
+
+def history(session: Session, customer_id: str) -> list[dict[str, Any]]:
+    """Every event, oldest first."""
+    events = session.scalars(select(ConsentEvent).where(ConsentEvent.customer_id == customer_id)
+                             .order_by(ConsentEvent.recorded_at, ConsentEvent.id))
+    return [event_public(e) for e in events]
+
+
+def event_public(e: ConsentEvent) -> dict[str, Any]:
+    return {
+        "id": e.id, "purpose": e.purpose, "purpose_version": e.purpose_version,
+        "event_type": e.event_type, "granted": e.granted, "status": e.status,
+        "consent_type": e.consent_type, "source": e.source,
+        "collection_method": e.collection_method, "notice_version": e.notice_version,
+        "notice_language": e.notice_language, "notice_sha256": e.notice_sha256,
+        "evidence": json.loads(e.evidence), "collected_at": rfc3339(e.collected_at),
+        "recorded_at": rfc3339(e.recorded_at), "expires_at": rfc3339(e.expires_at),
+        "actor": {"type": e.actor_type, "id": e.actor_id}, "receipt_id": e.receipt_id,
+    }
+
+
+def state_at(session: Session, customer_id: str, purpose: str, at: datetime) -> State | None:
+    """The stored state as it stood at ``at``, from the ledger."""
+    event = session.scalars(
+        select(ConsentEvent).where(ConsentEvent.customer_id == customer_id,
+                                   ConsentEvent.purpose == purpose,
+                                   ConsentEvent.recorded_at <= at)
+        .order_by(ConsentEvent.recorded_at.desc(), ConsentEvent.id.desc()).limit(1)).first()
+    if event is None:
+        return None
+    return State(event.status, event.purpose_version, event.expires_at)
+
+
+def receipt(session: Session, receipt_id: str) -> Receipt | None:
+    return session.get(Receipt, receipt_id)

@@ -1,0 +1,184 @@
+"""Consent's tables: purposes and their versions, notices, the append-only ledger, the
+current-state table, processing flags with their history, receipts, confirmation tokens.
+
+Customers are referenced by id only, so erasing the vault never touches proof of consent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from audit.db import UTCDateTime, new_metadata
+
+
+class ConsentBase(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class PurposeRow(ConsentBase):
+    __tablename__ = "purposes"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    #: GDPR Art. 6(1) basis; never changes after creation
+    legal_basis: Mapped[str] = mapped_column(String(32))
+    cookie_category: Mapped[str | None] = mapped_column(String(16))
+    #: JSON list of customer fields this purpose may read
+    fields: Mapped[str] = mapped_column(Text)
+    retention_days: Mapped[int] = mapped_column(Integer)
+    consent_lifetime_days: Mapped[int | None] = mapped_column(Integer)
+    double_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    direct_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
+    sale_or_sharing: Mapped[bool] = mapped_column(Boolean, default=False)
+    special_category: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    data_categories: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[str] = mapped_column(Text)
+    lia_ref: Mapped[str | None] = mapped_column(String(500))
+    dpv: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PurposeVersion(ConsentBase):
+    """Every version of every purpose, as it was: the history behind receipts and the ROPA."""
+
+    __tablename__ = "purpose_versions"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: a change that is not material keeps the version; each change is a new revision
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    snapshot: Mapped[str] = mapped_column(Text)
+    material: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Notice(ConsentBase):
+    __tablename__ = "notices"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentEvent(ConsentBase):
+    """One decision, as recorded: the ledger. Rows are only ever inserted."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_customer_purpose", "customer_id", "purpose",
+                            "recorded_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    purpose: Mapped[str] = mapped_column(String(100))
+    purpose_version: Mapped[int] = mapped_column(Integer)
+    #: "grant", "refuse", "withdraw", "confirm", "expire", "gpc_refusal"
+    event_type: Mapped[str] = mapped_column(String(24))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    #: the state after this event: granted, refused, withdrawn, pending_confirmation
+    status: Mapped[str] = mapped_column(String(24))
+    consent_type: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(100))
+    collection_method: Mapped[str] = mapped_column(String(40))
+    notice_version: Mapped[str | None] = mapped_column(String(64))
+    notice_language: Mapped[str | None] = mapped_column(String(16))
+    notice_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: JSON: gpc flag, hashed client address, user agent; never raw addresses
+    evidence: Mapped[str] = mapped_column(Text)
+    collected_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(128))
+    receipt_id: Mapped[str] = mapped_column(String(36), unique=True)
+
+
+class ConsentState(ConsentBase):
+    """The current decision per customer and purpose: the gate's one indexed read."""
+
+    __tablename__ = "consent_state"
+    __table_args__ = (Index("ix_consent_state_purpose_status", "purpose", "status", "customer_id"),)
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: granted | refused | withdrawn | pending_confirmation
+    status: Mapped[str] = mapped_column(String(24))
+    purpose_version: Mapped[int] = mapped_column(Integer)
+    granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(100))
+    last_event_id: Mapped[str] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProcessingFlags(ConsentBase):
+    """Per-customer flags the gate honours: restriction (Art. 18) and erasure."""
+
+    __tablename__ = "processing_flags"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    restriction_ground: Mapped[str | None] = mapped_column(String(32))
+    erased: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Objection(ConsentBase):
+    """An objection (Art. 21) to one purpose; purpose "*" is every direct-marketing purpose."""
+
+    __tablename__ = "objections"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Art. 21(1): a DPO's documented compelling legitimate grounds (never for direct marketing)
+    compelling_grounds: Mapped[str | None] = mapped_column(Text)
+    grounds_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    grounds_recorded_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class FlagEvent(ConsentBase):
+    """History of flags and objections, for answers about the past (``at=``)."""
+
+    __tablename__ = "flag_events"
+    __table_args__ = (Index("ix_flag_events_customer", "customer_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    #: restricted | restriction_lifted | objected | grounds_recorded | erased
+    kind: Mapped[str] = mapped_column(String(24))
+    purpose: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Receipt(ConsentBase):
+    __tablename__ = "consent_receipts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: exactly the signed JSON (the JWS payload)
+    payload: Mapped[str] = mapped_column(Text)
+    jws: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConfirmationToken(ConsentBase):
+    """Double opt-in: a single-use link, stored only as a hash."""
+
+    __tablename__ = "consent_confirmation_tokens"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    purpose: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,43 @@
+"""Privacy notices: immutable texts, identified by version and language, with their SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from sqlalchemy.orm import Session
+
+import audit
+from audit.db import utcnow
+from consent.errors import Conflict, UnknownNotice
+from consent.models import Notice
+
+
+def sha256_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def publish(session: Session, *, version: str, language: str, text: str,
+            actor: audit.Actor) -> tuple[Notice, bool]:
+    """Store a notice; the same text again is a no-op, other text for the version is a 409."""
+    digest = sha256_of(text)
+    existing = session.get(Notice, (version, language))
+    if existing is not None:
+        if not hmac.compare_digest(existing.sha256, digest):
+            raise Conflict(f"notice {version} ({language}) is published with other text; "
+                           "notices never change: publish a new version")
+        return existing, False
+    notice = Notice(version=version, language=language, text=text, sha256=digest,
+                    created_at=utcnow())
+    session.add(notice)
+    session.flush()
+    audit.record(session, actor=actor, action="notice.published",
+                 details={"version": version, "language": language, "sha256": digest})
+    return notice, True
+
+
+def get(session: Session, version: str, language: str) -> Notice:
+    notice = session.get(Notice, (version, language))
+    if notice is None:
+        raise UnknownNotice(f"no notice {version} in {language}")
+    return notice

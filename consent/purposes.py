@@ -1,0 +1,237 @@
+"""The purpose registry: what personal data is used for, on which legal basis.
+
+A purpose's legal basis is fixed for life (EDPB consent guidelines §6: no switching
+the basis after the fact); a new basis is a new purpose. A material change raises
+the version, and consents given to an older version stop counting.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import audit
+from audit.db import utcnow
+from consent.errors import Conflict, InvalidInput, UnknownPurpose
+from consent.models import PurposeRow, PurposeVersion
+
+KEY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+# CNIL 2020-092: tracker consent lasts at most 13 months.
+MAX_COOKIE_CONSENT_DAYS = 395
+
+
+class LegalBasis(StrEnum):
+    """GDPR Art. 6(1)(a)-(f)."""
+
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    VITAL_INTERESTS = "vital_interests"
+    PUBLIC_TASK = "public_task"
+    LEGITIMATE_INTERESTS = "legitimate_interests"
+
+
+class CookieCategory(StrEnum):
+    NECESSARY = "necessary"
+    PREFERENCES = "preferences"
+    STATISTICS = "statistics"
+    MARKETING = "marketing"
+
+
+@dataclass(frozen=True)
+class Purpose:
+    key: str
+    title: str
+    description: str
+    legal_basis: LegalBasis
+    cookie_category: str | None
+    fields: tuple[str, ...]
+    retention_days: int
+    consent_lifetime_days: int | None
+    double_opt_in: bool
+    direct_marketing: bool
+    sale_or_sharing: bool
+    version: int
+    data_categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    special_category: bool
+    lia_ref: str | None
+    dpv: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def needs_consent(self) -> bool:
+        return self.legal_basis is LegalBasis.CONSENT
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["legal_basis"] = str(self.legal_basis)
+        for name in ("fields", "data_categories", "recipients"):
+            data[name] = list(data[name])
+        return data
+
+
+#: Fields a caller may set on create; ``version`` and timestamps are the registry's.
+EDITABLE = (
+    "title", "description", "cookie_category", "fields", "retention_days",
+    "consent_lifetime_days", "double_opt_in", "direct_marketing", "sale_or_sharing",
+    "data_categories", "recipients", "special_category", "lia_ref", "dpv",
+)
+_LIST_FIELDS = ("fields", "data_categories", "recipients")
+
+
+def from_row(row: PurposeRow) -> Purpose:
+    return Purpose(
+        key=row.key, title=row.title, description=row.description,
+        legal_basis=LegalBasis(row.legal_basis), cookie_category=row.cookie_category,
+        fields=tuple(json.loads(row.fields)), retention_days=row.retention_days,
+        consent_lifetime_days=row.consent_lifetime_days, double_opt_in=row.double_opt_in,
+        direct_marketing=row.direct_marketing, sale_or_sharing=row.sale_or_sharing,
+        version=row.version, data_categories=tuple(json.loads(row.data_categories)),
+        recipients=tuple(json.loads(row.recipients)), special_category=row.special_category,
+        lia_ref=row.lia_ref, dpv=row.dpv, created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def _check(values: Mapping[str, Any], allowed_fields: Collection[str] | None) -> None:
+    """Rules that span fields; raise InvalidInput naming each offending field."""
+    errors: dict[str, list[str]] = {}
+    basis = values["legal_basis"]
+    consent = basis == LegalBasis.CONSENT
+    if basis == LegalBasis.LEGITIMATE_INTERESTS and not values.get("lia_ref"):
+        errors["lia_ref"] = ["required for legitimate_interests: where the balancing test "
+                             "(LIA) is documented"]
+    if values.get("special_category") and not consent:
+        errors["special_category"] = ["special-category data needs explicit consent "
+                                      "(legal_basis consent, Art. 9(2)(a))"]
+    if values.get("double_opt_in") and not consent:
+        errors["double_opt_in"] = ["only for purposes whose legal basis is consent"]
+    cookie = values.get("cookie_category")
+    if cookie not in (None, CookieCategory.NECESSARY) and not consent:
+        errors["cookie_category"] = ["trackers other than strictly necessary ones need "
+                                     "consent (ePrivacy Art. 5(3))"]
+    lifetime = values.get("consent_lifetime_days")
+    if lifetime is not None:
+        if not consent:
+            errors["consent_lifetime_days"] = ["only for purposes whose legal basis is consent"]
+        elif cookie not in (None, CookieCategory.NECESSARY) and lifetime > MAX_COOKIE_CONSENT_DAYS:
+            errors["consent_lifetime_days"] = [
+                f"tracker consent lasts at most 13 months ({MAX_COOKIE_CONSENT_DAYS} days)"]
+    if allowed_fields is not None:
+        unknown = sorted(set(values.get("fields") or ()) - set(allowed_fields))
+        if unknown:
+            errors["fields"] = [f"not a customer field: {', '.join(unknown)}"]
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _snapshot(session: Session, row: PurposeRow, material: bool) -> None:
+    revision = (session.scalar(select(func.max(PurposeVersion.revision))
+                               .where(PurposeVersion.key == row.key,
+                                      PurposeVersion.version == row.version)) or 0) + 1
+    session.add(PurposeVersion(
+        key=row.key, version=row.version, revision=revision, material=material,
+        snapshot=json.dumps(from_row(row).public(), default=str, sort_keys=True),
+        created_at=row.updated_at))
+
+
+def create(session: Session, values: Mapping[str, Any], *, actor: audit.Actor,
+           allowed_fields: Collection[str] | None = None) -> Purpose:
+    """Register a purpose (version 1). Callers commit."""
+    key = values.get("key", "")
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        raise InvalidInput({"key": ["lowercase dotted slug, e.g. marketing.email"]})
+    try:
+        basis = LegalBasis(str(values.get("legal_basis")))
+    except ValueError:
+        raise InvalidInput({"legal_basis": ["one of " + ", ".join(LegalBasis)]}) from None
+    merged: dict[str, Any] = {**{k: values.get(k) for k in EDITABLE}, "legal_basis": basis}
+    _check(merged, allowed_fields)
+    if session.get(PurposeRow, key) is not None:
+        raise Conflict(f"a purpose {key!r} already exists")
+    now = utcnow()
+    row = PurposeRow(
+        key=key, legal_basis=str(basis), version=1, created_at=now, updated_at=now,
+        title=merged["title"], description=merged.get("description") or "",
+        cookie_category=merged.get("cookie_category"),
+        retention_days=int(merged["retention_days"]),
+        consent_lifetime_days=merged.get("consent_lifetime_days"),
+        double_opt_in=bool(merged.get("double_opt_in")),
+        direct_marketing=bool(merged.get("direct_marketing")),
+        sale_or_sharing=bool(merged.get("sale_or_sharing")),
+        special_category=bool(merged.get("special_category")),
+        lia_ref=merged.get("lia_ref"), dpv=merged.get("dpv"),
+        **{name: json.dumps(list(merged.get(name) or [])) for name in _LIST_FIELDS},
+    )
+    session.add(row)
+    session.flush()
+    _snapshot(session, row, material=True)
+    audit.record(session, actor=actor, action="purpose.created",
+                 details={"purpose": key, "version": 1, "legal_basis": str(basis)})
+    return from_row(row)
+
+
+def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: audit.Actor,
+           allowed_fields: Collection[str] | None = None) -> Purpose:
+    """Change a purpose; ``material=True`` raises its version. Callers commit."""
+    row = session.get(PurposeRow, key, with_for_update=True)
+    if row is None:
+        raise UnknownPurpose(key)
+    if "legal_basis" in changes and changes["legal_basis"] != row.legal_basis:
+        raise Conflict("the legal basis of a purpose never changes; register a new purpose")
+    if "key" in changes and changes["key"] != key:
+        raise Conflict("a purpose's key never changes")
+    current = from_row(row)
+    merged = {name: getattr(current, name) for name in EDITABLE}
+    merged.update({k: v for k, v in changes.items() if k in EDITABLE})
+    merged["legal_basis"] = current.legal_basis
+    _check(merged, allowed_fields)
+    material = bool(changes.get("material"))
+    for name in EDITABLE:
+        if name not in changes:
+            continue
+        value = changes[name]
+        if name in _LIST_FIELDS:
+            value = json.dumps(list(value or []))
+        elif name in ("double_opt_in", "direct_marketing", "sale_or_sharing", "special_category"):
+            value = bool(value)
+        setattr(row, name, value)
+    if material:
+        row.version += 1
+    row.updated_at = utcnow()
+    session.flush()
+    _snapshot(session, row, material=material)
+    audit.record(session, actor=actor, action="purpose.updated",
+                 details={"purpose": key, "version": row.version, "material": material,
+                          "fields": sorted(k for k in changes if k in EDITABLE)})
+    return from_row(row)
+
+
+def get(session: Session, key: str) -> Purpose:
+    row = session.get(PurposeRow, key)
+    if row is None:
+        raise UnknownPurpose(key)
+    return from_row(row)
+
+
+def all_purposes(session: Session) -> list[Purpose]:
+    return [from_row(r) for r in session.scalars(select(PurposeRow).order_by(PurposeRow.key))]
+
+
+def version_at(session: Session, key: str, at: datetime) -> int | None:
+    """The purpose's version in force at ``at`` (None if it did not exist yet)."""
+    return session.scalar(select(func.max(PurposeVersion.version))
+                          .where(PurposeVersion.key == key, PurposeVersion.created_at <= at))
+
+
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(Purpose))
