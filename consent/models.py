@@ -182,3 +182,23 @@ class ConfirmationToken(ConsentBase):
     purpose: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConsentCheck(ConsentBase):
+    """A log of gate answers (R-GATE-08): who asked about whom, for what, and the answer.
+
+    Written in batches; each batch is sealed into the audit chain by its digest.
+    """
+
+    __tablename__ = "consent_checks"
+    __table_args__ = (Index("ix_consent_checks_customer", "customer_id", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    system: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(36))
+    purpose: Mapped[str] = mapped_column(String(100))
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(24))
+    #: "check", "batch", "audience", "data", "events"
+    via: Mapped[str] = mapped_column(String(16))

@@ -1,8 +1,8 @@
-"""consent: purposes, notices, ledger, state, flags, receipts; customer events
+"""consent: purposes, notices, ledger, state, flags, receipts, check log; customer events
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 01:31:50.405609
+Create Date: 2026-11-23 01:32:23.030842
 """
 
 from alembic import op
@@ -29,6 +29,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('customer_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customer_events_customer_id'), ['customer_id'], unique=False)
+
+    op.create_table('consent_checks',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('checked_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('system', sa.String(length=64), nullable=False),
+    sa.Column('customer_id', sa.String(length=36), nullable=True),
+    sa.Column('purpose', sa.String(length=100), nullable=False),
+    sa.Column('allowed', sa.Boolean(), nullable=False),
+    sa.Column('reason', sa.String(length=24), nullable=False),
+    sa.Column('via', sa.String(length=16), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_checks'))
+    )
+    with op.batch_alter_table('consent_checks', schema=None) as batch_op:
+        batch_op.create_index('ix_consent_checks_customer', ['customer_id', 'checked_at'], unique=False)
 
     op.create_table('consent_confirmation_tokens',
     sa.Column('token_hash', sa.LargeBinary(length=32), nullable=False),
@@ -197,6 +211,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_consent_confirmation_tokens_customer_id'))
 
     op.drop_table('consent_confirmation_tokens')
+    with op.batch_alter_table('consent_checks', schema=None) as batch_op:
+        batch_op.drop_index('ix_consent_checks_customer')
+
+    op.drop_table('consent_checks')
     with op.batch_alter_table('customer_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customer_events_customer_id'))
 
