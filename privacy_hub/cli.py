@@ -210,7 +210,7 @@ def audit_verify() -> None:
     """Recompute the hash chain and check signed checkpoints; exit 1 if broken."""
     hub = _open_hub()
     try:
-        with hub.sessions() as session:
+        with hub.read_sessions() as session:
             report = audit.verify_chain(session, hub.audit_public_keys())
     finally:
         hub.close()

@@ -18,7 +18,7 @@ import audit
 from consent.ledger import Ledger
 from consent.receipts import Controller, ReceiptSigner
 from privacy_hub.config import ConfigError, Settings
-from privacy_hub.db import make_engine, make_sessionmaker, transaction
+from privacy_hub.db import make_engine, make_sessionmaker, read_only, transaction
 from privacy_hub.systems import SystemRegistry
 from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
 from privacy_hub.vault.keystore import HubKey
@@ -39,6 +39,8 @@ class Hub:
     engine: Engine
     keystore_engine: Engine
     sessions: sessionmaker[Session]
+    #: for work that only reads: no audit entries, no write lock on SQLite
+    read_sessions: sessionmaker[Session]
     keyring: KeyRing
     vault: Vault
     systems: SystemRegistry
@@ -60,6 +62,8 @@ class Hub:
         else:
             keystore_engine, binds = engine, None
         sessions = make_sessionmaker(engine, binds)
+        read_sessions = make_sessionmaker(
+            read_only(engine), {KeystoreBase: read_only(keystore_engine)} if binds else None)
         try:
             keyring = KeyRing(FileRootKey.load(settings.root_key_path))
         except KeyMissing as exc:
@@ -93,6 +97,7 @@ class Hub:
                 jurisdiction=settings.controller_jurisdiction))
         return cls(
             ledger=ledger,
+            read_sessions=read_sessions,
             settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
             keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"])),
             systems=SystemRegistry(keys["app_secrets"]), audit_signer=signer,

@@ -7,6 +7,9 @@ response is sent, so an acknowledged write is durable; anything else rolls back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -25,8 +28,23 @@ def db() -> Session:
     """The request's session (created on first use)."""
     session: Session | None = g.get("_db")
     if session is None:
-        session = g._db = hub().sessions()
+        factory = hub().read_sessions if g.get("read_only") else hub().sessions
+        session = g._db = factory()
     return session
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def read_only_request(fn: F) -> F:
+    """Mark a view that never writes: its session takes no write lock (SQLite WAL)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.read_only = True
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def init_app(app: Flask) -> None:

@@ -11,14 +11,18 @@ from flask_smorest import Blueprint
 import audit
 from privacy_hub.api.auth import require
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
-from privacy_hub.web import db, hub
+from privacy_hub.api.problems import Problem
+from privacy_hub.web import db, hub, read_only_request
+
+#: seq is a BIGINT: a larger number cannot be bound (SQLite raises OverflowError).
+MAX_SEQ = 2**63 - 1
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit",
                 description="The audit log: every change and every read of personal data.")
 
 
 class AuditQuery(PageArgs):
-    since_seq = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0))
+    since_seq = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=0, max=MAX_SEQ))
     action = ma.fields.String(load_default=None, validate=ma.validate.Length(max=64))
     customer_id = ma.fields.String(load_default=None, validate=ma.validate.Length(max=36))
 
@@ -60,13 +64,14 @@ class VerifySchema(ma.Schema):
 
 @blp.route("")
 class AuditEntries(MethodView):
+    @read_only_request
     @require("audit:read")
     @blp.arguments(AuditQuery, location="query")
     @blp.response(200, AuditPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Entries in sequence order, filtered by action and customer."""
         position = decode_cursor(query["cursor"], required_keys=("after",))
-        since = int(position["after"]) if position else query["since_seq"]
+        since = _after_seq(position) if position else query["since_seq"]
         rows = audit.entries(db(), since_seq=since, action=query["action"],
                              customer_id=query["customer_id"], limit=query["limit"] + 1)
         more = len(rows) > query["limit"]
@@ -75,8 +80,18 @@ class AuditEntries(MethodView):
                 "next_cursor": encode_cursor({"after": rows[-1].seq}) if more else None}
 
 
+def _after_seq(position: dict[str, Any]) -> int:
+    after = position["after"]
+    # A cursor is client input: a forged one must be a 422, not a 500 on int() or in the DB.
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_SEQ:
+        raise Problem(422, "The cursor is not one this endpoint gave out.",
+                      errors={"cursor": ["invalid cursor; pass next_cursor from a previous page"]})
+    return after
+
+
 @blp.route("/verify")
 class AuditVerify(MethodView):
+    @read_only_request
     @require("audit:read")
     @blp.response(200, VerifySchema)
     def get(self) -> dict[str, Any]:

@@ -9,6 +9,9 @@ from typing import Any
 from flask import Response, json
 from werkzeug.exceptions import HTTPException
 
+from consent.errors import Conflict as ConsentConflict
+from consent.errors import InvalidInput as ConsentInvalid
+from consent.errors import TokenInvalid, UnknownNotice, UnknownPurpose
 from privacy_hub.systems import InvalidSystem, SystemExists
 from privacy_hub.vault.errors import (
     CustomerErased,
@@ -127,6 +130,18 @@ def from_domain_error(exc: Exception) -> Response | None:
     if isinstance(exc, Problem):
         return problem_response(exc.status, exc.detail, errors=exc.errors, type_=exc.type_,
                                 headers=exc.headers, **exc.extra)
+    if isinstance(exc, ConsentInvalid):
+        return problem_response(422, "The request has invalid fields: "
+                                + ", ".join(sorted(exc.errors)), errors=exc.errors)
+    if isinstance(exc, UnknownPurpose):
+        return problem_response(404, "No purpose with this key.", type_="unknown-purpose")
+    if isinstance(exc, UnknownNotice):
+        return problem_response(404, "No notice with this version and language.")
+    if isinstance(exc, ConsentConflict):
+        return problem_response(409, str(exc), type_="conflict")
+    if isinstance(exc, TokenInvalid):
+        return problem_response(422, str(exc).capitalize() + ".", type_="token-invalid",
+                                errors={"token": [str(exc)]})
     if isinstance(exc, InvalidCustomerData):
         return problem_response(422, "The customer data has invalid fields: "
                                 + ", ".join(sorted(exc.errors)), errors=exc.errors)

@@ -1,0 +1,188 @@
+"""Purposes and privacy notices (API.md "Purposes", "Notices")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from consent import notices
+from consent import purposes as registry
+from consent.purposes import CookieCategory, LegalBasis
+from privacy_hub.api.auth import current_principal, require
+from privacy_hub.api.idempotency import idempotent
+from privacy_hub.api.problems import Problem
+from privacy_hub.api.schemas import Strict
+from privacy_hub.vault.models import PERSONAL_FIELDS
+from privacy_hub.web import db
+
+blp = Blueprint("purposes", __name__, url_prefix="/api/v1",
+                description="What personal data is used for, on which legal basis; privacy notices.")
+
+_STR_LIST = {"validate": validate.Length(max=50)}
+
+
+def _strings(max_len: int = 200) -> ma.fields.List:
+    return ma.fields.List(ma.fields.String(validate=validate.Length(min=1, max=max_len)),
+                          **_STR_LIST)
+
+
+class PurposeFields(Strict):
+    title = ma.fields.String(validate=validate.Length(min=1, max=200))
+    description = ma.fields.String(validate=validate.Length(max=5000))
+    cookie_category = ma.fields.String(allow_none=True,
+                                       validate=validate.OneOf([str(c) for c in CookieCategory]))
+    fields = ma.fields.List(ma.fields.String(validate=validate.OneOf(PERSONAL_FIELDS)),
+                            metadata={"description": "Customer fields this purpose may read"})
+    retention_days = ma.fields.Integer(validate=validate.Range(min=1, max=36500))
+    consent_lifetime_days = ma.fields.Integer(allow_none=True,
+                                              validate=validate.Range(min=1, max=3650))
+    double_opt_in = ma.fields.Boolean()
+    direct_marketing = ma.fields.Boolean()
+    sale_or_sharing = ma.fields.Boolean()
+    data_categories = _strings()
+    recipients = _strings()
+    special_category = ma.fields.Boolean()
+    lia_ref = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=500))
+    dpv = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
+
+
+class PurposeCreate(PurposeFields):
+    key = ma.fields.String(required=True, validate=[
+        validate.Length(max=100),
+        validate.Regexp(registry.KEY_RE, error="lowercase dotted slug, e.g. marketing.email")])
+    title = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    legal_basis = ma.fields.String(required=True,
+                                   validate=validate.OneOf([str(b) for b in LegalBasis]))
+    retention_days = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=36500))
+
+
+class PurposePatch(PurposeFields):
+    legal_basis = ma.fields.String(validate=validate.OneOf([str(b) for b in LegalBasis]),
+                                   metadata={"description": "Never changes: a different value is 409"})
+    material = ma.fields.Boolean(load_default=False, metadata={
+        "description": "A material change raises the version; older consents stop counting"})
+
+
+class PurposeSchema(ma.Schema):
+    key = ma.fields.String()
+    title = ma.fields.String()
+    description = ma.fields.String()
+    legal_basis = ma.fields.String()
+    cookie_category = ma.fields.String(allow_none=True)
+    fields = ma.fields.List(ma.fields.String())
+    retention_days = ma.fields.Integer()
+    consent_lifetime_days = ma.fields.Integer(allow_none=True)
+    double_opt_in = ma.fields.Boolean()
+    direct_marketing = ma.fields.Boolean()
+    sale_or_sharing = ma.fields.Boolean()
+    version = ma.fields.Integer()
+    data_categories = ma.fields.List(ma.fields.String())
+    recipients = ma.fields.List(ma.fields.String())
+    special_category = ma.fields.Boolean()
+    lia_ref = ma.fields.String(allow_none=True)
+    dpv = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime(format="iso")
+    updated_at = ma.fields.DateTime(format="iso")
+
+
+class PurposeList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(PurposeSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+def _public(purpose: registry.Purpose) -> dict[str, Any]:
+    return purpose.public()
+
+
+@blp.route("/purposes")
+class Purposes(MethodView):
+    @require(None)
+    @blp.response(200, PurposeList)
+    def get(self) -> dict[str, Any]:
+        """Every purpose (any valid key); a system limited to purposes sees only those."""
+        principal = current_principal()
+        items = [_public(p) for p in registry.all_purposes(db())
+                 if principal.may_use_purpose(p.key)]
+        return {"items": items, "next_cursor": None}
+
+    @require("purposes:manage")
+    @idempotent
+    @blp.arguments(PurposeCreate)
+    @blp.response(201, PurposeSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Register a purpose (version 1). Its legal basis never changes."""
+        return _public(registry.create(db(), body, actor=current_principal().actor,
+                                       allowed_fields=PERSONAL_FIELDS))
+
+
+@blp.route("/purposes/<string:key>")
+class PurposeItem(MethodView):
+    @require(None)
+    @blp.response(200, PurposeSchema)
+    def get(self, key: str) -> dict[str, Any]:
+        """One purpose."""
+        if not current_principal().may_use_purpose(key):
+            raise Problem(403, "This system is not registered for this purpose.",
+                          type_="purpose-not-allowed")
+        return _public(registry.get(db(), key))
+
+    @require("purposes:manage")
+    @idempotent
+    @blp.arguments(PurposePatch)
+    @blp.response(200, PurposeSchema)
+    def patch(self, changes: dict[str, Any], key: str) -> dict[str, Any]:
+        """Change a purpose; `"material": true` raises its version (re-consent needed)."""
+        return _public(registry.update(db(), key, changes, actor=current_principal().actor,
+                                       allowed_fields=PERSONAL_FIELDS))
+
+
+class NoticeCreate(Strict):
+    version = ma.fields.String(required=True, validate=[
+        validate.Length(min=1, max=64), validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")])
+    language = ma.fields.String(load_default="en", validate=validate.Regexp(
+        r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", error="a language tag, e.g. en or de-DE"))
+    text = ma.fields.String(required=True, validate=validate.Length(min=1, max=200_000))
+
+
+class NoticeSchema(ma.Schema):
+    version = ma.fields.String()
+    language = ma.fields.String()
+    text = ma.fields.String()
+    sha256 = ma.fields.String()
+    created_at = ma.fields.DateTime(format="iso")
+
+
+class NoticeQuery(ma.Schema):
+    language = ma.fields.String(load_default="en", validate=validate.Length(max=16))
+
+
+def _notice(n: Any) -> dict[str, Any]:
+    return {"version": n.version, "language": n.language, "text": n.text, "sha256": n.sha256,
+            "created_at": n.created_at}
+
+
+@blp.route("/notices")
+class Notices(MethodView):
+    @require("purposes:manage")
+    @blp.arguments(NoticeCreate)
+    @blp.response(201, NoticeSchema)
+    @blp.alt_response(200, schema=NoticeSchema, description="Already published with this text")
+    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Publish an immutable notice; other text for a published version is 409."""
+        notice, created = notices.publish(db(), version=body["version"], language=body["language"],
+                                          text=body["text"], actor=current_principal().actor)
+        return _notice(notice), 201 if created else 200
+
+
+@blp.route("/notices/<string:version>")
+class NoticeItem(MethodView):
+    @require(None)
+    @blp.arguments(NoticeQuery, location="query")
+    @blp.response(200, NoticeSchema)
+    def get(self, query: dict[str, Any], version: str) -> dict[str, Any]:
+        """The exact text of a notice version, with its SHA-256."""
+        return _notice(notices.get(db(), version, query["language"]))
