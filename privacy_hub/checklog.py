@@ -52,7 +52,7 @@ class CheckLog:
             reason: str, via: str) -> None:
         self._buffer.append(CheckRecord(utcnow(), system, customer_id, purpose, allowed,
                                         reason, via))
-        if self._pid != os.getpid():
+        if self._pid != os.getpid() and not self._stopped:
             self._start()
 
     def _start(self) -> None:
@@ -68,6 +68,8 @@ class CheckLog:
         while not self._stopped:
             self._wake.wait(self._interval)
             self._wake.clear()
+            if self._stopped:
+                return
             try:
                 self.flush()
             except Exception:
@@ -101,6 +103,11 @@ class CheckLog:
         return len(rows)
 
     def stop(self) -> None:
+        """Write what is left and stop the writer thread (at shutdown)."""
         self._stopped = True
         self._wake.set()
-        self.flush()
+        atexit.unregister(self.flush)
+        try:
+            self.flush()
+        except Exception:
+            log.exception("writing the last consent checks failed")

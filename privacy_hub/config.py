@@ -45,7 +45,8 @@ class Settings:
     run_worker_in_process: bool = True
     #: background jobs (webhooks, mail): attempts before a job is marked dead
     webhook_max_attempts: int = 8
-    #: seconds; the n-th retry waits about base * 2**n (jittered), at most webhook_backoff_max
+    #: seconds; after the n-th failed attempt the job waits about base * 2**(n-1)
+    #: (jittered between half and all of it), at most webhook_backoff_max
     webhook_backoff_base: float = 60.0
     webhook_backoff_max: float = 6 * 3600.0
     #: seconds a worker holds a claimed job; a job whose worker died is due again after it
@@ -98,10 +99,14 @@ class Settings:
             dpo_email=env.get("PRIVACY_HUB_DPO_EMAIL") or None,
             sqlite_synchronous=env.get("PRIVACY_HUB_SQLITE_SYNCHRONOUS", "FULL").upper(),
             max_content_length=_int(env, "PRIVACY_HUB_MAX_CONTENT_LENGTH", 1024 * 1024),
-            **{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
-               for name in ("name", "email", "address", "policy_url", "jurisdiction")
-               if env.get(f"PRIVACY_HUB_CONTROLLER_{name.upper()}")},
-        )
+            webhook_max_attempts=_int(env, "PRIVACY_HUB_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1),
+            webhook_backoff_base=_float(env, "PRIVACY_HUB_WEBHOOK_BACKOFF_BASE", 60.0),
+            webhook_backoff_max=_float(env, "PRIVACY_HUB_WEBHOOK_BACKOFF_MAX", 6 * 3600.0),
+            worker_lease_seconds=_float(env, "PRIVACY_HUB_WORKER_LEASE_SECONDS", 60.0,
+                                        minimum=1.0),
+        ).with_(**{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
+                   for name in ("name", "email", "address", "policy_url", "jurisdiction")
+                   if env.get(f"PRIVACY_HUB_CONTROLLER_{name.upper()}")})
 
     def resolved(self) -> Settings:
         """Settings with secrets loaded; raise ConfigError naming what is missing or weak."""
@@ -171,3 +176,4 @@ def _float(env: Mapping[str, str], name: str, default: float, *,
     if not value >= minimum or value == float("inf"):
         raise ConfigError(f"{name} must be a finite number of seconds, at least {minimum}")
     return value
+

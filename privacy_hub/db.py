@@ -29,8 +29,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, sqlite_synchronous)
         return engine
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": 10}
-    return create_engine(url, **kwargs)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10)
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

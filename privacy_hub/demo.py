@@ -8,9 +8,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
+from consent import purposes as registry
+from consent.catalogue import ECOMMERCE
+from consent.ledger import Decision
+from consent.models import PurposeRow
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
 from privacy_hub.systems import SCOPES
+from privacy_hub.vault.models import PERSONAL_FIELDS
 
 DEMO_SYSTEM = "demo-crm"
 DEMO_CUSTOMERS: list[dict[str, Any]] = [
@@ -37,6 +42,17 @@ def install_demo(hub: Hub, session: Session) -> tuple[str, bool]:
         return hub.systems.rotate_key(session, DEMO_SYSTEM, actor=ACTOR), False
     _, api_key, _ = hub.systems.create(session, name=DEMO_SYSTEM, scopes=list(SCOPES),
                                        actor=ACTOR)
-    for customer in DEMO_CUSTOMERS:
-        hub.vault.upsert(session, customer, actor=ACTOR)
+    for entry in ECOMMERCE:
+        if session.get(PurposeRow, entry["key"]) is None:
+            registry.create(session, entry, actor=ACTOR, allowed_fields=PERSONAL_FIELDS)
+    session.flush()
+    ids = [hub.vault.upsert(session, customer, actor=ACTOR)[0]["id"] for customer in DEMO_CUSTOMERS]
+    # A few decisions, so the gate has something to say from the start.
+    decisions = [(ids[0], "marketing.email", True), (ids[0], "analytics.behaviour", True),
+                 (ids[1], "personalisation.recommendations", True),
+                 (ids[1], "marketing.sms", False), (ids[2], "analytics.behaviour", True)]
+    for cid, purpose, granted in decisions:
+        hub.ledger.record(session, cid, Decision(purpose=purpose, granted=granted,
+                                                 source="demo", collection_method="web_form"),
+                          actor=ACTOR)
     return api_key, True

@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 import audit
 from consent.ledger import Ledger
 from consent.receipts import Controller, ReceiptSigner
+from privacy_hub import outbox
+from privacy_hub.checklog import CheckLog
 from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import make_engine, make_sessionmaker, read_only, transaction
 from privacy_hub.systems import SystemRegistry
 from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
-from privacy_hub.vault.keystore import HubKey
 from privacy_hub.vault.errors import KeyMissing
+from privacy_hub.vault.keystore import HubKey
 from privacy_hub.vault.root import FileRootKey
 
 HUB_KEYS = ("blind_index", "app_secrets", "audit_signing", "receipt_signing")
@@ -46,6 +48,7 @@ class Hub:
     systems: SystemRegistry
     audit_signer: audit.CheckpointSigner
     ledger: Ledger
+    checklog: CheckLog
 
     @classmethod
     def open(cls, settings: Settings, *, bootstrap: bool = False) -> Hub:
@@ -82,6 +85,7 @@ class Hub:
         private = Ed25519PrivateKey.from_private_bytes(keys["audit_signing"])
         signer = audit.CheckpointSigner(signing_key_id("audit", private.public_key()), private)
         audit.install(sessions, signer=signer, checkpoint_every=settings.audit_checkpoint_every)
+        outbox.install(sessions, sealing_key=keys["app_secrets"])
         if created:
             with transaction(sessions) as session:
                 for details in created:
@@ -97,6 +101,7 @@ class Hub:
                 jurisdiction=settings.controller_jurisdiction))
         return cls(
             ledger=ledger,
+            checklog=CheckLog(sessions),
             read_sessions=read_sessions,
             settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
             keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"])),
@@ -113,6 +118,7 @@ class Hub:
         return {"keys": [jwk(signer.key_id, signer.private_key.public_key())]}
 
     def close(self) -> None:
+        self.checklog.stop()
         self.engine.dispose()
         if self.keystore_engine is not self.engine:
             self.keystore_engine.dispose()

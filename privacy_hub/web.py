@@ -53,7 +53,7 @@ def init_app(app: Flask) -> None:
         session: Session | None = g.get("_db")
         if session is None:
             return response
-        if response.status_code >= 400:
+        if response.status_code >= 400 and not g.get("commit_on_error"):
             session.rollback()
             return response
         try:

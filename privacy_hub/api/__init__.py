@@ -9,7 +9,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from privacy_hub.api import audit_log, customers, systems
+from privacy_hub.api import audit_log, consents, customers, gate, purposes, ropa, systems, webhooks
+from privacy_hub.api.input_guard import reject_unstorable_text
 from privacy_hub.api.problems import from_domain_error, from_http_exception, problem_response
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ def init_app(app: Flask) -> Api:
         "description": "Retry-safe writes: a retry with the same key and body returns the first response.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     })
-    for module in (customers, systems, audit_log):
+    for module in (customers, consents, gate, purposes, systems, audit_log, webhooks, ropa):
         api.register_blueprint(module.blp)
+    app.register_blueprint(ropa.well_known)
 
     @app.errorhandler(Exception)
     def _domain_error(exc: Exception) -> Response:
@@ -91,6 +93,9 @@ def init_app(app: Flask) -> Api:
             return problem_response(415, "Send the request body as JSON with "
                                     "`Content-Type: application/json`.")
         return None
+
+    # After _json_only: NUL and lone surrogates would otherwise be 500s in the database.
+    app.before_request(reject_unstorable_text)
 
     @app.get("/api/v1/ping")
     def ping() -> Response:

@@ -22,12 +22,9 @@ from privacy_hub.web import db
 blp = Blueprint("purposes", __name__, url_prefix="/api/v1",
                 description="What personal data is used for, on which legal basis; privacy notices.")
 
-_STR_LIST = {"validate": validate.Length(max=50)}
-
-
-def _strings(max_len: int = 200) -> ma.fields.List:
+def _strings(max_len: int = 200) -> ma.fields.List[str]:
     return ma.fields.List(ma.fields.String(validate=validate.Length(min=1, max=max_len)),
-                          **_STR_LIST)
+                          validate=validate.Length(max=50))
 
 
 class PurposeFields(Strict):
@@ -35,8 +32,10 @@ class PurposeFields(Strict):
     description = ma.fields.String(validate=validate.Length(max=5000))
     cookie_category = ma.fields.String(allow_none=True,
                                        validate=validate.OneOf([str(c) for c in CookieCategory]))
-    fields = ma.fields.List(ma.fields.String(validate=validate.OneOf(PERSONAL_FIELDS)),
-                            metadata={"description": "Customer fields this purpose may read"})
+    # "fields" would shadow Schema.fields: declare it under another attribute name.
+    fields_ = ma.fields.List(ma.fields.String(validate=validate.OneOf(PERSONAL_FIELDS)),
+                             data_key="fields", attribute="fields",
+                             metadata={"description": "Customer fields this purpose may read"})
     retention_days = ma.fields.Integer(validate=validate.Range(min=1, max=36500))
     consent_lifetime_days = ma.fields.Integer(allow_none=True,
                                               validate=validate.Range(min=1, max=3650))
@@ -73,7 +72,7 @@ class PurposeSchema(ma.Schema):
     description = ma.fields.String()
     legal_basis = ma.fields.String()
     cookie_category = ma.fields.String(allow_none=True)
-    fields = ma.fields.List(ma.fields.String())
+    fields_ = ma.fields.List(ma.fields.String(), data_key="fields", attribute="fields")
     retention_days = ma.fields.Integer()
     consent_lifetime_days = ma.fields.Integer(allow_none=True)
     double_opt_in = ma.fields.Boolean()

@@ -50,3 +50,26 @@ def api_key(hub: Hub) -> str:
 @pytest.fixture
 def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture
+def catalogue(hub: Hub) -> None:
+    """The demo e-commerce purposes."""
+    from consent import purposes as registry
+    from consent.catalogue import ECOMMERCE
+    from privacy_hub.vault.models import PERSONAL_FIELDS
+
+    with transaction(hub.sessions) as session:
+        for purpose in ECOMMERCE:
+            registry.create(session, purpose, actor=audit.Actor("cli", "tests"),
+                            allowed_fields=PERSONAL_FIELDS)
+
+
+@pytest.fixture
+def customer_id(client: FlaskClient, auth: dict[str, str]) -> str:
+    from tests.conftest import SEED_EMAIL
+
+    resp = client.post("/api/v1/customers", json={"email": SEED_EMAIL, "first_name": "Ada",
+                                                   "phone": "+4915112345678"}, headers=auth)
+    assert resp.status_code == 201
+    return str(resp.json["id"])

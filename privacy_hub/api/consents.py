@@ -1,0 +1,262 @@
+"""Consent decisions, current state, history, receipts (API.md "Consent")."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+from typing import Any
+
+import marshmallow as ma
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from consent import ledger as ledger_mod
+from consent.ledger import Decision
+from privacy_hub.api.auth import current_principal, require
+from privacy_hub.api.customers import customer_id_or_404
+from privacy_hub.api.idempotency import idempotent, set_subject
+from privacy_hub.api.problems import Problem
+from privacy_hub.api.schemas import Strict
+from privacy_hub.web import db, hub, read_only_request
+
+blp = Blueprint("consents", __name__, url_prefix="/api/v1",
+                description="Consent decisions with proof: the ledger, current state, receipts.")
+
+MAX_BATCH = 100
+
+
+class EvidenceSchema(Strict):
+    gpc = ma.fields.Boolean(metadata={"description": "Global Privacy Control signal was on"})
+    ip_address = ma.fields.String(validate=validate.Length(max=64), load_only=True, metadata={
+        "description": "The client's address; only a keyed hash is stored"})
+    user_agent = ma.fields.String(validate=validate.Length(max=512))
+    ui_element = ma.fields.String(validate=validate.Length(max=200),
+                                  metadata={"description": "e.g. checkout-newsletter-checkbox"})
+    ui_version = ma.fields.String(validate=validate.Length(max=100))
+
+    @ma.validates("ip_address")
+    def _ip(self, value: str, **_: Any) -> None:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ma.ValidationError("not an IP address") from None
+
+
+class DecisionSchema(Strict):
+    purpose = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
+    granted = ma.fields.Boolean(required=True, metadata={"description": "true: given; false: "
+                                                         "refused, or withdrawn if one was in force"})
+    source = ma.fields.String(validate=validate.Length(min=1, max=100),
+                              metadata={"description": "Defaults to the calling system's name"})
+    collection_method = ma.fields.String(load_default="api", validate=validate.Regexp(
+        r"^[a-z][a-z0-9_]{0,39}$", error="a lowercase code, e.g. web_form, app, call_centre"))
+    notice_version = ma.fields.String(validate=validate.Length(min=1, max=64))
+    language = ma.fields.String(load_default="en", validate=validate.Regexp(
+        r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", error="a language tag, e.g. en or de-DE"))
+    collected_at = ma.fields.AwareDateTime(format="iso", default_timezone=None)
+    consent_type = ma.fields.String(load_default="regular",
+                                    validate=validate.OneOf(["regular", "explicit"]))
+    evidence = ma.fields.Nested(EvidenceSchema, load_default=dict)
+
+
+class BatchSchema(Strict):
+    decisions = ma.fields.List(ma.fields.Nested(DecisionSchema), required=True,
+                               validate=validate.Length(min=1, max=MAX_BATCH))
+
+
+class RecordedSchema(ma.Schema):
+    id = ma.fields.String()
+    purpose = ma.fields.String()
+    purpose_version = ma.fields.Integer()
+    granted = ma.fields.Boolean()
+    status = ma.fields.String()
+    recorded_at = ma.fields.String()
+    receipt_id = ma.fields.String()
+
+
+class RecordedList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(RecordedSchema))
+
+
+class StateSchema(ma.Schema):
+    purpose = ma.fields.String()
+    purpose_version = ma.fields.Integer()
+    legal_basis = ma.fields.String()
+    status = ma.fields.String(metadata={"enum": ["granted", "refused", "withdrawn", "expired",
+                                                 "pending_confirmation", "reconsent_required",
+                                                 "not_set"]})
+    granted_at = ma.fields.String(allow_none=True)
+    expires_at = ma.fields.String(allow_none=True)
+    source = ma.fields.String(allow_none=True)
+
+
+class StateList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(StateSchema))
+
+
+class HistoryList(ma.Schema):
+    items = ma.fields.List(ma.fields.Dict())
+
+
+class ReceiptSchema(ma.Schema):
+    receipt_id = ma.fields.String()
+    receipt = ma.fields.Dict()
+    jws = ma.fields.String()
+
+
+class JwksSchema(ma.Schema):
+    keys = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": 'JWKS: {"kty": "OKP", "crv": "Ed25519", "x": ..., "kid": ...}'})
+
+
+class ConfirmSchema(Strict):
+    token = ma.fields.String(required=True, validate=validate.Length(min=10, max=200))
+
+
+def _gpc_header() -> bool:
+    """Sec-GPC counts only when exactly "1"; several headers count if one is "1"."""
+    values = [v.strip() for h in request.headers.getlist("Sec-GPC") for v in h.split(",")]
+    return "1" in values
+
+
+def _hash_ip(address: str) -> str:
+    key = hub().keyring.hub_key(db(), "app_secrets")
+    return hmac.new(key, b"ip|" + address.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _decision(body: dict[str, Any]) -> Decision:
+    principal = current_principal()
+    if not principal.may_use_purpose(body["purpose"]):
+        raise Problem(403, f"This system is not registered for the purpose {body['purpose']!r}.",
+                      type_="purpose-not-allowed")
+    evidence = dict(body.get("evidence") or {})
+    if "ip_address" in evidence:
+        evidence["ip_hash"] = _hash_ip(evidence.pop("ip_address"))
+    if _gpc_header():
+        evidence["gpc"] = True
+    return Decision(
+        purpose=body["purpose"], granted=body["granted"],
+        source=body.get("source") or principal.name,
+        collection_method=body["collection_method"], notice_version=body.get("notice_version"),
+        notice_language=body["language"], collected_at=body.get("collected_at"),
+        consent_type=body["consent_type"], evidence=evidence)
+
+
+def _customer(customer_id: str) -> str:
+    cid = customer_id_or_404(customer_id)
+    row = hub().vault.get_row(db(), cid)
+    if row.status == "erased":
+        raise Problem(409, "This customer was erased; no consent can be recorded for them.",
+                      type_="customer-erased")
+    set_subject(cid)
+    return cid
+
+
+def _visible(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    principal = current_principal()
+    return [i for i in items if principal.may_use_purpose(i["purpose"])]
+
+
+@blp.route("/customers/<string:customer_id>/consents")
+class Consents(MethodView):
+    @require("consents:write")
+    @idempotent
+    @blp.arguments(DecisionSchema)
+    @blp.response(201, RecordedSchema)
+    def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
+        """Record one decision, with its proof; returns the resulting status and receipt id.
+
+        A browser's `Sec-GPC: 1` (or `"gpc": true` in `evidence`) also refuses every
+        sale-or-sharing purpose the customer did not explicitly grant here.
+        """
+        cid = _customer(customer_id)
+        recorded = hub().ledger.record(db(), cid, _decision(body), actor=current_principal().actor)
+        return recorded.public()
+
+    @read_only_request
+    @require("consents:read")
+    @blp.response(200, StateList)
+    def get(self, customer_id: str) -> dict[str, Any]:
+        """The current state for every purpose."""
+        cid = customer_id_or_404(customer_id)
+        hub().vault.get_row(db(), cid)
+        return {"items": _visible(ledger_mod.current_states(db(), cid))}
+
+
+@blp.route("/customers/<string:customer_id>/consents:batch")
+class ConsentBatch(MethodView):
+    @require("consents:write")
+    @idempotent
+    @blp.arguments(BatchSchema)
+    @blp.response(201, RecordedList)
+    def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
+        """Record up to 100 decisions atomically: all, or none with each bad index named."""
+        cid = _customer(customer_id)
+        decisions = [_decision(d) for d in body["decisions"]]
+        recorded = hub().ledger.record_many(db(), cid, decisions, actor=current_principal().actor)
+        return {"items": [r.public() for r in recorded]}
+
+
+@blp.route("/customers/<string:customer_id>/consents/history")
+class ConsentHistory(MethodView):
+    @read_only_request
+    @require("consents:read")
+    @blp.response(200, HistoryList)
+    def get(self, customer_id: str) -> dict[str, Any]:
+        """Every recorded decision, oldest first, with its evidence and receipt id."""
+        cid = customer_id_or_404(customer_id)
+        hub().vault.get_row(db(), cid)
+        return {"items": _visible(ledger_mod.history(db(), cid))}
+
+
+@blp.route("/customers/<string:customer_id>/consents/<string:event_id>")
+class ConsentEventItem(MethodView):
+    @read_only_request
+    @require("consents:read")
+    @blp.response(200, HistoryList)
+    def get(self, customer_id: str, event_id: str) -> dict[str, Any]:
+        """One ledger event. Ledger events are never changed or deleted (no PUT, no DELETE)."""
+        cid = customer_id_or_404(customer_id)
+        items = [e for e in _visible(ledger_mod.history(db(), cid)) if e["id"] == event_id]
+        if not items:
+            raise Problem(404, "No such consent event for this customer.")
+        return {"items": items}
+
+
+@blp.route("/receipts/<string:receipt_id>")
+class ReceiptItem(MethodView):
+    @read_only_request
+    @require("consents:read")
+    @blp.response(200, ReceiptSchema)
+    def get(self, receipt_id: str) -> dict[str, Any]:
+        """A signed consent receipt (Kantara v1.1 / ISO/IEC TS 27560), verifiable offline."""
+        row = ledger_mod.receipt(db(), receipt_id)
+        if row is None:
+            raise Problem(404, "No receipt with this id.")
+        receipt = json.loads(row.payload)
+        purpose = receipt.get("iso27560", {}).get("purpose_id", "")
+        if not current_principal().may_use_purpose(purpose):
+            raise Problem(403, "This system is not registered for this receipt's purpose.",
+                          type_="purpose-not-allowed")
+        return {"receipt_id": row.id, "receipt": receipt, "jws": row.jws}
+
+
+@blp.route("/keys/receipts")
+class ReceiptKeys(MethodView):
+    @blp.response(200, JwksSchema)
+    def get(self) -> dict[str, Any]:
+        """The JWKS that verifies receipts (public, no authentication)."""
+        return hub().receipt_jwks()
+
+
+@blp.route("/consents/confirm")
+class ConsentConfirm(MethodView):
+    @blp.arguments(ConfirmSchema)
+    @blp.response(200, RecordedSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Double opt-in: confirm with the token from the emailed link (no API key needed)."""
+        return hub().ledger.confirm(db(), body["token"]).public()
