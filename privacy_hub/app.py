@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
-from privacy_hub import web
+from privacy_hub import pages, web
 from privacy_hub.api import init_app as init_api
 from privacy_hub.api.idempotency import forget_customer
 from privacy_hub.config import Settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
         hub.vault.erasure_hooks.append(forget_customer)
     web.init_app(app)
     init_api(app)
+    app.register_blueprint(pages.bp)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -30,6 +30,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_contains_templates_migrations_and_every_package(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("privacy_hub/templates/api_docs.html", "privacy_hub/migrations/env.py",
+                     "privacy_hub/templates/pages/confirm.html", "privacy_hub/static/hub.css",
                      "privacy_hub/migrations/script.py.mako", "audit/__init__.py",
                      "consent/__init__.py", "dsar/__init__.py", "privacy_hub/cli.py"):
         assert required in names, required

@@ -228,3 +228,19 @@ def test_consent_for_unknown_or_erased_customer(
     client.delete(f"/api/v1/customers/{customer_id}", headers=auth)
     assert record(client, auth, customer_id, purpose="marketing.sms",
                   granted=True).status_code == 409
+
+
+def test_confirmation_link_shows_a_button_and_the_post_confirms(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, customer_id: str,
+        hub: Hub) -> None:
+    """Opening the emailed link must not confirm by itself (link scanners prefetch)."""
+    record(client, auth, customer_id, purpose="marketing.email", granted=True)
+    token = _token_from_outbox(hub)
+    page = client.get(f"/consent/confirm?token={token}")
+    assert page.status_code == 200 and b"Yes, confirm" in page.data
+    assert check(client, auth, customer_id, "marketing.email")["allowed"] is False
+    done = client.post("/consent/confirm", data={"token": token})
+    assert done.status_code == 200 and b"confirmed" in done.data
+    assert check(client, auth, customer_id, "marketing.email")["allowed"] is True
+    assert client.post("/consent/confirm", data={"token": token}).status_code == 410
+    assert client.get(f"/consent/confirm?token={token}").status_code == 410

@@ -1,0 +1,60 @@
+"""Public pages reached from emails: confirming a double opt-in.
+
+No JavaScript, no cookies. Opening the link only shows a button: mail scanners that
+prefetch links must not confirm anything; the POST does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, render_template, request
+from sqlalchemy.orm import Session
+
+from consent import purposes as registry
+from consent.errors import TokenInvalid
+from consent.models import ConfirmationToken
+from privacy_hub.web import db, hub
+
+bp = Blueprint("pages", __name__)
+
+
+def _context() -> dict[str, str]:
+    s = hub().settings
+    return {"controller_name": s.controller_name, "policy_url": s.controller_policy_url}
+
+
+def _pending_title(session: Session, token: str) -> str | None:
+    row = session.get(ConfirmationToken, hashlib.sha256(token.encode()).digest())
+    if row is None or row.used_at is not None:
+        return None
+    return registry.get(session, row.purpose).title
+
+
+@bp.get("/consent/confirm")
+def show_confirmation() -> tuple[str, int]:
+    token = request.args.get("token", "")
+    title = _pending_title(db(), token) if 10 <= len(token) <= 200 else None
+    if title is None:
+        return render_template("pages/message.html", heading="This link is no longer valid",
+                               message="It was already used, has expired, or was replaced by a "
+                               "newer choice. Nothing was changed.", **_context()), 410
+    return render_template("pages/confirm.html", token=token, purpose_title=title,
+                           **_context()), 200
+
+
+@bp.post("/consent/confirm")
+def confirm_consent() -> tuple[str, int]:
+    token = request.form.get("token", "")
+    try:
+        if not 10 <= len(token) <= 200:
+            raise TokenInvalid("malformed token")
+        recorded = hub().ledger.confirm(db(), token)
+    except TokenInvalid:
+        return render_template("pages/message.html", heading="This link is no longer valid",
+                               message="It was already used, has expired, or was replaced by a "
+                               "newer choice. Nothing was changed.", **_context()), 410
+    title = registry.get(db(), recorded.purpose).title
+    return render_template("pages/message.html", heading="Thank you: confirmed",
+                           message=f"You will now receive {title}. You can withdraw at any "
+                           "time.", **_context()), 200
