@@ -1,0 +1,95 @@
+"""The life of a data subject request: one pure transition table with guards.
+
+    pending_verification -> verified -> processing -> completed
+    any state before completed -> rejected | cancelled
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from dsar.deadlines import MAX_EXTENSION_MONTHS, due_at
+
+
+class RequestType(StrEnum):
+    ACCESS = "access"              # Art. 15
+    PORTABILITY = "portability"    # Art. 20
+    ERASURE = "erasure"            # Art. 17
+    RECTIFICATION = "rectification"  # Art. 16
+    RESTRICTION = "restriction"    # Art. 18
+    OBJECTION = "objection"        # Art. 21
+
+
+class RequestStatus(StrEnum):
+    PENDING_VERIFICATION = "pending_verification"
+    VERIFIED = "verified"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class Action(StrEnum):
+    VERIFY = "verify"
+    START = "start"
+    COMPLETE = "complete"
+    REJECT = "reject"
+    CANCEL = "cancel"
+
+
+FINAL = frozenset({RequestStatus.COMPLETED, RequestStatus.REJECTED, RequestStatus.CANCELLED})
+S = RequestStatus
+
+TRANSITIONS: dict[tuple[RequestStatus, Action], RequestStatus] = {
+    (S.PENDING_VERIFICATION, Action.VERIFY): S.VERIFIED,
+    (S.VERIFIED, Action.START): S.PROCESSING,
+    (S.PROCESSING, Action.COMPLETE): S.COMPLETED,
+    **{(s, Action.REJECT): S.REJECTED for s in S if s not in FINAL},
+    **{(s, Action.CANCEL): S.CANCELLED for s in S if s not in FINAL},
+}
+
+
+class TransitionRefused(Exception):
+    """The action is not possible in the request's state (409), with the reason."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the guards need to know about a request."""
+
+    status: RequestStatus
+    received_at: datetime
+    extension_months: int
+
+
+def next_status(snapshot: Snapshot, action: Action, *, reason: str | None = None) -> RequestStatus:
+    """The status after ``action``, or TransitionRefused saying why not."""
+    target = TRANSITIONS.get((snapshot.status, action))
+    if target is None:
+        raise TransitionRefused(f"a {snapshot.status} request cannot be {_past(action)}")
+    if action is Action.REJECT and not (reason and reason.strip()):
+        # Art. 12(4): the subject must be told why, and of their right to complain.
+        raise TransitionRefused("a rejection needs a reason")
+    return target
+
+
+def extension(snapshot: Snapshot, months: int, now: datetime) -> int:
+    """Total extension months after extending by ``months``; refuse what Art. 12(3) forbids."""
+    if snapshot.status in FINAL:
+        raise TransitionRefused(f"a {snapshot.status} request cannot be extended")
+    if months not in (1, 2):
+        raise TransitionRefused("extend by 1 or 2 months")
+    total = snapshot.extension_months + months
+    if total > MAX_EXTENSION_MONTHS:
+        raise TransitionRefused("the deadline can be extended by at most two months in total")
+    if now >= due_at(snapshot.received_at):
+        raise TransitionRefused("an extension must be decided before the original one-month "
+                                "deadline")
+    return total
+
+
+def _past(action: Action) -> str:
+    return {Action.VERIFY: "verified", Action.START: "started", Action.COMPLETE: "completed",
+            Action.REJECT: "rejected", Action.CANCEL: "cancelled"}[action]
