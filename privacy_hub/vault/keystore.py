@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -200,26 +200,57 @@ class KeyRing:
         One read of the primary key-encryption key and one multi-row insert: calling
         new_data_key per customer costs a query and an ORM flush per key.
         """
-        if not customer_ids:
-            return {}
-        kek_version, kek = self._primary(session)
-        dek_version, now, cache = 1, utcnow(), _cache(session)
-        keys: dict[str, DataKey] = {}
-        rows = []
+        keys, rows = self.prepare_data_keys(self.primary_version(session), customer_ids,
+                                            key_class)
+        self.store_data_keys(session, rows)
+        cache = _cache(session)
+        for key in keys:
+            cache[(key.customer_id, key_class)] = key
+        return {key.customer_id: key for key in keys}
+
+    def primary_version(self, session: Session) -> int:
+        """The primary key-encryption key's version, now loaded for prepare_data_keys."""
+        return self._primary(session)[0]
+
+    def prepare_data_keys(self, kek_version: int, customer_ids: Sequence[str],
+                          key_class: str = DEFAULT_CLASS
+                          ) -> tuple[list[DataKey], list[dict[str, object]]]:
+        """Fresh data keys and their wrapped rows for store_data_keys, without any I/O.
+
+        A bulk load makes them in worker processes forked after primary_version loaded
+        ``kek_version``; only the wrapped rows come back to be stored.
+        """
+        kek = self._keks.get(kek_version)
+        if kek is None:
+            raise KeyMissing(f"key-encryption key version {kek_version} is not loaded")
+        dek_version, now = 1, utcnow()
+        keys: list[DataKey] = []
+        rows: list[dict[str, object]] = []
         for customer_id in customer_ids:
             raw = os.urandom(crypto.KEY_BYTES)
+            keys.append(DataKey(customer_id, key_class, dek_version, AESGCM(raw)))
             rows.append({
                 "customer_id": customer_id, "key_class": key_class, "dek_version": dek_version,
                 "kek_version": kek_version, "created_at": now,
                 "wrapped": crypto.wrap(kek, raw, _dek_aad(customer_id, key_class, dek_version,
                                                           kek_version)),
             })
-            key = keys[customer_id] = DataKey(customer_id, key_class, dek_version, AESGCM(raw))
-            cache[(customer_id, key_class)] = key
-        # A Core executemany, sent to the key store's engine by the mapper.
-        session.execute(insert(CustomerKey.__table__), rows,
-                        bind_arguments={"mapper": CustomerKey.__mapper__})
-        return keys
+        return keys, rows
+
+    def store_data_keys(self, session: Session, rows: Sequence[Mapping[str, object]]) -> bool:
+        """Store rows of prepare_data_keys in one insert. Callers commit.
+
+        Returns False, storing nothing, when a rotation has made their key-encryption
+        key version non-primary since: they must be prepared again. The primary is
+        share-locked as in new_data_key, so it cannot be retired before we commit.
+        """
+        if not rows:
+            return True
+        primary = self.primary_version(session)
+        if any(row["kek_version"] != primary for row in rows):
+            return False
+        session.execute(insert(CustomerKey), list(rows))  # one executemany, on the key store
+        return True
 
     def data_key(self, session: Session, customer_id: str,
                  key_class: str = DEFAULT_CLASS) -> DataKey:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,12 +304,15 @@ class Vault:
             session.execute(text("SELECT pg_advisory_xact_lock(k) "
                                  "FROM unnest(CAST(:ids AS bigint[])) AS k"), {"ids": lock_ids})
 
-    def existing_identifiers(self, session: Session, wanted: Mapping[str, Iterable[str]]
-                             ) -> dict[str, dict[str, str]]:
+    def existing_identifiers(self, session: Session, wanted: Mapping[str, Iterable[str]], *,
+                             skip_created: Container[str] = ()) -> dict[str, dict[str, str]]:
         """Which of these normalised identifiers belong to a customer: {name: {value: id}}.
 
-        One query over the blind indexes (split for long lists); each candidate is
-        decrypted and compared, since a truncated index matches several people.
+        One query over the blind indexes and one for the candidates' ciphertexts (each
+        split for long lists); each candidate is decrypted and compared, since a truncated
+        index matches several people. A bulk load passes the customers it created as
+        ``skip_created``: it checked its rows for repeats, so while unchanged since
+        created they match nothing it looks for, and are neither read nor decrypted.
         """
         by_index: dict[tuple[str, bytes], set[str]] = {}
         for name, values in wanted.items():
@@ -317,15 +320,24 @@ class Vault:
                 bidx = self.indexer.index(f"{TABLE}.{name}", value)
                 by_index.setdefault((name, bidx), set()).add(value)
         names = list(wanted)
-        columns = [Customer.id, *(getattr(Customer, f"{n}_bidx") for n in names),
-                   *(getattr(Customer, f"{n}_ct") for n in names)]
+        unchanged = (Customer.updated_at == Customer.created_at).label("unchanged")
         pairs = list(by_index)
-        rows: dict[str, Any] = {}
+        candidates: set[str] = set()
         for start in range(0, len(pairs), 500):
             chunk = pairs[start:start + 500]
             conditions = [getattr(Customer, f"{name}_bidx").in_([b for n, b in chunk if n == name])
                           for name in names if any(n == name for n, _ in chunk)]
-            for row in session.execute(select(*columns).where(or_(*conditions))):
+            candidates.update(
+                cid for cid, same in session.execute(
+                    select(Customer.id, unchanged).where(or_(*conditions)))
+                if not (same and cid in skip_created))
+        columns = [Customer.id, *(getattr(Customer, f"{n}_bidx") for n in names),
+                   *(getattr(Customer, f"{n}_ct") for n in names)]
+        rows: dict[str, Any] = {}
+        ids = sorted(candidates)
+        for start in range(0, len(ids), 500):
+            for row in session.execute(select(*columns).where(
+                    Customer.id.in_(ids[start:start + 500]))):
                 rows[row.id] = row._mapping
         found: dict[str, dict[str, str]] = {name: {} for name in names}
         keys = self.keyring.data_keys(session, list(rows))
@@ -334,48 +346,51 @@ class Vault:
             if key is None:
                 continue
             for name in names:
-                values = by_index.get((name, row[f"{name}_bidx"]))
+                sought = by_index.get((name, row[f"{name}_bidx"]))
                 blob = row[f"{name}_ct"]
-                if values and blob is not None:
+                if sought and blob is not None:
                     value = key.open(TABLE, f"{name}_ct", customer_id, blob).decode()
-                    if value in values:
+                    if value in sought:
                         found[name][value] = customer_id
         return found
 
-    def create_many(self, session: Session, records: Sequence[tuple[DataKey, Mapping[str, Any]]],
-                    *, actor: audit.Actor, details: Mapping[str, object] | None = None
-                    ) -> list[str]:
-        """Create new customers in one multi-row insert, one audit entry each.
+    def seal_new(self, key: DataKey, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The sealed columns and blind indexes of a new customer, without any I/O.
 
-        Each record is a fresh key from KeyRing.new_data_keys and normalised fields
-        (Vault.normalise) of a customer the caller has checked does not exist yet
-        (existing_identifiers, under lock_identifiers). Returns the ids. Callers commit.
+        ``data`` is normalised (Vault.normalise); ``key`` is the customer's fresh key.
+        A bulk load seals in worker processes and inserts with insert_new.
         """
+        if not data.get("email"):
+            raise InvalidCustomerData({"email": ["Missing data for required field."]})
+        cid = key.customer_id
+        row: dict[str, Any] = {"id": cid, "key_version": key.version}
+        for name in PERSONAL_FIELDS:
+            value = data.get(name)
+            row[f"{name}_ct"] = None if value is None else key.seal(
+                TABLE, f"{name}_ct", cid, encode_value(name, value))
+        for name in INDEXED_FIELDS:
+            value = data.get(name)
+            row[f"{name}_bidx"] = None if value is None else self.indexer.index(
+                f"{TABLE}.{name}", value)
+        return row
+
+    def insert_new(self, session: Session, rows: Sequence[Mapping[str, Any]], *,
+                   actor: audit.Actor, details: Mapping[str, object] | None = None
+                   ) -> list[str]:
+        """Insert customers sealed by seal_new in one statement, one audit entry each.
+
+        The caller has stored their keys and checked, under lock_identifiers, that
+        none exists yet (existing_identifiers). Returns the ids. Callers commit.
+        """
+        if not rows:
+            return []
         now = utcnow()
-        rows = []
-        for key, data in records:
-            if not data.get("email"):
-                raise InvalidCustomerData({"email": ["Missing data for required field."]})
-            cid = key.customer_id
-            row: dict[str, Any] = {"id": cid, "status": "active", "key_version": key.version,
-                                   "created_at": now, "updated_at": now, "erased_at": None}
-            for name in PERSONAL_FIELDS:
-                value = data.get(name)
-                row[f"{name}_ct"] = None if value is None else key.seal(
-                    TABLE, f"{name}_ct", cid, encode_value(name, value))
-            for name in INDEXED_FIELDS:
-                value = data.get(name)
-                row[f"{name}_bidx"] = None if value is None else self.indexer.index(
-                    f"{TABLE}.{name}", value)
-            rows.append(row)
-        if rows:
-            # A Core executemany: the ORM's bulk insert splits rows by which fields are
-            # empty and runs one statement per group. The mapper picks the engine.
-            session.execute(insert(Customer.__table__), rows,
-                            bind_arguments={"mapper": Customer.__mapper__})
-        for key, data in records:
-            audit.record(session, actor=actor, action="customer.created",
-                         customer_id=key.customer_id,
-                         details={"fields": [k for k in sorted(PERSONAL_FIELDS)
-                                             if data.get(k) is not None], **(details or {})})
-        return [key.customer_id for key, _ in records]
+        values = [{**row, "status": "active", "created_at": now, "updated_at": now,
+                   "erased_at": None} for row in rows]
+        # render_nulls: one executemany, instead of one per pattern of empty fields
+        session.execute(insert(Customer).execution_options(render_nulls=True), values)
+        for row in rows:
+            fields = [name for name in sorted(PERSONAL_FIELDS) if row[f"{name}_ct"] is not None]
+            audit.record(session, actor=actor, action="customer.created", customer_id=row["id"],
+                         details={"fields": fields, **(details or {})})
+        return [row["id"] for row in rows]
