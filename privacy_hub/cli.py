@@ -112,8 +112,10 @@ def db_upgrade() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the hub with gunicorn."""
+@click.option("--no-worker", is_flag=True,
+              help="Run no background worker in-process (run `privacy-hub worker` instead).")
+def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> None:
+    """Serve the hub with gunicorn, and one background worker per instance."""
     from privacy_hub.server import run
 
     settings = _settings()
@@ -121,7 +123,25 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     hub.close()
     click.echo(f"Privacy Hub on http://{host}:{port}  (API docs: http://{host}:{port}/api/docs)",
                err=True)
-    run(host=host, port=port, workers=workers, threads=threads)
+    run(host=host, port=port, workers=workers, threads=threads,
+        background_worker=settings.run_worker_in_process and not no_worker)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run the jobs that are due, then exit.")
+@click.option("--poll-interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
+              help="Seconds between looks for due jobs.")
+def worker(once: bool, poll_interval: float) -> None:
+    """Deliver webhooks and mails from the outbox (SIGTERM: finish the current job, exit)."""
+    from privacy_hub.worker import run_cli
+
+    hub = _open_hub()
+    try:
+        code = run_cli(hub, once=once, poll_interval=poll_interval,
+                       echo=lambda line: click.echo(line, err=True))
+    finally:
+        hub.close()
+    sys.exit(code)
 
 
 @main.group()

@@ -22,8 +22,34 @@ class _HubServer(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def run(*, host: str, port: int, workers: int, threads: int) -> None:
+def _post_worker_init(worker: Any) -> None:
+    """In each gunicorn worker: a daemon thread that runs the instance's background worker
+    once it holds ``<instance>/worker.lock`` (one loop per instance; a restarted process
+    takes over)."""
+    from privacy_hub.worker import BackgroundWorker, configure_logging
+
+    configure_logging()
+    hub = getattr(worker.wsgi, "extensions", {}).get("privacy_hub")
+    if hub is None:  # the app failed to load; gunicorn serves its error page instead
+        return
+    background = BackgroundWorker(hub)
+    background.start()
+    worker.privacy_hub_background = background
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    background = getattr(worker, "privacy_hub_background", None)
+    if background is not None:
+        background.stop(timeout=8.0)  # finish the current job within graceful_timeout
+
+
+def run(*, host: str, port: int, workers: int, threads: int,
+        background_worker: bool = True) -> None:
+    hooks: dict[str, Any] = {}
+    if background_worker:
+        hooks = {"post_worker_init": _post_worker_init, "worker_exit": _worker_exit}
     _HubServer({
+        **hooks,
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,

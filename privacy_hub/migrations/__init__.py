@@ -21,9 +21,11 @@ def main_metadata() -> list[MetaData]:
     from audit.models import AuditBase
     from consent.models import ConsentBase
     from privacy_hub.models import AppBase
+    from privacy_hub.outbox import OutboxBase
     from privacy_hub.vault.models import VaultBase
 
-    return [AuditBase.metadata, VaultBase.metadata, AppBase.metadata, ConsentBase.metadata]
+    return [AuditBase.metadata, VaultBase.metadata, AppBase.metadata, ConsentBase.metadata,
+            OutboxBase.metadata]
 
 
 def keystore_metadata() -> list[MetaData]:

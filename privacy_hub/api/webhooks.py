@@ -1,0 +1,127 @@
+"""Webhook deliveries: what was sent to which system, what failed, and sending it again."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from privacy_hub import outbox
+from privacy_hub.api.auth import current_principal, require
+from privacy_hub.api.idempotency import idempotent
+from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
+from privacy_hub.api.problems import Problem
+from privacy_hub.systems import NAME_RE
+from privacy_hub.web import db
+
+blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
+                description="Webhook deliveries to downstream systems: status, errors, retries.")
+
+_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class DeliveryQuery(PageArgs):
+    status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(outbox.STATUSES),
+                              metadata={"description": "Only deliveries in this state."})
+    system = ma.fields.String(load_default=None, validate=ma.validate.Regexp(NAME_RE),
+                              metadata={"description": "Only deliveries to this system (name)."})
+
+
+class DeliverySchema(ma.Schema):
+    id = ma.fields.String(metadata={"description": "The delivery (one event to one system)."})
+    event_id = ma.fields.String(metadata={
+        "description": "The `id` in the webhook body and `Privacy-Hub-Event-Id`: the same "
+                       "for every system and every retry."})
+    type = ma.fields.String(metadata={"example": "consent.changed"})
+    system = ma.fields.String(allow_none=True, metadata={"description": "Receiving system."})
+    status = ma.fields.String(metadata={"enum": list(outbox.STATUSES)})
+    attempts = ma.fields.Integer()
+    last_error = ma.fields.String(allow_none=True, metadata={
+        "description": "The last failure, e.g. `HTTP 500`, `timeout`, `connection refused`."})
+    next_attempt_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    delivered_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    created_at = ma.fields.String(metadata={"format": "date-time"})
+
+
+class DeliveryPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(DeliverySchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+def _position(cursor: str | None) -> tuple[datetime, str] | None:
+    position = decode_cursor(cursor, required_keys=("at", "id"))
+    if position is None:
+        return None
+    at, job_id = position["at"], position["id"]
+    try:
+        if not isinstance(at, str) or not isinstance(job_id, str) or not _ID_RE.match(job_id):
+            raise ValueError
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError
+    except ValueError:
+        raise Problem(422, "The cursor is not one this endpoint gave out.",
+                      errors={"cursor": ["invalid cursor; pass next_cursor from a previous page"]}
+                      ) from None
+    return when, job_id
+
+
+def _found(delivery_id: str) -> Any:
+    row = outbox.get_delivery(db(), delivery_id) if _ID_RE.match(delivery_id) else None
+    if row is None:
+        raise Problem(404, "No webhook delivery with this id.")
+    return row
+
+
+@blp.route("/deliveries")
+class Deliveries(MethodView):
+    @require("systems:manage")
+    @blp.arguments(DeliveryQuery, location="query")
+    @blp.response(200, DeliveryPageSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Deliveries, newest first, optionally only one status or one system."""
+        rows = outbox.list_deliveries(db(), status=query["status"], system=query["system"],
+                                      before=_position(query["cursor"]),
+                                      limit=query["limit"] + 1)
+        more = len(rows) > query["limit"]
+        rows = rows[: query["limit"]]
+        last = rows[-1][0] if rows else None
+        return {"items": [outbox.public_delivery(job, system) for job, system in rows],
+                "next_cursor": encode_cursor({"at": last.created_at.isoformat(), "id": last.id})
+                if more and last is not None else None}
+
+
+@blp.route("/deliveries/<string:delivery_id>")
+class DeliveryItem(MethodView):
+    @require("systems:manage")
+    @blp.response(200, DeliverySchema)
+    def get(self, delivery_id: str) -> dict[str, Any]:
+        """One delivery."""
+        job, system = _found(delivery_id)
+        return outbox.public_delivery(job, system)
+
+
+@blp.route("/deliveries/<string:delivery_id>/retry")
+class DeliveryRetry(MethodView):
+    @require("systems:manage")
+    @idempotent
+    @blp.response(200, DeliverySchema)
+    @blp.alt_response(409, description="The delivery is not dead (pending or delivered).")
+    # The body is empty, but a reused Idempotency-Key is refused with 422.
+    @blp.alt_response(422, "UNPROCESSABLE_ENTITY")
+    def post(self, delivery_id: str) -> dict[str, Any]:
+        """Send a dead delivery again now, with a fresh set of attempts (audited)."""
+        _found(delivery_id)
+        try:
+            row = outbox.retry_delivery(db(), delivery_id, actor=current_principal().actor)
+        except outbox.DeliveryNotRetryable as exc:
+            raise Problem(409, str(exc).capitalize() + ".", type_="delivery-not-dead",
+                          delivery_status=exc.status) from None
+        if row is None:
+            raise Problem(404, "No webhook delivery with this id.")
+        job, system = row
+        return outbox.public_delivery(job, system)
