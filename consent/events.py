@@ -31,6 +31,9 @@ class DomainEvent:
 
 def emit(session: Session, event: DomainEvent) -> None:
     """Queue an event; it is written to the outbox when the session commits."""
+    if not session.in_transaction():
+        # Tie the event to a transaction, so a rollback of it drops the event.
+        session.begin()
     session.info.setdefault(_KEY, []).append(event)
 
 

@@ -58,5 +58,7 @@ def run(*, host: str, port: int, workers: int, threads: int,
         # Paths only: identifiers never travel in URLs, and query strings are not logged.
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
         "graceful_timeout": 10,
+        # gunicorn's control socket sits at one path per user; several hubs would share it.
+        "control_socket_disable": True,
         "timeout": 60,
     }).run()

@@ -65,6 +65,8 @@ def init_app(app: Flask) -> Api:
     spec.components.schema("Problem", _PROBLEM)
     spec.components.response("Unauthenticated", _problem_ref("Missing or invalid API key"))
     spec.components.response("Forbidden", _problem_ref("The API key lacks the scope or purpose"))
+    spec.components.response("IdempotencyKeyReused", _problem_ref(
+        "Invalid fields, or the Idempotency-Key was used before with another request"))
     spec.components.parameter("IdempotencyKey", "header", {
         "name": "Idempotency-Key", "required": False,
         "description": "Retry-safe writes: a retry with the same key and body returns the first response.",

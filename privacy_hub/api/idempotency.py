@@ -94,6 +94,7 @@ def idempotent(fn: F) -> F:
     doc = wrapper.__dict__.setdefault("_apidoc", {})
     params = doc.setdefault("manual_doc", {}).setdefault("parameters", [])
     params.append("IdempotencyKey")
+    doc["manual_doc"].setdefault("responses", {})["422"] = "IdempotencyKeyReused"
     return wrapper  # type: ignore[return-value]
 
 
