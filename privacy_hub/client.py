@@ -235,6 +235,11 @@ class HubClient:
                 raise Denied(reason, exc.problem) from None
             raise
 
+    def unsubscribe_link(self, customer_id: str, purpose: str) -> dict[str, Any]:
+        """A one-click unsubscribe link (and List-Unsubscribe headers) for one message."""
+        return self._call("POST", f"/api/v1/customers/{_seg(customer_id)}/unsubscribe-link",
+                          body={"purpose": purpose})
+
     def upsert_customer(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Create a customer, or update the one with this ``external_id`` or else email."""
         return self._call("POST", "/api/v1/customers", body=dict(fields))

@@ -11,9 +11,12 @@ import hashlib
 from flask import Blueprint, render_template, request
 from sqlalchemy.orm import Session
 
+import audit
 from consent import purposes as registry
-from consent.errors import TokenInvalid
+from consent.errors import TokenInvalid, UnknownPurpose
+from consent.ledger import Decision
 from consent.models import ConfirmationToken
+from privacy_hub.unsubscribe import InvalidLink, read_token
 from privacy_hub.web import db, hub
 
 bp = Blueprint("pages", __name__)
@@ -29,6 +32,56 @@ def _pending_title(session: Session, token: str) -> str | None:
     if row is None or row.used_at is not None:
         return None
     return registry.get(session, row.purpose).title
+
+
+_INVALID = ("This link is no longer valid", "It was already used, has expired, or was replaced "
+            "by a newer choice. Nothing was changed.")
+
+
+def _unsubscribe_target(token: str) -> tuple[str, str, str] | None:
+    try:
+        customer_id, purpose = read_token(hub().keyring.hub_key(db(), "app_secrets"), token)
+        title = registry.get(db(), purpose).title
+    except (InvalidLink, UnknownPurpose):
+        return None
+    return customer_id, purpose, title
+
+
+@bp.get("/unsubscribe/<string:token>")
+def show_unsubscribe(token: str) -> tuple[str, int]:
+    target = _unsubscribe_target(token)
+    if target is None:
+        return render_template("pages/message.html", heading="This link is not valid",
+                               message="Nothing was changed.", **_context()), 404
+    return render_template("pages/unsubscribe.html", token=token, purpose_title=target[2],
+                           **_context()), 200
+
+
+@bp.post("/unsubscribe/<string:token>")
+def unsubscribe(token: str) -> tuple[str, int]:
+    """One step, no login (also RFC 8058 ``List-Unsubscribe=One-Click`` POSTs)."""
+    target = _unsubscribe_target(token)
+    if target is None:
+        return render_template("pages/message.html", heading="This link is not valid",
+                               message="Nothing was changed.", **_context()), 404
+    customer_id, purpose, title = target
+    row = hub().vault.get_row(db(), customer_id) if _known(customer_id) else None
+    if row is not None and row.status != "erased":
+        hub().ledger.record(db(), customer_id, Decision(
+            purpose=purpose, granted=False, source="unsubscribe_link",
+            collection_method="email_unsubscribe"), actor=audit.Actor("customer", customer_id))
+    return render_template("pages/message.html", heading="You are unsubscribed",
+                           message=f"You will no longer receive {title}.", **_context()), 200
+
+
+def _known(customer_id: str) -> bool:
+    from privacy_hub.vault.errors import CustomerNotFound
+
+    try:
+        hub().vault.get_row(db(), customer_id)
+    except CustomerNotFound:
+        return False
+    return True
 
 
 @bp.get("/consent/confirm")

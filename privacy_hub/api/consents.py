@@ -15,12 +15,14 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from consent import ledger as ledger_mod
+from consent import purposes as registry
 from consent.ledger import Decision
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem
 from privacy_hub.api.schemas import Strict
+from privacy_hub.unsubscribe import make_token
 from privacy_hub.web import db, hub, read_only_request
 
 blp = Blueprint("consents", __name__, url_prefix="/api/v1",
@@ -225,6 +227,38 @@ class ConsentEventItem(MethodView):
         if not items:
             raise Problem(404, "No such consent event for this customer.")
         return {"items": items}
+
+
+class UnsubscribeLinkIn(Strict):
+    purpose = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class UnsubscribeLinkOut(ma.Schema):
+    url = ma.fields.String(metadata={"description": "One-click link for the message body"})
+    list_unsubscribe = ma.fields.String(metadata={"description": "List-Unsubscribe header value"})
+    list_unsubscribe_post = ma.fields.String(metadata={
+        "description": "List-Unsubscribe-Post header value (RFC 8058)"})
+
+
+@blp.route("/customers/<string:customer_id>/unsubscribe-link")
+class UnsubscribeLink(MethodView):
+    @read_only_request
+    @require("consents:write")
+    @blp.arguments(UnsubscribeLinkIn)
+    @blp.response(200, UnsubscribeLinkOut)
+    def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
+        """A one-click unsubscribe link for a marketing message (ePrivacy Art. 13(2))."""
+        purpose = body["purpose"]
+        if not current_principal().may_use_purpose(purpose):
+            raise Problem(403, f"This system is not registered for the purpose {purpose!r}.",
+                          type_="purpose-not-allowed")
+        registry.get(db(), purpose)
+        cid = customer_id_or_404(customer_id)
+        hub().vault.get_row(db(), cid)
+        token = make_token(hub().keyring.hub_key(db(), "app_secrets"), cid, purpose)
+        url = f"{hub().settings.base_url}/unsubscribe/{token}"
+        return {"url": url, "list_unsubscribe": f"<{url}>",
+                "list_unsubscribe_post": "List-Unsubscribe=One-Click"}
 
 
 @blp.route("/receipts/<string:receipt_id>")

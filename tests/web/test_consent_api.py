@@ -244,3 +244,24 @@ def test_confirmation_link_shows_a_button_and_the_post_confirms(
     assert check(client, auth, customer_id, "marketing.email")["allowed"] is True
     assert client.post("/consent/confirm", data={"token": token}).status_code == 410
     assert client.get(f"/consent/confirm?token={token}").status_code == 410
+
+
+def test_one_click_unsubscribe_withdraws_at_once_without_login(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, customer_id: str) -> None:
+    """R-EPRIV-04: a free, one-step opt-out in every message updates the hub immediately."""
+    record(client, auth, customer_id, purpose="marketing.sms", granted=True)
+    link = client.post(f"/api/v1/customers/{customer_id}/unsubscribe-link",
+                       json={"purpose": "marketing.sms"}, headers=auth).json
+    assert link["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
+    path = link["url"].removeprefix("http://127.0.0.1:8000")
+    assert SEED_EMAIL not in path
+    page = client.get(path)
+    assert page.status_code == 200 and b"Unsubscribe" in page.data
+    assert check(client, auth, customer_id, "marketing.sms")["allowed"] is True  # GET changes nothing
+    done = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200
+    assert check(client, auth, customer_id, "marketing.sms")["reason"] == "withdrawn"
+    last = client.get(f"/api/v1/customers/{customer_id}/consents/history", headers=auth).json["items"][-1]
+    assert last["collection_method"] == "email_unsubscribe" and last["status"] == "withdrawn"
+    tampered = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    assert client.post(tampered).status_code == 404
