@@ -34,8 +34,11 @@ def _pending_title(session: Session, token: str) -> str | None:
     return registry.get(session, row.purpose).title
 
 
-_INVALID = ("This link is no longer valid", "It was already used, has expired, or was replaced "
-            "by a newer choice. Nothing was changed.")
+def _invalid(heading: str = "This link is no longer valid",
+             message: str = "It was already used, has expired, or was replaced by a newer "
+             "choice. Nothing was changed.", status: int = 410) -> tuple[str, int]:
+    return render_template("pages/message.html", heading=heading, message=message,
+                           **_context()), status
 
 
 def _unsubscribe_target(token: str) -> tuple[str, str, str] | None:
@@ -51,8 +54,7 @@ def _unsubscribe_target(token: str) -> tuple[str, str, str] | None:
 def show_unsubscribe(token: str) -> tuple[str, int]:
     target = _unsubscribe_target(token)
     if target is None:
-        return render_template("pages/message.html", heading="This link is not valid",
-                               message="Nothing was changed.", **_context()), 404
+        return _invalid("This link is not valid", "Nothing was changed.", 404)
     return render_template("pages/unsubscribe.html", token=token, purpose_title=target[2],
                            **_context()), 200
 
@@ -62,8 +64,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
     """One step, no login (also RFC 8058 ``List-Unsubscribe=One-Click`` POSTs)."""
     target = _unsubscribe_target(token)
     if target is None:
-        return render_template("pages/message.html", heading="This link is not valid",
-                               message="Nothing was changed.", **_context()), 404
+        return _invalid("This link is not valid", "Nothing was changed.", 404)
     customer_id, purpose, title = target
     row = hub().vault.get_row(db(), customer_id) if _known(customer_id) else None
     if row is not None and row.status != "erased":
@@ -89,9 +90,7 @@ def show_confirmation() -> tuple[str, int]:
     token = request.args.get("token", "")
     title = _pending_title(db(), token) if 10 <= len(token) <= 200 else None
     if title is None:
-        return render_template("pages/message.html", heading="This link is no longer valid",
-                               message="It was already used, has expired, or was replaced by a "
-                               "newer choice. Nothing was changed.", **_context()), 410
+        return _invalid()
     return render_template("pages/confirm.html", token=token, purpose_title=title,
                            **_context()), 200
 
@@ -104,9 +103,7 @@ def confirm_consent() -> tuple[str, int]:
             raise TokenInvalid("malformed token")
         recorded = hub().ledger.confirm(db(), token)
     except TokenInvalid:
-        return render_template("pages/message.html", heading="This link is no longer valid",
-                               message="It was already used, has expired, or was replaced by a "
-                               "newer choice. Nothing was changed.", **_context()), 410
+        return _invalid()
     title = registry.get(db(), recorded.purpose).title
     return render_template("pages/message.html", heading="Thank you: confirmed",
                            message=f"You will now receive {title}. You can withdraw at any "

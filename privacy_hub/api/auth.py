@@ -56,3 +56,10 @@ def require(scope: str | None) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def require_purpose(purpose: str) -> None:
+    """A system limited to some purposes may check, read or record nothing for others."""
+    if not current_principal().may_use_purpose(purpose):
+        raise Problem(403, f"This system is not registered for the purpose {purpose!r}.",
+                      type_="purpose-not-allowed")

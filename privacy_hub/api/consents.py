@@ -17,7 +17,7 @@ from marshmallow import validate
 from consent import ledger as ledger_mod
 from consent import purposes as registry
 from consent.ledger import Decision
-from privacy_hub.api.auth import current_principal, require
+from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem
@@ -132,9 +132,7 @@ def _hash_ip(address: str) -> str:
 
 def _decision(body: dict[str, Any]) -> Decision:
     principal = current_principal()
-    if not principal.may_use_purpose(body["purpose"]):
-        raise Problem(403, f"This system is not registered for the purpose {body['purpose']!r}.",
-                      type_="purpose-not-allowed")
+    require_purpose(body["purpose"])
     evidence = dict(body.get("evidence") or {})
     if "ip_address" in evidence:
         evidence["ip_hash"] = _hash_ip(evidence.pop("ip_address"))
@@ -249,9 +247,7 @@ class UnsubscribeLink(MethodView):
     def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """A one-click unsubscribe link for a marketing message (ePrivacy Art. 13(2))."""
         purpose = body["purpose"]
-        if not current_principal().may_use_purpose(purpose):
-            raise Problem(403, f"This system is not registered for the purpose {purpose!r}.",
-                          type_="purpose-not-allowed")
+        require_purpose(purpose)
         registry.get(db(), purpose)
         cid = customer_id_or_404(customer_id)
         hub().vault.get_row(db(), cid)
@@ -272,10 +268,7 @@ class ReceiptItem(MethodView):
         if row is None:
             raise Problem(404, "No receipt with this id.")
         receipt = json.loads(row.payload)
-        purpose = receipt.get("iso27560", {}).get("purpose_id", "")
-        if not current_principal().may_use_purpose(purpose):
-            raise Problem(403, "This system is not registered for this receipt's purpose.",
-                          type_="purpose-not-allowed")
+        require_purpose(receipt.get("iso27560", {}).get("purpose_id", ""))
         return {"receipt_id": row.id, "receipt": receipt, "jws": row.jws}
 
 

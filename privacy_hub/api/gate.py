@@ -16,7 +16,7 @@ from marshmallow import validate
 import audit
 from audit.db import new_id, rfc3339, utcnow
 from consent.gate import Decision
-from privacy_hub.api.auth import current_principal, require
+from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.pagination import decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
@@ -37,12 +37,6 @@ gatekeeper = Gatekeeper()
 
 def checklog() -> CheckLog:
     return hub().checklog
-
-
-def _purpose_allowed(purpose: str) -> None:
-    if not current_principal().may_use_purpose(purpose):
-        raise Problem(403, f"This system is not registered for the purpose {purpose!r}.",
-                      type_="purpose-not-allowed")
 
 
 def _valid_uuid(value: str) -> bool:
@@ -117,7 +111,7 @@ class ConsentCheck(MethodView):
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Is this use allowed for this customer now (or, with `at`, then)? Unknown purpose: 404."""
         purpose, cid = query["purpose"], query["customer_id"]
-        _purpose_allowed(purpose)
+        require_purpose(purpose)
         session = db()
         if query.get("at") is not None:
             if "audit:read" not in current_principal().scopes:
@@ -139,7 +133,7 @@ class ConsentCheck(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Check up to 10,000 customers for one purpose; results in the same order."""
         purpose, ids = body["purpose"], body["customer_ids"]
-        _purpose_allowed(purpose)
+        require_purpose(purpose)
         valid = [cid for cid in ids if _valid_uuid(cid)]
         decisions = dict(zip(valid, gatekeeper.check_many(db(), valid, purpose, utcnow()),
                              strict=True))
@@ -173,7 +167,7 @@ class Audiences(MethodView):
         Paginated over all customers by `limit` (up to 100,000 ids a page) and `cursor`.
         """
         purpose = body["purpose"]
-        _purpose_allowed(purpose)
+        require_purpose(purpose)
         now = utcnow()
         if body.get("customer_ids") is not None:
             ids = [c for c in body["customer_ids"] if _valid_uuid(c)]
@@ -213,7 +207,7 @@ class PurposeBoundData(MethodView):
     def get(self, query: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Only the fields the purpose may read, and only while the gate allows it (audited)."""
         purpose = query["purpose"]
-        _purpose_allowed(purpose)
+        require_purpose(purpose)
         cid = customer_id_or_404(customer_id)
         session = db()
         info = gatekeeper.rule(session, purpose)
@@ -268,7 +262,7 @@ class Events(MethodView):
             raise Problem(422, "The request has invalid fields: " + ", ".join(errors),
                           errors=errors)
         for purpose in {e["purpose"] for e in events}:
-            _purpose_allowed(purpose)
+            require_purpose(purpose)
         session = db()
         allowed: set[tuple[str, str]] = set()
         for purpose in {e["purpose"] for e in events}:
