@@ -48,7 +48,8 @@ def test_installed_wheel_initialises_and_serves_docs(wheel: Path, tmp_path: Path
     target = Path(subprocess.run([str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
                                  check=True, capture_output=True, text=True).stdout.strip())
     # Dependencies come from the test environment; the hub itself only from the wheel.
-    deps = [p for p in site.getsitepackages() + [sysconfig.get_paths()["purelib"]] if "site-packages" in p]
+    deps = [p for p in [*site.getsitepackages(), sysconfig.get_paths()["purelib"]]
+            if "site-packages" in p]
     (target / "deps.pth").write_text("\n".join(dict.fromkeys(deps)) + "\n")
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(target)
