@@ -75,6 +75,27 @@ TEMPLATES: dict[str, Template] = {
               "<p>If you did not make this request, ignore this message.</p>" + _FOOTER_HTML),
         link="{{ base_url }}/requests/{{ request_id | urlencode }}/verify?token={{ token | urlencode }}",
     ),
+    # Art. 12(3): the subject is told of an extension and why: data.due_at, data.reason.
+    "request_extended": Template(
+        subject="Your privacy request needs more time",
+        text=("Hello,\n\nwe need more time to complete your privacy request. The new "
+              "deadline is {{ due_at }}.\n\nWhy: {{ reason }}\n" + _FOOTER_TEXT),
+        html=("<p>Hello,</p><p>we need more time to complete your privacy request. The new "
+              "deadline is {{ due_at }}.</p><p>Why: {{ reason }}</p>" + _FOOTER_HTML),
+    ),
+    # Art. 12(4): the reason, and the right to complain and to a judicial remedy.
+    "request_rejected": Template(
+        subject="About your privacy request",
+        text=("Hello,\n\nwe cannot act on your privacy request.\n\nWhy: {{ reason }}\n\n"
+              "You have the right to lodge a complaint with a data protection supervisory "
+              "authority, in particular in the EU member state where you live or work, and "
+              "to seek a judicial remedy (Art. 77 and 79 GDPR).\n" + _FOOTER_TEXT),
+        html=("<p>Hello,</p><p>we cannot act on your privacy request.</p><p>Why: "
+              "{{ reason }}</p><p>You have the right to lodge a complaint with a data "
+              "protection supervisory authority, in particular in the EU member state where "
+              "you live or work, and to seek a judicial remedy (Art. 77 and 79 GDPR).</p>"
+              + _FOOTER_HTML),
+    ),
     # To the DPO (PRIVACY_HUB_DPO_EMAIL): data.request_id, data.request_type, data.due_at.
     "deadline_reminder": Template(
         subject="Privacy request due {{ due_at }}",

@@ -108,3 +108,24 @@ def confirm_consent() -> tuple[str, int]:
     return render_template("pages/message.html", heading="Thank you: confirmed",
                            message=f"You will now receive {title}. You can withdraw at any "
                            "time.", **_context()), 200
+
+
+@bp.get("/requests/<string:request_id>/verify")
+def show_request_verification(request_id: str) -> tuple[str, int]:
+    token = request.args.get("token", "")
+    return render_template("pages/verify_request.html", request_id=request_id, token=token,
+                           **_context()), 200
+
+
+@bp.post("/requests/<string:request_id>/verify")
+def verify_request(request_id: str) -> tuple[str, int]:
+    from dsar.errors import VerificationFailed
+    from privacy_hub.api.requests import service
+
+    try:
+        service().verify_with_token(db(), request_id, request.form.get("token", ""))
+    except VerificationFailed:
+        return _invalid()
+    return render_template("pages/message.html", heading="Thank you: your request is confirmed",
+                           message="We are working on it and will answer within one month.",
+                           **_context()), 200

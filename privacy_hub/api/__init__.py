@@ -9,7 +9,17 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from privacy_hub.api import audit_log, consents, customers, gate, purposes, ropa, systems, webhooks
+from privacy_hub.api import (
+    audit_log,
+    consents,
+    customers,
+    gate,
+    purposes,
+    requests,
+    ropa,
+    systems,
+    webhooks,
+)
 from privacy_hub.api.input_guard import reject_unstorable_text
 from privacy_hub.api.problems import from_domain_error, from_http_exception, problem_response
 
@@ -72,7 +82,8 @@ def init_app(app: Flask) -> Api:
         "description": "Retry-safe writes: a retry with the same key and body returns the first response.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     })
-    for module in (customers, consents, gate, purposes, systems, audit_log, webhooks, ropa):
+    for module in (customers, consents, gate, purposes, requests, systems, audit_log, webhooks,
+                   ropa):
         api.register_blueprint(module.blp)
     app.register_blueprint(ropa.well_known)
 

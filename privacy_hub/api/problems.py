@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from consent.errors import Conflict as ConsentConflict
 from consent.errors import InvalidInput as ConsentInvalid
 from consent.errors import TokenInvalid, UnknownNotice, UnknownPurpose
+from dsar.errors import InvalidRequest, RequestNotFound, TransitionRefused, VerificationFailed
 from privacy_hub.systems import InvalidSystem, SystemExists
 from privacy_hub.vault.errors import (
     CustomerErased,
@@ -130,6 +131,16 @@ def from_domain_error(exc: Exception) -> Response | None:
     if isinstance(exc, Problem):
         return problem_response(exc.status, exc.detail, errors=exc.errors, type_=exc.type_,
                                 headers=exc.headers, **exc.extra)
+    if isinstance(exc, InvalidRequest):
+        return problem_response(422, "The request has invalid fields: "
+                                + ", ".join(sorted(exc.errors)), errors=exc.errors)
+    if isinstance(exc, RequestNotFound):
+        return problem_response(404, "No such request (or no active customer with this id).")
+    if isinstance(exc, TransitionRefused):
+        return problem_response(409, str(exc).capitalize() + ".", type_="invalid-transition")
+    if isinstance(exc, VerificationFailed):
+        return problem_response(422, str(exc).capitalize() + ".", type_="token-invalid",
+                                errors={"token": [str(exc)]})
     if isinstance(exc, ConsentInvalid):
         return problem_response(422, "The request has invalid fields: "
                                 + ", ".join(sorted(exc.errors)), errors=exc.errors)

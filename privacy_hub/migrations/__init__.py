@@ -20,12 +20,13 @@ def main_metadata() -> list[MetaData]:
     """The MetaData of every table outside the key store."""
     from audit.models import AuditBase
     from consent.models import ConsentBase
+    from dsar.models import DsarBase
     from privacy_hub.models import AppBase
     from privacy_hub.outbox import OutboxBase
     from privacy_hub.vault.models import VaultBase
 
     return [AuditBase.metadata, VaultBase.metadata, AppBase.metadata, ConsentBase.metadata,
-            OutboxBase.metadata]
+            OutboxBase.metadata, DsarBase.metadata]
 
 
 def keystore_metadata() -> list[MetaData]:

@@ -1,0 +1,27 @@
+"""The dsar package's errors; the API maps them to problem documents."""
+
+from __future__ import annotations
+
+from dsar.workflow import TransitionRefused
+
+
+class DsarError(Exception):
+    """Base class."""
+
+
+class InvalidRequest(DsarError):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("invalid: " + ", ".join(sorted(errors)))
+        self.errors = errors
+
+
+class RequestNotFound(DsarError):
+    pass
+
+
+class VerificationFailed(DsarError):
+    """The verification token is unknown, used, expired or for another request."""
+
+
+__all__ = ["DsarError", "InvalidRequest", "RequestNotFound", "TransitionRefused",
+           "VerificationFailed"]

@@ -1,0 +1,88 @@
+"""Data subject requests, their history, their status in each downstream system, and
+the single-use verification links (stored only as hashes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from audit.db import UTCDateTime, new_metadata
+
+
+class DsarBase(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class DataSubjectRequest(DsarBase):
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ix_requests_status_due", "status", "due_at"),
+        CheckConstraint("extension_months BETWEEN 0 AND 2", name="extension"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    #: access | portability | erasure | rectification | restriction | objection
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
+    #: NULL while the requester is not (or cannot be) identified
+    customer_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    #: api | portal | email | letter | phone | console
+    channel: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    extension_months: Mapped[int] = mapped_column(Integer, default=0)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verification_method: Mapped[str | None] = mapped_column(String(40))
+    #: JSON of the type's details without personal data (ground, purposes, changed fields)
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    #: the details' personal data (e.g. rectified values), sealed by the application
+    details_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: the requester's address while the request is unverified, sealed; dropped afterwards
+    contact_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: JSON: what was done, and what was kept and why
+    outcome: Mapped[str | None] = mapped_column(Text)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RequestHistory(DsarBase):
+    __tablename__ = "request_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(36), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    #: e.g. "received", "verified", "extended", "rejected", "system_reported"
+    event: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class RequestSystem(DsarBase):
+    """A downstream system's part in a request: pending until it reports done or failed."""
+
+    __tablename__ = "request_systems"
+
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    system_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    system: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: data the system sent back for an access request, sealed under the customer's key
+    data_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class VerificationToken(DsarBase):
+    __tablename__ = "request_verification_tokens"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,46 @@
+"""What data subject requests need from the outside, as Protocols.
+
+dsar/ never imports the vault, the mailer or the webhooks; the application passes in
+objects that satisfy these (privacy_hub/dsar_adapters.py), and tests may pass fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+import audit
+
+
+class SubjectDirectory(Protocol):
+    """The customer vault, as data subject requests see it."""
+
+    def find_by_email(self, session: Session, email: str) -> str | None:
+        """The id of the active customer with this email, or None."""
+
+    def is_active(self, session: Session, customer_id: str) -> bool:
+        """True if the customer exists and is not erased."""
+
+    def rectify(self, session: Session, customer_id: str, changes: Mapping[str, Any], *,
+                actor: audit.Actor) -> list[str]:
+        """Apply Art. 16 changes; return the names of the changed fields."""
+
+    def seal(self, session: Session, customer_id: str | None, label: str, data: bytes) -> bytes:
+        """Seal request data (under the customer's key when known)."""
+
+    def open(self, session: Session, customer_id: str | None, label: str, blob: bytes) -> bytes:
+        """Open what ``seal`` sealed."""
+
+
+class Notifier(Protocol):
+    """Mails to the subject, queued in the caller's transaction."""
+
+    def verification_link(self, session: Session, *, request_id: str, customer_id: str | None,
+                          address: str | None, token: str) -> None:
+        """Send the single-use link that proves the requester controls the address."""
+
+    def tell_subject(self, session: Session, *, request_id: str, customer_id: str | None,
+                     template: str, data: Mapping[str, str]) -> None:
+        """Tell the subject about their request (extension, rejection, completion)."""

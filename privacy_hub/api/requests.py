@@ -1,0 +1,240 @@
+"""Data subject requests (API.md "Data subject requests")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from dsar.models import DataSubjectRequest
+from dsar.requests import Requests
+from dsar.workflow import RequestStatus, RequestType
+from privacy_hub.api.auth import authenticate, current_principal, require
+from privacy_hub.api.idempotency import idempotent
+from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
+from privacy_hub.api.problems import Problem
+from privacy_hub.api.schemas import CustomerPatchSchema, Strict
+from privacy_hub.dsar_adapters import OutboxNotifier, VaultDirectory
+from privacy_hub.web import db, hub
+
+blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
+                description="Data subject requests: access, portability, erasure, "
+                "rectification, restriction, objection.")
+
+
+def service() -> Requests:
+    return Requests(VaultDirectory(hub()), OutboxNotifier())
+
+
+class DetailsSchema(Strict):
+    changes = ma.fields.Nested(CustomerPatchSchema, metadata={
+        "description": "rectification: the customer fields to correct"})
+    ground = ma.fields.String(validate=validate.OneOf(
+        ["accuracy_contested", "unlawful_processing", "legal_claims", "objection_pending"]),
+        metadata={"description": "restriction: the Art. 18(1) ground (required)"})
+    purposes = ma.fields.List(ma.fields.String(validate=validate.Length(min=1, max=100)),
+                              validate=validate.Length(min=1, max=50), metadata={
+                                  "description": "objection: omitted means every direct-marketing purpose"})
+
+
+class RequestCreate(Strict):
+    type = ma.fields.String(required=True, validate=validate.OneOf([str(t) for t in RequestType]))
+    email = ma.fields.Email(validate=validate.Length(max=254))
+    customer_id = ma.fields.UUID()
+    identity_verified = ma.fields.Boolean(load_default=False, metadata={
+        "description": "Only with requests:manage, together with verification_method"})
+    verification_method = ma.fields.String(validate=validate.Length(min=1, max=40))
+    details = ma.fields.Nested(DetailsSchema, load_default=dict)
+    channel = ma.fields.String(load_default="api", validate=validate.OneOf(
+        ["api", "portal", "email", "letter", "phone", "console"]))
+    received_at = ma.fields.AwareDateTime(format="iso", default_timezone=None, metadata={
+        "description": "The real receipt date of a request logged by a DPO (requests:manage)"})
+
+    @ma.validates_schema
+    def _who(self, data: dict[str, Any], **_: Any) -> None:
+        if ("email" in data) == ("customer_id" in data):
+            raise ma.ValidationError("give exactly one of email and customer_id")
+
+
+class Created(ma.Schema):
+    id = ma.fields.String()
+    type = ma.fields.String()
+    status = ma.fields.String()
+    received_at = ma.fields.String()
+    due_at = ma.fields.String()
+    extended = ma.fields.Boolean()
+
+
+class SystemStatus(ma.Schema):
+    system = ma.fields.String()
+    status = ma.fields.String(metadata={"enum": ["pending", "done", "failed"]})
+    updated_at = ma.fields.String()
+
+
+class RequestSchema(Created):
+    customer_id = ma.fields.String(allow_none=True)
+    channel = ma.fields.String()
+    overdue = ma.fields.Boolean()
+    extension_months = ma.fields.Integer()
+    verified_at = ma.fields.String(allow_none=True)
+    verification_method = ma.fields.String(allow_none=True)
+    details = ma.fields.Dict()
+    outcome = ma.fields.Raw(allow_none=True)
+    rejection_reason = ma.fields.String(allow_none=True)
+    completed_at = ma.fields.String(allow_none=True)
+    systems = ma.fields.List(ma.fields.Nested(SystemStatus))
+    history = ma.fields.List(ma.fields.Dict())
+
+
+class RequestPage(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(RequestSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class ListQuery(PageArgs):
+    status = ma.fields.String(load_default=None,
+                              validate=validate.OneOf([str(s) for s in RequestStatus]))
+    type = ma.fields.String(load_default=None, validate=validate.OneOf([str(t) for t in RequestType]))
+    overdue = ma.fields.Boolean(load_default=None)
+
+
+class VerifyBody(Strict):
+    token = ma.fields.String(validate=validate.Length(min=10, max=200),
+                             metadata={"description": "From the emailed link (no API key needed)"})
+    method = ma.fields.String(validate=validate.Length(min=1, max=40), metadata={
+        "description": "A DPO verified the identity another way (requests:manage)"})
+
+    @ma.validates_schema
+    def _one(self, data: dict[str, Any], **_: Any) -> None:
+        if ("token" in data) == ("method" in data):
+            raise ma.ValidationError("give exactly one of token and method")
+
+
+class ExtendBody(Strict):
+    months = ma.fields.Integer(required=True, validate=validate.OneOf([1, 2]))
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class RejectBody(Strict):
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class CancelBody(Strict):
+    note = ma.fields.String(validate=validate.Length(max=2000))
+
+
+def _created(req: DataSubjectRequest) -> dict[str, Any]:
+    full = Requests.public(db(), req)
+    return {k: full[k] for k in ("id", "type", "status", "received_at", "due_at", "extended")}
+
+
+@blp.route("")
+class RequestCollection(MethodView):
+    @require("requests:write")
+    @idempotent
+    @blp.arguments(RequestCreate)
+    @blp.response(201, Created)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Receive a request. An unknown email is accepted the same way and never completes."""
+        principal = current_principal()
+        manage = "requests:manage" in principal.scopes
+        if body["identity_verified"] or body.get("received_at"):
+            if not manage:
+                raise Problem(403, "Only a key with `requests:manage` may mark a request verified "
+                              "or give its receipt date.", type_="missing-scope",
+                              required_scope="requests:manage")
+            if body["identity_verified"] and not body.get("verification_method"):
+                raise Problem(422, "Say how the identity was verified.",
+                              errors={"verification_method": ["required with identity_verified"]})
+        details = body["details"]
+        req = service().submit(
+            db(), type=body["type"], actor=principal.actor, email=body.get("email"),
+            customer_id=str(body["customer_id"]) if body.get("customer_id") else None,
+            details=details, channel=body["channel"], received_at=body.get("received_at"),
+            verified=body["identity_verified"],
+            verification_method=body.get("verification_method"))
+        return _created(req)
+
+    @require("requests:read")
+    @blp.arguments(ListQuery, location="query")
+    @blp.response(200, RequestPage)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Requests by deadline, soonest first; filter by status, type and `overdue=true`."""
+        position = decode_cursor(query["cursor"], required_keys=("due", "id"))
+        from datetime import datetime
+
+        after = (datetime.fromisoformat(position["due"]), str(position["id"])) if position else None
+        stmt = Requests.query(status=query["status"], type=query["type"],
+                              overdue=query["overdue"], after=after).limit(query["limit"] + 1)  # type: ignore[arg-type]
+        rows = db().scalars(stmt).all()
+        more = len(rows) > query["limit"]
+        rows = rows[: query["limit"]]
+        nxt = encode_cursor({"due": rows[-1].due_at.isoformat(), "id": rows[-1].id}) if more else None
+        return {"items": [Requests.public(db(), r) for r in rows], "next_cursor": nxt}
+
+
+@blp.route("/<string:request_id>")
+class RequestItem(MethodView):
+    @require("requests:read")
+    @blp.response(200, RequestSchema)
+    def get(self, request_id: str) -> dict[str, Any]:
+        """One request, with each downstream system's status and the full history."""
+        return Requests.public(db(), service().get(db(), request_id))
+
+
+@blp.route("/<string:request_id>/verify")
+class RequestVerify(MethodView):
+    @blp.arguments(VerifyBody)
+    @blp.response(200, RequestSchema)
+    def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """Verify: with the token from the emailed link, or (requests:manage) with the
+        method a DPO used."""
+        if "token" in body:
+            req = service().verify_with_token(db(), request_id, body["token"])
+        else:
+            principal = authenticate()
+            if "requests:manage" not in principal.scopes:
+                raise Problem(403, "This API key lacks the `requests:manage` scope.",
+                              type_="missing-scope", required_scope="requests:manage")
+            req = service().verify(db(), request_id, method=body["method"], actor=principal.actor)
+        return Requests.public(db(), req)
+
+
+@blp.route("/<string:request_id>/extend")
+class RequestExtend(MethodView):
+    @require("requests:manage")
+    @blp.arguments(ExtendBody)
+    @blp.response(200, RequestSchema)
+    def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """Extend by 1 or 2 months (at most 2 in total), before the first deadline; the
+        subject is told why."""
+        req = service().extend(db(), request_id, months=body["months"], reason=body["reason"],
+                               actor=current_principal().actor)
+        return Requests.public(db(), req)
+
+
+@blp.route("/<string:request_id>/reject")
+class RequestReject(MethodView):
+    @require("requests:manage")
+    @blp.arguments(RejectBody)
+    @blp.response(200, RequestSchema)
+    def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """Reject with a reason; the subject is told, with their right to complain."""
+        req = service().reject(db(), request_id, reason=body["reason"],
+                               actor=current_principal().actor)
+        return Requests.public(db(), req)
+
+
+@blp.route("/<string:request_id>/cancel")
+class RequestCancel(MethodView):
+    @require("requests:manage")
+    @blp.arguments(CancelBody)
+    @blp.response(200, RequestSchema)
+    def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """Cancel a request that is not completed."""
+        req = service().cancel(db(), request_id, actor=current_principal().actor,
+                               note=body.get("note"))
+        return Requests.public(db(), req)
