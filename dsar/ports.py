@@ -6,7 +6,8 @@ objects that satisfy these (privacy_hub/dsar_adapters.py), and tests may pass fa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -27,11 +28,29 @@ class SubjectDirectory(Protocol):
                 actor: audit.Actor) -> list[str]:
         """Apply Art. 16 changes; return the names of the changed fields."""
 
+    def identifiers(self, session: Session, customer_id: str) -> dict[str, str]:
+        """email, phone, external_id (those set): what downstream systems match on."""
+
+    def retain(self, session: Session, customer_id: str, *, purpose: str, legal_basis: str,
+               fields: Sequence[str], hold_until: datetime, actor: audit.Actor) -> list[str]:
+        """Keep these fields under a legal duty until ``hold_until``; return those kept."""
+
+    def erase(self, session: Session, customer_id: str, *, actor: audit.Actor,
+              request_id: str) -> None:
+        """Crypto-shred the customer: their key, blind indexes and live data go."""
+
     def seal(self, session: Session, customer_id: str | None, label: str, data: bytes) -> bytes:
         """Seal request data (under the customer's key when known)."""
 
     def open(self, session: Session, customer_id: str | None, label: str, blob: bytes) -> bytes:
         """Open what ``seal`` sealed."""
+
+
+class Downstream(Protocol):
+    """The registered systems that hold copies and must act on requests."""
+
+    def systems(self, session: Session) -> list[tuple[str, str]]:
+        """(id, name) of every system that receives webhooks."""
 
 
 class Notifier(Protocol):

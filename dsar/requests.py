@@ -25,10 +25,12 @@ from consent import flags
 from consent import purposes as registry
 from consent.errors import UnknownPurpose
 from consent.events import DomainEvent, emit
+from consent.ledger import Decision, Ledger
+from consent.models import ConsentState
 from dsar.deadlines import due_at
 from dsar.errors import InvalidRequest, RequestNotFound, VerificationFailed
 from dsar.models import DataSubjectRequest, RequestHistory, RequestSystem, VerificationToken
-from dsar.ports import Notifier, SubjectDirectory
+from dsar.ports import Downstream, Notifier, SubjectDirectory
 from dsar.workflow import (
     FINAL,
     Action,
@@ -52,6 +54,8 @@ def _hash(token: str) -> bytes:
 class Requests:
     directory: SubjectDirectory
     notifier: Notifier
+    downstream: Downstream
+    ledger: Ledger
 
     # -- intake ----------------------------------------------------------------------
     def submit(self, session: Session, *, type: str, actor: audit.Actor,
@@ -208,12 +212,101 @@ class Requests:
             emit(session, DomainEvent("customer.rectified", {
                 "customer_id": req.customer_id, "fields": plain["fields"],
                 "request_id": req.id}, customer_id=req.customer_id))
+        elif kind is RequestType.ERASURE:
+            self._erase(session, req, actor)
+            return
         else:
-            return  # access, portability, erasure: carried out while processing
+            self._move(session, req, Action.START, actor, event="processing")
+            return  # access, portability: the export is assembled while processing
         self._move(session, req, Action.START, actor, event="processing")
-        self._move(session, req, Action.COMPLETE, actor, event="completed")
-        req.completed_at = utcnow()
         req.outcome = json.dumps({"done": kind.value})
+        self._complete(session, req, actor)
+
+    # -- erasure (Art. 17) ------------------------------------------------------------------
+    def _erase(self, session: Session, req: DataSubjectRequest, actor: audit.Actor) -> None:
+        """The hub's part, in one transaction: withdraw every consent, deny everything in the
+        gate, keep what a legal duty requires under its own key, crypto-shred the rest, and
+        tell every system (with the identifiers they match on) to erase their copies."""
+        cid = req.customer_id
+        if cid is None:
+            return
+        self._move(session, req, Action.START, actor, event="processing")
+        identifiers = self.directory.identifiers(session, cid)
+        in_force = session.scalars(select(ConsentState).where(
+            ConsentState.customer_id == cid,
+            ConsentState.status.in_(("granted", "pending_confirmation")))).all()
+        for state in in_force:
+            self.ledger.record(session, cid, Decision(
+                purpose=state.purpose, granted=False, source="erasure_request",
+                collection_method="erasure_request"), actor=actor)
+        flags.mark_erased(session, cid, actor=actor, request_id=req.id)
+        now = utcnow()
+        kept = []
+        for purpose in registry.all_purposes(session):
+            if purpose.legal_basis != "legal_obligation" or not purpose.fields:
+                continue
+            until = now + timedelta(days=purpose.retention_days)
+            fields = self.directory.retain(session, cid, purpose=purpose.key,
+                                           legal_basis=str(purpose.legal_basis),
+                                           fields=purpose.fields, hold_until=until, actor=actor)
+            if fields:
+                kept.append({"purpose": purpose.key, "title": purpose.title,
+                             "legal_basis": str(purpose.legal_basis), "fields": fields,
+                             "data_categories": list(purpose.data_categories),
+                             "until": rfc3339(until),
+                             "why": "kept under a legal obligation (Art. 17(3)(b) GDPR): "
+                                    + purpose.description})
+        self.directory.erase(session, cid, actor=actor, request_id=req.id)
+        systems = self.downstream.systems(session)
+        for system_id, name in systems:
+            session.add(RequestSystem(request_id=req.id, system_id=system_id, system=name,
+                                      status="pending", updated_at=now))
+        emit(session, DomainEvent("customer.erased", {
+            "customer_id": cid, "request_id": req.id, "identifiers": dict(identifiers)},
+            customer_id=cid))
+        req.outcome = json.dumps({"erased": True, "withdrawn_consents": len(in_force),
+                                  "kept": kept})
+        if not systems:
+            self._complete(session, req, actor)
+
+    def report(self, session: Session, request_id: str, *, system_id: str, status: str,
+               actor: audit.Actor) -> DataSubjectRequest:
+        """A downstream system reports its part: done or failed. The request completes when
+        every system is done."""
+        if status not in ("done", "failed"):
+            raise InvalidRequest({"status": ["done or failed"]})
+        req = self.get(session, request_id, for_update=True)
+        part = session.get(RequestSystem, (req.id, system_id), with_for_update=True)
+        if part is None:
+            raise RequestNotFound("this system has no part in this request")
+        if req.status != RequestStatus.PROCESSING:
+            raise TransitionRefused(f"a {req.status} request takes no reports")
+        part.status = status
+        part.updated_at = utcnow()
+        self._history(session, req, req.status, "system_reported", actor,
+                      note=f"{part.system}: {status}")
+        audit.record(session, actor=actor, action="request.system_reported",
+                     customer_id=req.customer_id,
+                     details={"request_id": req.id, "system": part.system, "status": status})
+        parts = session.scalars(select(RequestSystem.status)
+                                .where(RequestSystem.request_id == req.id)).all()
+        if all(s == "done" for s in parts):
+            self._complete(session, req, actor)
+        return req
+
+    def close(self, session: Session, request_id: str, *, note: str,
+              actor: audit.Actor) -> DataSubjectRequest:
+        """A DPO completes a request although some systems have not reported done."""
+        if not note.strip():
+            raise InvalidRequest({"note": ["say why the request is closed this way"]})
+        req = self.get(session, request_id, for_update=True)
+        self._complete(session, req, actor, note=note.strip())
+        return req
+
+    def _complete(self, session: Session, req: DataSubjectRequest, actor: audit.Actor,
+                  note: str | None = None) -> None:
+        self._move(session, req, Action.COMPLETE, actor, event="completed", note=note)
+        req.completed_at = utcnow()
 
     # -- DPO actions ----------------------------------------------------------------------
     def extend(self, session: Session, request_id: str, *, months: int, reason: str,

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
 from privacy_hub import outbox
 from privacy_hub.hub import Hub
+from privacy_hub.models import System
 from privacy_hub.vault import crypto
 from privacy_hub.vault.blind_index import NormalisationError, normalise_email
 from privacy_hub.vault.errors import CustomerNotFound
+
+RETENTION_PURGE = "retention_purge"
 
 
 class VaultDirectory:
@@ -39,6 +44,25 @@ class VaultDirectory:
         self.hub.vault.rectify(session, customer_id, changes, actor=actor)
         return sorted(changes)
 
+    def identifiers(self, session: Session, customer_id: str) -> dict[str, str]:
+        row = self.hub.vault.get_row(session, customer_id)
+        profile = self.hub.vault.profile(session, row, only=["email", "phone", "external_id"])
+        return {k: str(profile[k]) for k in ("email", "phone", "external_id") if profile.get(k)}
+
+    def retain(self, session: Session, customer_id: str, *, purpose: str, legal_basis: str,
+               fields: Sequence[str], hold_until: datetime, actor: audit.Actor) -> list[str]:
+        kept = self.hub.vault.retain(session, customer_id, purpose=purpose,
+                                     legal_basis=legal_basis, fields=fields,
+                                     hold_until=hold_until, actor=actor)
+        if kept:
+            outbox.enqueue(session, RETENTION_PURGE, {"customer_id": customer_id},
+                           run_at=hold_until, customer_id=customer_id)
+        return kept
+
+    def erase(self, session: Session, customer_id: str, *, actor: audit.Actor,
+              request_id: str) -> None:
+        self.hub.vault.crypto_shred(session, customer_id, actor=actor, request_id=request_id)
+
     def _app_aead(self, session: Session) -> AESGCM:
         return AESGCM(self.hub.keyring.hub_key(session, "app_secrets"))
 
@@ -53,6 +77,13 @@ class VaultDirectory:
             return self.hub.keyring.data_key(session, customer_id).open(
                 "requests", "details_ct", label, blob)
         return crypto.unwrap(self._app_aead(session), blob, label.encode())
+
+
+class RegisteredSystems:
+    def systems(self, session: Session) -> list[tuple[str, str]]:
+        rows = session.execute(select(System.id, System.name).where(
+            System.webhook_url.is_not(None), System.disabled_at.is_(None)).order_by(System.name))
+        return [(r.id, r.name) for r in rows]
 
 
 class OutboxNotifier:

@@ -454,3 +454,7 @@ def run_cli(hub: Hub, *, once: bool, poll_interval: float,
             signal.signal(sig, handler)
         if fd is not None:
             os.close(fd)
+
+
+# Handlers of other job kinds register themselves on import.
+from privacy_hub import retention  # noqa: E402, F401

@@ -17,7 +17,7 @@ from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
 from privacy_hub.api.schemas import CustomerPatchSchema, Strict
-from privacy_hub.dsar_adapters import OutboxNotifier, VaultDirectory
+from privacy_hub.dsar_adapters import OutboxNotifier, RegisteredSystems, VaultDirectory
 from privacy_hub.web import db, hub
 
 blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
@@ -26,7 +26,7 @@ blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
 
 
 def service() -> Requests:
-    return Requests(VaultDirectory(hub()), OutboxNotifier())
+    return Requests(VaultDirectory(hub()), OutboxNotifier(), RegisteredSystems(), hub().ledger)
 
 
 class DetailsSchema(Strict):
@@ -237,4 +237,47 @@ class RequestCancel(MethodView):
         """Cancel a request that is not completed."""
         req = service().cancel(db(), request_id, actor=current_principal().actor,
                                note=body.get("note"))
+        return Requests.public(db(), req)
+
+
+class ReportBody(Strict):
+    status = ma.fields.String(required=True, validate=validate.OneOf(["done", "failed"]))
+    data = ma.fields.Dict(metadata={"description": "access/portability: what the system holds"})
+
+
+class CloseBody(Strict):
+    note = ma.fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+@blp.route("/<string:request_id>/systems/<string:system>")
+class RequestSystemReport(MethodView):
+    @require(None)
+    @blp.arguments(ReportBody)
+    @blp.response(200, RequestSchema)
+    def post(self, body: dict[str, Any], request_id: str, system: str) -> dict[str, Any]:
+        """A downstream system reports its part (its own key, or `requests:manage`)."""
+        from sqlalchemy import select
+
+        from privacy_hub.models import System
+
+        principal = current_principal()
+        if principal.name != system and "requests:manage" not in principal.scopes:
+            raise Problem(403, "A system reports only for itself (or a key with "
+                          "`requests:manage`).", type_="forbidden")
+        system_id = db().scalar(select(System.id).where(System.name == system))
+        if system_id is None:
+            raise Problem(404, "No system with this name.")
+        req = service().report(db(), request_id, system_id=system_id, status=body["status"],
+                               actor=principal.actor)
+        return Requests.public(db(), req)
+
+
+@blp.route("/<string:request_id>/complete")
+class RequestClose(MethodView):
+    @require("requests:manage")
+    @blp.arguments(CloseBody)
+    @blp.response(200, RequestSchema)
+    def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """A DPO completes the request with a note, although not every system reported done."""
+        req = service().close(db(), request_id, note=body["note"], actor=current_principal().actor)
         return Requests.public(db(), req)

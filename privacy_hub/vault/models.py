@@ -72,3 +72,22 @@ class CustomerEvent(VaultBase):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: JSON {"type": ..., "properties": {...}} sealed under the customer's data key
     payload_ct: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RetainedRecord(VaultBase):
+    """Data kept after erasure under a legal retention duty (Art. 17(3)(b)).
+
+    Sealed under the customer's key of the legal-retention class, which outlives the
+    erasure of their default key until ``hold_until``; then both are destroyed.
+    """
+
+    __tablename__ = "retained_records"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    purpose: Mapped[str] = mapped_column(String(100))
+    legal_basis: Mapped[str] = mapped_column(String(32))
+    hold_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    #: JSON of the kept fields, sealed under the legal-retention key
+    fields_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -10,6 +10,7 @@ import json
 import zlib
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, or_, select, text
@@ -31,12 +32,13 @@ from privacy_hub.vault.errors import (
     InvalidCustomerData,
     KeyDestroyed,
 )
-from privacy_hub.vault.keystore import DataKey, KeyRing
+from privacy_hub.vault.keystore import LEGAL_RETENTION_CLASS, DataKey, KeyRing
 from privacy_hub.vault.models import (
     INDEXED_FIELDS,
     JSON_FIELDS,
     PERSONAL_FIELDS,
     Customer,
+    RetainedRecord,
 )
 
 TABLE = "customers"
@@ -255,6 +257,46 @@ class Vault:
             raise CustomerErased(row.id)
         data = self.normalise(changes)
         return self._update(session, row, data, actor=actor, action="customer.rectified")
+
+    def retain(self, session: Session, customer_id: str, *, purpose: str, legal_basis: str,
+               fields: Sequence[str], hold_until: datetime, actor: audit.Actor) -> list[str]:
+        """Before erasure: copy the fields a legal duty requires us to keep under the
+        customer's legal-retention key, until ``hold_until``. Returns the fields kept."""
+        row = self.get_row(session, customer_id)
+        profile = self.profile(session, row, only=list(fields))
+        kept = {k: v for k, v in profile.items() if k in fields and v is not None}
+        if not kept:
+            return []
+        try:
+            key = self.keyring.data_key(session, customer_id, LEGAL_RETENTION_CLASS)
+        except KeyDestroyed:
+            key = self.keyring.new_data_key(session, customer_id, LEGAL_RETENTION_CLASS)
+        record_id = new_id()
+        session.add(RetainedRecord(
+            id=record_id, customer_id=customer_id, purpose=purpose, legal_basis=legal_basis,
+            hold_until=hold_until, created_at=utcnow(),
+            fields_ct=key.seal("retained_records", "fields_ct", record_id,
+                               json.dumps(kept, sort_keys=True).encode())))
+        audit.record(session, actor=actor, action="customer.retained", customer_id=customer_id,
+                     details={"purpose": purpose, "fields": sorted(kept),
+                              "hold_until": rfc3339(hold_until)})
+        return sorted(kept)
+
+    def purge_retained(self, session: Session, now: datetime, *, actor: audit.Actor) -> int:
+        """Destroy retained data whose hold has ended (and its key once nothing is held)."""
+        due = session.scalars(select(RetainedRecord).where(RetainedRecord.hold_until <= now)).all()
+        customers = {r.customer_id for r in due}
+        for record in due:
+            session.delete(record)
+        session.flush()
+        for customer_id in customers:
+            still = session.scalar(select(RetainedRecord.id).where(
+                RetainedRecord.customer_id == customer_id).limit(1))
+            if still is None:
+                self.keyring.destroy_data_key(session, customer_id, LEGAL_RETENTION_CLASS)
+            audit.record(session, actor=actor, action="customer.retention_ended",
+                         customer_id=customer_id, details={"key_destroyed": still is None})
+        return len(due)
 
     def crypto_shred(self, session: Session, customer_id: str, *, actor: audit.Actor,
                      request_id: str | None = None) -> bool:

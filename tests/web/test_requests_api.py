@@ -175,3 +175,97 @@ def test_request_data_never_leaks_the_email(client: FlaskClient, auth: dict[str,
     text = client.get(f"/api/v1/requests/{rid}", headers=auth).get_data(as_text=True)
     audit_text = client.get("/api/v1/audit?limit=1000", headers=auth).get_data(as_text=True)
     assert SEED_EMAIL not in text and SEED_EMAIL not in audit_text
+
+
+def _erasure(client: FlaskClient, auth: dict[str, str], customer_id: str) -> dict[str, Any]:
+    resp = submit(client, auth, type="erasure", customer_id=customer_id, identity_verified=True,
+                  verification_method="signed_in")
+    assert resp.status_code == 201
+    return dict(client.get(f"/api/v1/requests/{resp.json['id']}", headers=auth).json)
+
+
+def test_erasure_withdraws_denies_keeps_what_the_law_requires_and_shreds(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, hub: Hub) -> None:
+    """R-ERASE-01/02/07: the hub's part of an erasure, with the reply saying what was kept."""
+    cid = client.post("/api/v1/customers", json={
+        "email": SEED_EMAIL, "first_name": "Ada", "last_name": "Lovelace",
+        "address": {"city": "London", "country": "GB"}}, headers=auth).json["id"]
+    client.post(f"/api/v1/customers/{cid}/consents",
+                json={"purpose": "marketing.sms", "granted": True}, headers=auth)
+    req = _erasure(client, auth, cid)
+    assert req["status"] == "completed"  # no downstream system registered
+    kept = req["outcome"]["kept"]
+    assert [k["purpose"] for k in kept] == ["invoicing"]
+    assert set(kept[0]["fields"]) == {"first_name", "last_name", "address"}
+    assert kept[0]["legal_basis"] == "legal_obligation" and kept[0]["until"]
+    assert req["outcome"]["withdrawn_consents"] == 1
+    assert client.get(f"/api/v1/customers/{cid}", headers=auth).json["status"] == "erased"
+    gate = client.get(f"/api/v1/consent-check?customer_id={cid}&purpose=invoicing", headers=auth).json
+    assert gate["reason"] == "erased"
+    history = client.get(f"/api/v1/customers/{cid}/consents/history", headers=auth).json["items"]
+    assert history[-1]["status"] == "withdrawn" and history[-1]["collection_method"] == "erasure_request"
+    audit_text = client.get(f"/api/v1/audit?customer_id={cid}&limit=1000",
+                            headers=auth).get_data(as_text=True)
+    assert SEED_EMAIL not in audit_text and "Lovelace" not in audit_text
+    assert client.get("/api/v1/audit/verify", headers=auth).json["ok"] is True
+    again = client.post("/api/v1/customers", json={"email": SEED_EMAIL}, headers=auth)
+    assert again.status_code == 201 and again.json["id"] != cid
+
+
+def test_retained_data_is_destroyed_when_the_hold_ends(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, hub: Hub) -> None:
+    """R-ERASE-02: holds are released automatically at their end date."""
+    import audit
+    from privacy_hub.db import transaction
+    from privacy_hub.vault.keystore import CustomerKey
+    from privacy_hub.vault.models import RetainedRecord
+
+    cid = client.post("/api/v1/customers", json={"email": SEED_EMAIL, "last_name": "Kept"},
+                      headers=auth).json["id"]
+    _erasure(client, auth, cid)
+    with hub.sessions() as s:
+        assert s.get(CustomerKey, (cid, "legal_retention")) is not None
+        assert s.get(CustomerKey, (cid, "default")) is None
+        record = s.scalars(select(RetainedRecord).where(RetainedRecord.customer_id == cid)).one()
+        assert b"Kept" not in record.fields_ct
+    later = datetime.now(UTC) + timedelta(days=3651)
+    with transaction(hub.sessions) as s:
+        assert hub.vault.purge_retained(s, later, actor=audit.Actor("job", "test")) == 1
+    with hub.sessions() as s:
+        assert s.get(CustomerKey, (cid, "legal_retention")) is None
+        assert s.scalars(select(RetainedRecord)).all() == []
+
+
+def test_erasure_waits_for_every_system_then_completes(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, hub: Hub) -> None:
+    """Downstream systems are told with the identifiers, and report back."""
+    newsletter = client.post("/api/v1/systems", json={
+        "name": "newsletter", "scopes": ["consents:read"],
+        "webhook_url": "http://127.0.0.1:9/hook"}, headers=auth).json
+    client.post("/api/v1/systems", json={"name": "crm", "scopes": ["consents:read"],
+                                         "webhook_url": "http://127.0.0.1:9/crm"}, headers=auth)
+    cid = client.post("/api/v1/customers", json={"email": SEED_EMAIL}, headers=auth).json["id"]
+    req = _erasure(client, auth, cid)
+    assert req["status"] == "processing"
+    assert {(s["system"], s["status"]) for s in req["systems"]} == {
+        ("newsletter", "pending"), ("crm", "pending")}
+    own = {"Authorization": f"Bearer {newsletter['api_key']}"}
+    assert client.post(f"/api/v1/requests/{req['id']}/systems/crm", json={"status": "done"},
+                       headers=own).status_code == 403
+    done = client.post(f"/api/v1/requests/{req['id']}/systems/newsletter",
+                       json={"status": "done"}, headers=own).json
+    assert done["status"] == "processing"
+    failed = client.post(f"/api/v1/requests/{req['id']}/systems/crm", json={"status": "failed"},
+                         headers=auth).json
+    assert failed["status"] == "processing"
+    closed = client.post(f"/api/v1/requests/{req['id']}/complete",
+                         json={"note": "crm copy deleted by hand"}, headers=auth).json
+    assert closed["status"] == "completed"
+    from privacy_hub.outbox import OutboxJob
+
+    with hub.sessions() as s:
+        erased = s.scalars(select(OutboxJob).where(OutboxJob.event_type == "customer.erased")).all()
+        assert {j.system_id for j in erased} and len(erased) == 2
+        aead = AESGCM(hub.keyring.hub_key(s, "app_secrets"))
+        payload = open_payload(aead, erased[0].id, erased[0].payload_ct)  # type: ignore[arg-type]
+    assert payload["data"]["identifiers"]["email"] == SEED_EMAIL.lower()
