@@ -53,6 +53,14 @@ class Downstream(Protocol):
         """(id, name) of every system that receives webhooks."""
 
 
+class Exporter(Protocol):
+    """Assembles and stores the answer to an access or portability request."""
+
+    def build(self, session: Session, *, request_id: str, customer_id: str,
+              portability: bool) -> None:
+        """Build the export (encrypted at rest) and tell the subject where to get it."""
+
+
 class Notifier(Protocol):
     """Mails to the subject, queued in the caller's transaction."""
 

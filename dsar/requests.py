@@ -30,7 +30,7 @@ from consent.models import ConsentState
 from dsar.deadlines import due_at
 from dsar.errors import InvalidRequest, RequestNotFound, VerificationFailed
 from dsar.models import DataSubjectRequest, RequestHistory, RequestSystem, VerificationToken
-from dsar.ports import Downstream, Notifier, SubjectDirectory
+from dsar.ports import Downstream, Exporter, Notifier, SubjectDirectory
 from dsar.workflow import (
     FINAL,
     Action,
@@ -56,6 +56,7 @@ class Requests:
     notifier: Notifier
     downstream: Downstream
     ledger: Ledger
+    exporter: Exporter
 
     # -- intake ----------------------------------------------------------------------
     def submit(self, session: Session, *, type: str, actor: audit.Actor,
@@ -216,8 +217,8 @@ class Requests:
             self._erase(session, req, actor)
             return
         else:
-            self._move(session, req, Action.START, actor, event="processing")
-            return  # access, portability: the export is assembled while processing
+            self._start_export(session, req, actor)
+            return
         self._move(session, req, Action.START, actor, event="processing")
         req.outcome = json.dumps({"done": kind.value})
         self._complete(session, req, actor)
@@ -269,8 +270,20 @@ class Requests:
         if not systems:
             self._complete(session, req, actor)
 
+    # -- access and portability (Art. 15, 20) -------------------------------------------------
+    def _start_export(self, session: Session, req: DataSubjectRequest, actor: audit.Actor) -> None:
+        """Ask every system for what it holds; the export is built when all have answered."""
+        self._move(session, req, Action.START, actor, event="processing")
+        now = utcnow()
+        systems = self.downstream.systems(session)
+        for system_id, name in systems:
+            session.add(RequestSystem(request_id=req.id, system_id=system_id, system=name,
+                                      status="pending", updated_at=now))
+        if not systems:
+            self._complete(session, req, actor)
+
     def report(self, session: Session, request_id: str, *, system_id: str, status: str,
-               actor: audit.Actor) -> DataSubjectRequest:
+               actor: audit.Actor, data: Mapping[str, Any] | None = None) -> DataSubjectRequest:
         """A downstream system reports its part: done or failed. The request completes when
         every system is done."""
         if status not in ("done", "failed"):
@@ -283,6 +296,10 @@ class Requests:
             raise TransitionRefused(f"a {req.status} request takes no reports")
         part.status = status
         part.updated_at = utcnow()
+        if data and req.type in (RequestType.ACCESS, RequestType.PORTABILITY) and req.customer_id:
+            part.data_ct = self.directory.seal(session, req.customer_id,
+                                               f"request_system.{req.id}.{system_id}",
+                                               json.dumps(dict(data)).encode())
         self._history(session, req, req.status, "system_reported", actor,
                       note=f"{part.system}: {status}")
         audit.record(session, actor=actor, action="request.system_reported",
@@ -307,6 +324,9 @@ class Requests:
                   note: str | None = None) -> None:
         self._move(session, req, Action.COMPLETE, actor, event="completed", note=note)
         req.completed_at = utcnow()
+        if req.type in (RequestType.ACCESS, RequestType.PORTABILITY) and req.customer_id:
+            self.exporter.build(session, request_id=req.id, customer_id=req.customer_id,
+                                portability=req.type == RequestType.PORTABILITY)
 
     # -- DPO actions ----------------------------------------------------------------------
     def extend(self, session: Session, request_id: str, *, months: int, reason: str,

@@ -96,6 +96,17 @@ TEMPLATES: dict[str, Template] = {
               "you live or work, and to seek a judicial remedy (Art. 77 and 79 GDPR).</p>"
               + _FOOTER_HTML),
     ),
+    # Access/portability answer ready: secrets.link (signed, expiring), data.expires_at.
+    "request_completed": Template(
+        subject="Your data is ready to download",
+        text=("Hello,\n\nthe copy of your data you asked for is ready. Download it here "
+              "(the link works until {{ expires_at }}):\n{{ link }}\n\n"
+              "The file is kept for 30 days, then deleted.\n" + _FOOTER_TEXT),
+        html=("<p>Hello,</p><p>the copy of your data you asked for is ready.</p>"
+              "<p><a href=\"{{ link }}\">Download it</a> (the link works until "
+              "{{ expires_at }}).</p><p>The file is kept for 30 days, then deleted.</p>"
+              + _FOOTER_HTML),
+    ),
     # To the DPO (PRIVACY_HUB_DPO_EMAIL): data.request_id, data.request_type, data.due_at.
     "deadline_reminder": Template(
         subject="Privacy request due {{ due_at }}",

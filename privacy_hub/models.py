@@ -49,3 +49,23 @@ class IdempotencyRecord(AppBase):
     response_ct: Mapped[bytes] = mapped_column(LargeBinary)
     customer_id: Mapped[str | None] = mapped_column(String(36), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ExportFile(AppBase):
+    """The answer to an access or portability request: a ZIP, encrypted at rest."""
+
+    __tablename__ = "exports"
+
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: file name inside <instance>/exports/
+    file: Mapped[str] = mapped_column(String(100))
+    #: the file's random key, wrapped under the hub's app-secrets key
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the subject's download link works until then (7 days)
+    link_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the file is deleted then (30 days)
+    delete_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -7,6 +7,7 @@ prefetch links must not confirm anything; the POST does.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from flask import Blueprint, render_template, request
 from sqlalchemy.orm import Session
@@ -129,3 +130,25 @@ def verify_request(request_id: str) -> tuple[str, int]:
     return render_template("pages/message.html", heading="Thank you: your request is confirmed",
                            message="We are working on it and will answer within one month.",
                            **_context()), 200
+
+
+@bp.get("/exports/<string:token>")
+def download_export(token: str) -> Any:
+    """The subject's signed, expiring link to their data (no login)."""
+    from flask import Response
+
+    from audit.db import utcnow
+    from privacy_hub.exports import ExportGone, Exports
+
+    exports = Exports(hub())
+    try:
+        request_id = exports.request_for_token(db(), token, utcnow())
+        archive = exports.read(db(), request_id)
+    except ExportGone:
+        return _invalid("This download link is no longer valid",
+                        "Links work for 7 days and files are kept for 30. Ask again any time.")
+    audit.record(db(), actor=audit.Actor("customer", None), action="export.downloaded",
+                 details={"request_id": request_id, "via": "link"})
+    return Response(archive, mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="my-data-{request_id[:8]}.zip"',
+        "Cache-Control": "no-store"})

@@ -8,6 +8,7 @@ import audit
 from audit.db import utcnow
 from privacy_hub.db import transaction
 from privacy_hub.dsar_adapters import RETENTION_PURGE
+from privacy_hub.exports import EXPORT_DELETE, Exports
 from privacy_hub.worker import ClaimedJob, Worker, handles
 
 
@@ -15,3 +16,9 @@ from privacy_hub.worker import ClaimedJob, Worker, handles
 def purge_retained(worker: Worker, _job: ClaimedJob, _payload: dict[str, Any]) -> None:
     with transaction(worker.hub.sessions) as session:
         worker.hub.vault.purge_retained(session, utcnow(), actor=audit.Actor("job", "retention"))
+
+
+@handles(EXPORT_DELETE)
+def delete_exports(worker: Worker, _job: ClaimedJob, _payload: dict[str, Any]) -> None:
+    with transaction(worker.hub.sessions) as session:
+        Exports(worker.hub).delete_due(session, utcnow())

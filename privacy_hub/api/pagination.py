@@ -9,6 +9,7 @@ from typing import Any
 
 import marshmallow as ma
 
+from privacy_hub.api.input_guard import suspect_json
 from privacy_hub.api.problems import Problem
 
 DEFAULT_LIMIT = 50
@@ -33,7 +34,8 @@ def decode_cursor(cursor: str | None, *, required_keys: tuple[str, ...]) -> dict
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        position = json.loads(raw)
+        # A forged cursor could carry NUL or a lone surrogate into a query: a 500.
+        position = None if suspect_json(raw) else json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         position = None
     if not isinstance(position, dict) or any(k not in position for k in required_keys):

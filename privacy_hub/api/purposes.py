@@ -142,8 +142,9 @@ class PurposeItem(MethodView):
 class NoticeCreate(Strict):
     version = ma.fields.String(required=True, validate=[
         validate.Length(min=1, max=64), validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")])
-    language = ma.fields.String(load_default="en", validate=validate.Regexp(
-        r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", error="a language tag, e.g. en or de-DE"))
+    language = ma.fields.String(load_default="en", validate=[
+        validate.Length(max=16),  # notices.language is VARCHAR(16): longer was a 500 on PostgreSQL
+        validate.Regexp(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", error="a language tag, e.g. en or de-DE")])
     text = ma.fields.String(required=True, validate=validate.Length(min=1, max=200_000))
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
+import audit
 from dsar.models import DataSubjectRequest
 from dsar.requests import Requests
 from dsar.workflow import RequestStatus, RequestType
@@ -18,6 +20,7 @@ from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
 from privacy_hub.api.schemas import CustomerPatchSchema, Strict
 from privacy_hub.dsar_adapters import OutboxNotifier, RegisteredSystems, VaultDirectory
+from privacy_hub.exports import ExportGone, Exports
 from privacy_hub.web import db, hub
 
 blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
@@ -26,7 +29,8 @@ blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
 
 
 def service() -> Requests:
-    return Requests(VaultDirectory(hub()), OutboxNotifier(), RegisteredSystems(), hub().ledger)
+    return Requests(VaultDirectory(hub()), OutboxNotifier(), RegisteredSystems(), hub().ledger,
+                    Exports(hub()))
 
 
 class DetailsSchema(Strict):
@@ -268,7 +272,7 @@ class RequestSystemReport(MethodView):
         if system_id is None:
             raise Problem(404, "No system with this name.")
         req = service().report(db(), request_id, system_id=system_id, status=body["status"],
-                               actor=principal.actor)
+                               actor=principal.actor, data=body.get("data"))
         return Requests.public(db(), req)
 
 
@@ -281,3 +285,25 @@ class RequestClose(MethodView):
         """A DPO completes the request with a note, although not every system reported done."""
         req = service().close(db(), request_id, note=body["note"], actor=current_principal().actor)
         return Requests.public(db(), req)
+
+
+@blp.route("/<string:request_id>/export")
+class RequestExport(MethodView):
+    @require("requests:read")
+    @blp.doc(responses={"200": {"description": "The ZIP: data.json, CSVs, information.json",
+                                "content": {"application/zip": {"schema": {
+                                    "type": "string", "format": "binary"}}}}})
+    def get(self, request_id: str) -> Response:
+        """The answer to a completed access or portability request (audited)."""
+        req = service().get(db(), request_id)
+        if req.type not in ("access", "portability") or req.status != "completed":
+            raise Problem(409, "Only a completed access or portability request has an export.",
+                          type_="no-export")
+        try:
+            archive = Exports(hub()).read(db(), request_id)
+        except ExportGone:
+            raise Problem(410, "The export was deleted after its retention period.") from None
+        audit.record(db(), actor=current_principal().actor, action="export.downloaded",
+                     customer_id=req.customer_id, details={"request_id": request_id})
+        return Response(archive, mimetype="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="privacy-{request_id}.zip"'})

@@ -34,8 +34,14 @@ class Systems(MethodView):
     @blp.response(201, SystemCreatedSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Register a system; its API key and webhook secret are shown only in this answer."""
-        if body.get("webhook_url") and (msg := validate_webhook_url(body["webhook_url"])):
-            raise Problem(422, "The webhook URL is not acceptable.", errors={"webhook_url": [msg]})
+        if body.get("webhook_url"):
+            try:
+                msg = validate_webhook_url(body["webhook_url"])
+            except ValueError:  # urlsplit: e.g. "http://[::1" (unclosed IPv6 literal)
+                msg = "not a valid URL"
+            if msg:
+                raise Problem(422, "The webhook URL is not acceptable.",
+                              errors={"webhook_url": [msg]})
         system, api_key, secret = hub().systems.create(
             db(), name=body["name"], scopes=body["scopes"], purposes=body.get("purposes"),
             webhook_url=body.get("webhook_url"), actor=current_principal().actor)

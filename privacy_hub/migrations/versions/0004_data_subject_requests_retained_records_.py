@@ -1,8 +1,8 @@
-"""data subject requests: requests, history, systems, verification tokens; retained records
+"""data subject requests, retained records, exports
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-23 02:28:11.441111
+Create Date: 2026-11-23 02:29:25.358238
 """
 
 from alembic import op
@@ -31,6 +31,22 @@ def upgrade() -> None:
     with op.batch_alter_table('retained_records', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_retained_records_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_retained_records_hold_until'), ['hold_until'], unique=False)
+
+    op.create_table('exports',
+    sa.Column('request_id', sa.String(length=36), nullable=False),
+    sa.Column('customer_id', sa.String(length=36), nullable=False),
+    sa.Column('file', sa.String(length=100), nullable=False),
+    sa.Column('wrapped_key', sa.LargeBinary(), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('link_expires_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delete_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deleted_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('request_id', name=op.f('pk_exports'))
+    )
+    with op.batch_alter_table('exports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_exports_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_exports_delete_at'), ['delete_at'], unique=False)
 
     op.create_table('request_history',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -112,6 +128,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_request_history_request_id'))
 
     op.drop_table('request_history')
+    with op.batch_alter_table('exports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_exports_delete_at'))
+        batch_op.drop_index(batch_op.f('ix_exports_customer_id'))
+
+    op.drop_table('exports')
     with op.batch_alter_table('retained_records', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_retained_records_hold_until'))
         batch_op.drop_index(batch_op.f('ix_retained_records_customer_id'))
