@@ -45,8 +45,9 @@ layers: install
 test: install system-deps lint typecheck layers
 	$(BIN)/python -m pytest -q
 
+## make bench [BENCH_ARGS="--backend sqlite --duration 5"]: figures into bench/README.md
 bench: install system-deps
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -94,6 +94,15 @@ class BackendFactory:
 
             self._pg = stack.enter_context(postgres_server())
 
+    def database_pid(self) -> int | None:
+        """The PostgreSQL postmaster's pid (its backends are its children), else None."""
+        if self._pg is None:
+            return None
+        try:
+            return int((self._pg.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     @property
     def description(self) -> str:
         if self.backend == "sqlite":
@@ -153,10 +162,8 @@ def stop_group(process: subprocess.Popen[bytes], grace: float = 15) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
     # Workers may outlive a master that died; the group id is the master's pid.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -190,3 +197,26 @@ def serve(instance: Instance, *, workers: int = 2, threads: int = 4,
                      log_path=log_path)
     finally:
         stop_group(process)
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process and its live descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parents[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return total
