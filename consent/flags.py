@@ -162,8 +162,9 @@ def _flags(restricted: bool, erased: bool, objections: Iterable[tuple[str, str |
 def flags_for(session: Session, customer_id: str) -> Flags:
     """The customer's current flags (``exists`` is the caller's business)."""
     row = session.get(ProcessingFlags, customer_id)
-    objections = session.execute(select(Objection.purpose, Objection.compelling_grounds)
-                                 .where(Objection.customer_id == customer_id)).tuples()
+    objections = [(r.purpose, r.compelling_grounds) for r in session.execute(
+        select(Objection.purpose, Objection.compelling_grounds)
+        .where(Objection.customer_id == customer_id))]
     return _flags(bool(row and row.restricted), bool(row and row.erased), objections)
 
 

@@ -71,3 +71,6 @@ class Notifier(Protocol):
     def tell_subject(self, session: Session, *, request_id: str, customer_id: str | None,
                      template: str, data: Mapping[str, str]) -> None:
         """Tell the subject about their request (extension, rejection, completion)."""
+
+    def schedule_reminders(self, session: Session, *, request_id: str, due_at: datetime) -> None:
+        """Remind the DPO before the deadline (7 and 2 days before)."""

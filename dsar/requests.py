@@ -93,6 +93,7 @@ class Requests:
         session.flush()
         self._history(session, req, None, "received", actor,
                       note=f"channel {channel}")
+        self.notifier.schedule_reminders(session, request_id=req.id, due_at=req.due_at)
         audit.record(session, actor=actor, action="request.received", customer_id=customer_id,
                      details={"request_id": req.id, "type": str(kind), "channel": channel})
         if kind is RequestType.OBJECTION and customer_id is not None:
@@ -342,6 +343,7 @@ class Requests:
         req.due_at = due_at(req.received_at, total)
         req.updated_at = utcnow()
         self._history(session, req, req.status, "extended", actor, note=f"+{months} months")
+        self.notifier.schedule_reminders(session, request_id=req.id, due_at=req.due_at)
         audit.record(session, actor=actor, action="request.extended", customer_id=req.customer_id,
                      details={"request_id": req.id, "months": months, "total": total})
         self.notifier.tell_subject(session, request_id=req.id, customer_id=req.customer_id,

@@ -19,6 +19,7 @@ from privacy_hub.vault.blind_index import NormalisationError, normalise_email
 from privacy_hub.vault.errors import CustomerNotFound
 
 RETENTION_PURGE = "retention_purge"
+REQUEST_REMINDER = "request_reminder"
 
 
 class VaultDirectory:
@@ -95,6 +96,13 @@ class OutboxNotifier:
                             to_staff=None if customer_id else address,
                             data={"request_id": request_id, "request_type": "privacy"},
                             secrets={"token": token})
+
+    def schedule_reminders(self, session: Session, *, request_id: str, due_at: datetime) -> None:
+        from dsar.deadlines import reminder_times
+
+        for when in reminder_times(due_at):
+            outbox.enqueue(session, REQUEST_REMINDER, {"request_id": request_id,
+                                                       "due_at": due_at.isoformat()}, run_at=when)
 
     def tell_subject(self, session: Session, *, request_id: str, customer_id: str | None,
                      template: str, data: Mapping[str, str]) -> None:

@@ -107,6 +107,16 @@ TEMPLATES: dict[str, Template] = {
               "{{ expires_at }}).</p><p>The file is kept for 30 days, then deleted.</p>"
               + _FOOTER_HTML),
     ),
+    # Art. 18(3): the subject is told before a restriction is lifted: data.note.
+    "restriction_lifting": Template(
+        subject="The restriction of your data is being lifted",
+        text=("Hello,\n\nthe restriction of processing of your personal data that you asked "
+              "for is being lifted.\n\n{{ note }}\n\nIf you disagree, reply to this message "
+              "or use your right to object.\n" + _FOOTER_TEXT),
+        html=("<p>Hello,</p><p>the restriction of processing of your personal data that you "
+              "asked for is being lifted.</p><p>{{ note }}</p><p>If you disagree, reply to "
+              "this message or use your right to object.</p>" + _FOOTER_HTML),
+    ),
     # To the DPO (PRIVACY_HUB_DPO_EMAIL): data.request_id, data.request_type, data.due_at.
     "deadline_reminder": Template(
         subject="Privacy request due {{ due_at }}",

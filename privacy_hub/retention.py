@@ -1,4 +1,4 @@
-"""Background job: destroy data kept under a legal retention duty once the duty ends."""
+"""Scheduled jobs: end of legal retention, export deletion, DPO deadline reminders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import audit
 from audit.db import utcnow
 from privacy_hub.db import transaction
-from privacy_hub.dsar_adapters import RETENTION_PURGE
+from privacy_hub.dsar_adapters import REQUEST_REMINDER, RETENTION_PURGE
 from privacy_hub.exports import EXPORT_DELETE, Exports
 from privacy_hub.worker import ClaimedJob, Worker, handles
 
@@ -22,3 +22,22 @@ def purge_retained(worker: Worker, _job: ClaimedJob, _payload: dict[str, Any]) -
 def delete_exports(worker: Worker, _job: ClaimedJob, _payload: dict[str, Any]) -> None:
     with transaction(worker.hub.sessions) as session:
         Exports(worker.hub).delete_due(session, utcnow())
+
+
+@handles(REQUEST_REMINDER)
+def remind_dpo(worker: Worker, _job: ClaimedJob, payload: dict[str, Any]) -> None:
+    """R-DEAD-03: a reminder to the DPO mailbox, if the request is still open and its
+    deadline has not moved (an extension schedules new reminders)."""
+    from dsar.models import DataSubjectRequest
+    from dsar.workflow import FINAL
+    from privacy_hub import outbox
+
+    dpo = worker.hub.settings.dpo_email
+    with transaction(worker.hub.sessions) as session:
+        req = session.get(DataSubjectRequest, payload["request_id"])
+        if (req is None or req.status in {str(s) for s in FINAL} or not dpo
+                or req.due_at.isoformat() != payload["due_at"]):
+            return
+        outbox.enqueue_mail(session, template="deadline_reminder", to_staff=dpo,
+                            data={"request_id": req.id, "request_type": req.type,
+                                  "due_at": req.due_at.date().isoformat()})

@@ -14,6 +14,7 @@ from privacy_hub.api import (
     consents,
     customers,
     gate,
+    processing,
     purposes,
     requests,
     ropa,
@@ -82,8 +83,8 @@ def init_app(app: Flask) -> Api:
         "description": "Retry-safe writes: a retry with the same key and body returns the first response.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     })
-    for module in (customers, consents, gate, purposes, requests, systems, audit_log, webhooks,
-                   ropa):
+    for module in (customers, consents, gate, purposes, requests, processing, systems, audit_log,
+                   webhooks, ropa):
         api.register_blueprint(module.blp)
     app.register_blueprint(ropa.well_known)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
@@ -21,11 +21,33 @@ from privacy_hub.api.problems import Problem
 from privacy_hub.api.schemas import CustomerPatchSchema, Strict
 from privacy_hub.dsar_adapters import OutboxNotifier, RegisteredSystems, VaultDirectory
 from privacy_hub.exports import ExportGone, Exports
+from privacy_hub.ratelimit import RateLimiter
 from privacy_hub.web import db, hub
 
 blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
                 description="Data subject requests: access, portability, erasure, "
                 "rectification, restriction, objection.")
+
+
+# Intake limits (no flooding, no enumeration by volume): per subject and per client address.
+PER_EMAIL_PER_HOUR = 5
+PER_ADDRESS_PER_HOUR = 300
+
+
+def limiter() -> RateLimiter:
+    limiter_: RateLimiter = current_app.extensions.setdefault("privacy_hub.ratelimit",
+                                                             RateLimiter())
+    return limiter_
+
+
+def _limit(body: dict[str, Any]) -> None:
+    who = body.get("email") or str(body.get("customer_id"))
+    for key, limit in ((f"subject|{who.strip().lower()}", PER_EMAIL_PER_HOUR),
+                       (f"address|{request.remote_addr}", PER_ADDRESS_PER_HOUR)):
+        wait = limiter().hit(key, limit=limit, window=3600)
+        if wait is not None:
+            raise Problem(429, "Too many requests for this subject or from this address; "
+                          "try again later.", headers={"Retry-After": str(int(wait) + 1)})
 
 
 def service() -> Requests:
@@ -144,6 +166,7 @@ class RequestCollection(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Receive a request. An unknown email is accepted the same way and never completes."""
         principal = current_principal()
+        _limit(body)
         manage = "requests:manage" in principal.scopes
         if body["identity_verified"] or body.get("received_at"):
             if not manage:

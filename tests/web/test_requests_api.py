@@ -269,3 +269,87 @@ def test_erasure_waits_for_every_system_then_completes(
         aead = AESGCM(hub.keyring.hub_key(s, "app_secrets"))
         payload = open_payload(aead, erased[0].id, erased[0].payload_ct)  # type: ignore[arg-type]
     assert payload["data"]["identifiers"]["email"] == SEED_EMAIL.lower()
+
+
+def test_dpo_reminders_are_scheduled_seven_and_two_days_before(
+        client: FlaskClient, auth: dict[str, str], customer_id: str, hub: Hub) -> None:
+    """R-DEAD-03: alerts fire before the due date; an extension reschedules them."""
+    body = submit(client, auth, type="access", customer_id=customer_id).json
+    due = datetime.fromisoformat(body["due_at"])
+    with hub.sessions() as s:
+        runs = sorted(j.next_attempt_at for j in s.scalars(
+            select(OutboxJob).where(OutboxJob.kind == "request_reminder")))
+    assert runs == [due - timedelta(days=7), due - timedelta(days=2)]
+
+
+def test_reminder_job_mails_the_dpo_only_while_the_request_is_open(
+        client: FlaskClient, auth: dict[str, str], customer_id: str, hub: Hub) -> None:
+    from privacy_hub.retention import remind_dpo
+
+    body = submit(client, auth, type="access", customer_id=customer_id).json
+    dpo_hub = hub
+    object.__setattr__(dpo_hub, "settings", hub.settings.with_(dpo_email="dpo@shop.example"))
+
+    class _W:
+        hub = dpo_hub
+
+    remind_dpo(_W, None, {"request_id": body["id"], "due_at": body["due_at"].replace("Z", "+00:00")})  # type: ignore[arg-type]
+    reminders = [m for m in mails(hub) if m["template"] == "deadline_reminder"]
+    assert len(reminders) == 1 and reminders[0]["to_staff"] == "dpo@shop.example"
+    client.post(f"/api/v1/requests/{body['id']}/cancel", json={}, headers=auth)
+    remind_dpo(_W, None, {"request_id": body["id"], "due_at": body["due_at"].replace("Z", "+00:00")})  # type: ignore[arg-type]
+    assert len([m for m in mails(hub) if m["template"] == "deadline_reminder"]) == 1
+
+
+def test_intake_is_rate_limited_per_subject(client: FlaskClient, auth: dict[str, str]) -> None:
+    from privacy_hub.api import requests as requests_api
+
+    codes = [submit(client, auth, type="access", email="flood@example.org").status_code
+             for _ in range(requests_api.PER_EMAIL_PER_HOUR + 1)]
+    assert codes[:-1] == [201] * requests_api.PER_EMAIL_PER_HOUR
+    last = submit(client, auth, type="access", email="flood@example.org")
+    assert last.status_code == 429 and int(last.headers["Retry-After"]) > 0
+    assert "flood@example.org" not in last.get_data(as_text=True)
+
+
+def test_subject_is_told_before_a_restriction_is_lifted(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, customer_id: str,
+        hub: Hub) -> None:
+    """R-RRO-02: the notification precedes the status change."""
+    submit(client, auth, type="restriction", customer_id=customer_id, identity_verified=True,
+           verification_method="signed_in", details={"ground": "accuracy_contested"})
+    lifted = client.post(f"/api/v1/customers/{customer_id}/restriction/lift",
+                         json={"note": "your address was checked and is correct"}, headers=auth)
+    assert lifted.status_code == 200
+    gate = client.get(f"/api/v1/consent-check?customer_id={customer_id}&purpose=orders.fulfilment",
+                      headers=auth).json
+    assert gate["allowed"] is True
+    from consent.models import FlagEvent
+
+    with hub.sessions() as s:
+        mail_at = s.scalars(select(OutboxJob.created_at).where(
+            OutboxJob.kind == "mail")).all()
+        lifted_at = s.scalars(select(FlagEvent.recorded_at).where(
+            FlagEvent.kind == "restriction_lifted")).one()
+    assert any(t <= lifted_at for t in mail_at)
+    assert any(m["template"] == "restriction_lifting" for m in mails(hub))
+    assert client.post(f"/api/v1/customers/{customer_id}/restriction/lift", json={"note": "x"},
+                       headers=auth).status_code == 409
+
+
+def test_compelling_grounds_only_for_legitimate_interests(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, customer_id: str) -> None:
+    """R-RRO-03, R-GATE-07: overriding needs a justification; never for direct marketing."""
+    submit(client, auth, type="objection", customer_id=customer_id, identity_verified=True,
+           verification_method="signed_in", details={"purposes": ["fraud_prevention", "marketing.sms"]})
+    url = f"/api/v1/customers/{customer_id}/objections"
+    assert client.post(f"{url}/fraud_prevention/grounds", json={"grounds": ""},
+                       headers=auth).status_code == 422
+    assert client.post(f"{url}/marketing.sms/grounds", json={"grounds": "we want to"},
+                       headers=auth).status_code == 409
+    ok = client.post(f"{url}/fraud_prevention/grounds",
+                     json={"grounds": "chargeback investigation"}, headers=auth)
+    assert ok.status_code == 200
+    gate = client.get(f"/api/v1/consent-check?customer_id={customer_id}&purpose=fraud_prevention",
+                      headers=auth).json
+    assert gate["allowed"] is True
