@@ -190,10 +190,14 @@ class Requests:
         if req.customer_id is None:
             # Nobody could be identified: the request stays open for the DPO (Art. 11(2)).
             return req
-        self._apply_effects(session, req, actor)
+        # Systems learn of the request with the identifiers they match on (before an
+        # erasure makes them unreadable).
         emit(session, DomainEvent("request.created", {
             "request_id": req.id, "type": req.type, "customer_id": req.customer_id,
-            "due_at": rfc3339(req.due_at)}, customer_id=req.customer_id))
+            "due_at": rfc3339(req.due_at),
+            "identifiers": dict(self.directory.identifiers(session, req.customer_id))},
+            customer_id=req.customer_id))
+        self._apply_effects(session, req, actor)
         return req
 
     def _apply_effects(self, session: Session, req: DataSubjectRequest, actor: audit.Actor) -> None:

@@ -240,6 +240,15 @@ class HubClient:
         return self._call("POST", f"/api/v1/customers/{_seg(customer_id)}/unsubscribe-link",
                           body={"purpose": purpose})
 
+    def report_request(self, request_id: str, system: str, status: str,
+                       data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Report this system's part of a data subject request: "done" or "failed"."""
+        body: dict[str, Any] = {"status": status}
+        if data is not None:
+            body["data"] = dict(data)
+        return self._call("POST", f"/api/v1/requests/{_seg(request_id)}/systems/{_seg(system)}",
+                          body=body)
+
     def upsert_customer(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Create a customer, or update the one with this ``external_id`` or else email."""
         return self._call("POST", "/api/v1/customers", body=dict(fields))
