@@ -5,13 +5,16 @@ operation in-process (WSGI) with schema-conforming (positive) and schema-violati
 (negative) data. Whatever it sends, the contract of shared/API.md "Conventions" must
 hold: a 500 on any input is a bug, every 4xx is an RFC 9457 problem document, every
 answer is a status code the document names for the operation or one the conventions
-give every operation, and 2xx bodies match their documented schema.
+give every operation, 2xx bodies match their documented schema, and invalid data is
+never accepted.
 
-(schemathesis' own pytest integration, ``from_fixture(...).parametrize()``, does not run
-under pytest 9.2, so each operation is driven through ``APIOperation.as_strategy`` with
-Hypothesis and reported as a subtest.)
+schemathesis' own pytest integration (``from_fixture(...).parametrize()``) does not run
+under pytest 9.2 (it sets ``Node._nodeid``, which pytest 9.2 removed), so each operation
+is driven through the public ``APIOperation.as_strategy`` with Hypothesis instead and
+reported as a subtest.
 
-The hand-written cases below pin the conventions' status codes one by one.
+The hand-written cases below pin the conventions' status codes one at a time, and the
+inputs that were once 500s (on SQLite, PostgreSQL or both).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import uuid
 from typing import Any
 
@@ -42,23 +46,21 @@ from privacy_hub.hub import Hub
 from privacy_hub.systems import SCOPES
 from tests.web.conftest import new_key
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 30
+MAX_EXAMPLES_POSTGRESQL = 20
 PROBLEM_JSON = "application/problem+json"
-#: Status codes the conventions give every operation, documented there or not:
-#: malformed JSON, unknown id, wrong method, state conflict, too large, media type, rate limit.
-CONVENTION_STATUSES = {400, 404, 405, 409, 413, 415, 429}
+#: Answers the conventions give every operation, whether its document lists them or not:
+#: malformed JSON, unknown id, wrong method, state conflict, too large, media type,
+#: invalid input (a header or query parameter), rate limit.
+CONVENTION_STATUSES = {400, 404, 405, 409, 413, 415, 422, 429}
 #: Phone numbers the hub accepts, so that "good" generated customers are really good.
 PHONES = ["+4915112345678", "+33612345678", "+393331234567", "+14155552671"]
+#: For cases about the HTTP layer alone; those that once failed on one database run on both.
+sqlite_only = pytest.mark.parametrize("db_backend", ["sqlite"])
 FUZZ = hypothesis.settings(
     max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
     suppress_health_check=list(hypothesis.HealthCheck),
 )
-
-
-@pytest.fixture
-def db_backend() -> str:
-    """Generated traffic exercises the HTTP layer; SQLite keeps it fast."""
-    return "sqlite"
 
 
 @pytest.fixture
@@ -78,28 +80,35 @@ def seeded_ids(hub: Hub) -> list[str]:
 def api_schema(app: Flask) -> Any:
     """The OpenAPI document exactly as the app serves it."""
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
-    # The key is sent by the test; generated Authorization values would only ever be 401s,
-    # and those are pinned for every operation by test_every_operation_requires_a_key.
-    schema.config.generation.update(with_security_parameters=False, deterministic=True)
+    # The key is sent by the test: generated Authorization values would only ever be
+    # 401s, and those are pinned for every operation by test_every_operation_requires_a_key.
+    # NUL is refused everywhere (PostgreSQL cannot store it; test_text_no_database_can_store
+    # pins that), so schema-valid data leaves it out to get further into the views.
+    schema.config.generation.update(with_security_parameters=False, deterministic=True,
+                                    allow_x00=False)
     return schema
 
 
 def _operations(api_schema: Any) -> list[Any]:
-    operations = []
-    for result in api_schema.get_all_operations():
-        operations.append(result.ok())  # an Err here is a broken document: let it raise
+    # An Err here is a document schemathesis cannot read: .ok() raises and says why.
+    operations = [result.ok() for result in api_schema.get_all_operations()]
     assert operations, "the served OpenAPI document has no operations"
     return operations
 
 
-def _plausible(drawn: tuple[schemathesis.Case, str, str, bool]) -> schemathesis.Case:
-    """Make half of the positive bodies carry a real email and phone.
+# -- generated traffic -----------------------------------------------------------------
 
-    The document types both as plain strings, so schema-only generation almost never
-    produces an address the hub accepts, and would never get past validation.
+
+def _plausible(drawn: tuple[schemathesis.Case, str, str, bool]) -> schemathesis.Case:
+    """Give half of the positive bodies a real email and phone number.
+
+    The document types both as plain strings, so schema-only data almost never holds an
+    address the hub accepts and would rarely get past validation into the vault.
     """
     case, email, phone, apply = drawn
     if apply and isinstance(case.body, dict):
+        if case.operation.label == "POST /api/v1/customers":
+            case.body.setdefault("email", "")  # required to create, so not in the document
         if isinstance(case.body.get("email"), str):
             case.body["email"] = email
         if isinstance(case.body.get("phone"), str):
@@ -113,6 +122,20 @@ def _strategy(operation: Any, mode: GenerationMode) -> st.SearchStrategy[schemat
         return cases  # type: ignore[no-any-return]
     emails = st.emails().filter(lambda e: len(e) <= 254)
     return st.tuples(cases, emails, st.sampled_from(PHONES), st.booleans()).map(_plausible)
+
+
+def _can_be_invalid(operation: Any) -> bool:
+    """Whether any schema-violating request for it can be sent at all.
+
+    A bare ``{"type": "string", "minLength": 1}`` path parameter cannot: its only
+    violation, the empty string, is not a path segment.
+    """
+    if operation.body or len(operation.query) or len(operation.cookies):
+        return True
+    if any(h.name.lower() != "authorization" for h in operation.headers):
+        return True
+    return any(set(p.definition.get("schema", {})) - {"type", "minLength"}
+               for p in operation.path_parameters)
 
 
 def _aim_at_a_real_customer(case: schemathesis.Case, seeded_ids: list[str]) -> None:
@@ -135,6 +158,7 @@ def assert_problem(status: int, content_type: str | None, body: bytes) -> dict[s
     for member in ("type", "title", "status", "detail"):
         assert member in doc, f"problem document lacks {member!r}: {doc}"
     assert doc["status"] == status
+    assert isinstance(doc["title"], str) and isinstance(doc["type"], str)
     assert isinstance(doc["detail"], str) and doc["detail"]
     if "errors" in doc:
         assert isinstance(doc["errors"], dict)
@@ -151,10 +175,11 @@ def _check_answer(case: schemathesis.Case, response: schemathesis.Response) -> N
         f"{label} answered {status}; documented: {sorted(documented)}\n{case!r}")
     if status >= 400:
         assert_problem(status, response.headers.get("content-type", [None])[0], response.content)
-    else:
-        case.validate_response(
-            response, checks=[content_type_conformance, response_schema_conformance])
+        return
+    case.validate_response(response, checks=[content_type_conformance,
+                                              response_schema_conformance])
     if case.meta is not None and case.meta.generation.mode.is_negative:
+        # Accepted: schemathesis decides whether the data really was invalid as sent.
         case.validate_response(response, checks=[negative_data_rejection])
 
 
@@ -162,11 +187,20 @@ def _check_answer(case: schemathesis.Case, response: schemathesis.Response) -> N
                          ids=lambda m: m.value)
 def test_every_operation_answers_within_the_contract(
         api_schema: Any, auth: dict[str, str], seeded_ids: list[str], mode: GenerationMode,
-        subtests: pytest.Subtests) -> None:
-    """API.md Conventions: no 5xx on any input; 4xx are problem documents; codes documented."""
-    for operation in _operations(api_schema):
+        db_backend: str, subtests: pytest.Subtests) -> None:
+    """API.md Conventions: no 5xx on any input; 4xx are problem documents; codes documented.
 
-        @FUZZ
+    On both backends: SQLite does not enforce VARCHAR lengths, so a value longer than
+    its column is a 500 on PostgreSQL only (it was, for a notice's language).
+    """
+    # Fewer on PostgreSQL, where each request costs more: the same inputs mostly, and
+    # what it adds is the column limits, which short-to-long generation reaches early.
+    examples = MAX_EXAMPLES if db_backend == "sqlite" else MAX_EXAMPLES_POSTGRESQL
+    for operation in _operations(api_schema):
+        if mode.is_negative and not _can_be_invalid(operation):
+            continue
+
+        @hypothesis.settings(FUZZ, max_examples=examples)
         @hypothesis.given(case=_strategy(operation, mode))
         def drive(case: schemathesis.Case) -> None:
             _aim_at_a_real_customer(case, seeded_ids)
@@ -176,19 +210,17 @@ def test_every_operation_answers_within_the_contract(
             drive()
 
 
+# -- authentication, from the document ---------------------------------------------------
+
+
 def _concrete_path(path: str) -> str:
-    return path.replace("{customer_id}", str(uuid.uuid4())).replace("{name}", "no-such-system")
+    return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
 
 
-def _secured(api_schema: Any) -> list[tuple[Any, list[str]]]:
-    out = []
-    for operation in _operations(api_schema):
-        security = operation.definition.raw.get("security")
-        if security == []:
-            continue  # explicitly public
-        scopes = [s for req in security or [] for s in req.get("bearerAuth", [])]
-        out.append((operation, scopes))
-    return out
+def _security(api_schema: Any, operation: Any) -> list[dict[str, list[str]]] | None:
+    """The operation's security requirements (None: public)."""
+    security = operation.definition.raw.get("security", api_schema.raw_schema.get("security"))
+    return security or None
 
 
 def _send(client: FlaskClient, operation: Any, headers: dict[str, str]) -> Any:
@@ -199,14 +231,15 @@ def _send(client: FlaskClient, operation: Any, headers: dict[str, str]) -> Any:
     return getattr(client, method)(_concrete_path(operation.path), **kwargs)
 
 
+@sqlite_only
 def test_every_operation_requires_a_key(api_schema: Any, client: FlaskClient,
                                         subtests: pytest.Subtests) -> None:
-    """Missing or invalid credentials are 401, on every operation the document secures."""
-    secured = _secured(api_schema)
-    assert secured
-    for operation, _ in secured:
-        for headers in ({}, {"Authorization": "Bearer phk_0000_nope"},
-                        {"Authorization": "Basic dXNlcjpwYXNz"}):
+    """Missing or invalid credentials are 401 on every operation the document secures."""
+    secured = [op for op in _operations(api_schema) if _security(api_schema, op)]
+    assert len(secured) > 5
+    for operation in secured:
+        for headers in ({}, {"Authorization": "Bearer phk_0123456789abcdef_nope"},
+                        {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer "}):
             with subtests.test(operation.label, headers=headers):
                 resp = _send(client, operation, headers)
                 assert resp.status_code == 401, resp.get_data(as_text=True)
@@ -214,179 +247,228 @@ def test_every_operation_requires_a_key(api_schema: Any, client: FlaskClient,
                 assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+@sqlite_only
 def test_every_operation_enforces_its_documented_scope(
         api_schema: Any, hub: Hub, client: FlaskClient, subtests: pytest.Subtests) -> None:
-    """Credentials without the scope the document names are 403, whatever the body."""
-    for operation, scopes in _secured(api_schema):
+    """A key with every scope but the one the document names is 403, whatever the body."""
+    for operation in _operations(api_schema):
+        scopes = [s for req in _security(api_schema, operation) or []
+                  for s in req.get("bearerAuth", [])]
         if not scopes:
-            continue
-        others = [s for s in SCOPES if s not in scopes]
-        key = new_key(hub, f"lacks-{uuid.uuid4().hex[:8]}", others)
+            continue  # public, or any valid key
+        key = new_key(hub, f"lacks-{uuid.uuid4().hex[:8]}", [s for s in SCOPES if s not in scopes])
         with subtests.test(operation.label, scopes=scopes):
             resp = _send(client, operation, {"Authorization": f"Bearer {key}"})
             assert resp.status_code == 403, resp.get_data(as_text=True)
             assert_problem(403, resp.content_type, resp.data)
 
 
-# -- the conventions, one status code at a time ---------------------------------------
+# -- the conventions, one status code at a time ------------------------------------------
 
 
-def test_malformed_json_is_400(client: FlaskClient, auth: dict[str, str]) -> None:
-    resp = client.post("/api/v1/customers", data=b'{"email": "a@example.org",',
-                       headers={**auth, "Content-Type": "application/json"})
-    assert resp.status_code == 400
-    assert_problem(400, resp.content_type, resp.data)
+def _post(client: FlaskClient, auth: dict[str, str], path: str, data: bytes | str,
+          content_type: str = "application/json") -> Any:
+    return client.post(path, data=data, headers={**auth, "Content-Type": content_type})
 
 
-def test_invalid_utf8_body_is_400(client: FlaskClient, auth: dict[str, str]) -> None:
-    resp = client.post("/api/v1/customers", data=b'{"email": "\xff\xfe@example.org"}',
-                       headers={**auth, "Content-Type": "application/json"})
-    assert resp.status_code == 400
-    assert_problem(400, resp.content_type, resp.data)
+@sqlite_only
+def test_malformed_json_is_400(client: FlaskClient, auth: dict[str, str],
+                               subtests: pytest.Subtests) -> None:
+    for body in (b'{"email": "a@example.org",', b"{'email': 1}", b"\xff\xfe{}", b"nul",
+                 b'{"email": "\xed\xa0\x80@example.org"}'):  # a raw UTF-8 surrogate
+        with subtests.test(body=body):
+            resp = _post(client, auth, "/api/v1/customers", body)
+            assert resp.status_code == 400, resp.get_data(as_text=True)
+            assert_problem(400, resp.content_type, resp.data)
 
 
-@pytest.mark.parametrize("body", [[], [{"email": "a@example.org"}], "a@example.org", 42, None],
-                         ids=["empty-array", "array", "string", "number", "null"])
+@sqlite_only
 def test_a_body_that_is_not_an_object_is_422(client: FlaskClient, auth: dict[str, str],
-                                             body: Any) -> None:
-    resp = client.post("/api/v1/customers", data=json.dumps(body),
-                       headers={**auth, "Content-Type": "application/json"})
-    assert resp.status_code == 422, resp.get_data(as_text=True)
-    assert_problem(422, resp.content_type, resp.data)
+                                             subtests: pytest.Subtests) -> None:
+    for body in ([], [{"email": "a@example.org"}], "a@example.org", 42, None, True):
+        with subtests.test(body=body):
+            resp = _post(client, auth, "/api/v1/customers", json.dumps(body))
+            assert resp.status_code == 422, resp.get_data(as_text=True)
+            assert_problem(422, resp.content_type, resp.data)
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "application/xml"])
+@sqlite_only
 def test_a_body_that_is_not_json_is_415(client: FlaskClient, auth: dict[str, str],
-                                        content_type: str) -> None:
-    resp = client.post("/api/v1/customers", data=b'{"email": "a@example.org"}',
-                       headers={**auth, "Content-Type": content_type})
-    assert resp.status_code == 415
-    assert_problem(415, resp.content_type, resp.data)
+                                        subtests: pytest.Subtests) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded",
+                         "multipart/form-data; boundary=x", "application/xml"):
+        with subtests.test(content_type=content_type):
+            resp = _post(client, auth, "/api/v1/customers", '{"email": "a@example.org"}',
+                         content_type)
+            assert resp.status_code == 415
+            assert_problem(415, resp.content_type, resp.data)
 
 
+@sqlite_only
 def test_a_body_over_one_mebibyte_is_413(client: FlaskClient, auth: dict[str, str]) -> None:
     body = json.dumps({"email": "a@example.org", "attributes": {"x": "a" * (1024 * 1024)}})
-    resp = client.post("/api/v1/customers", data=body,
-                       headers={**auth, "Content-Type": "application/json"})
+    resp = _post(client, auth, "/api/v1/customers", body)
     assert resp.status_code == 413
     assert_problem(413, resp.content_type, resp.data)
 
 
-@pytest.mark.parametrize("method", ["get", "patch", "delete"])
-@pytest.mark.parametrize("customer_id", [str(uuid.uuid4()), "not-a-uuid", "%00", "..%2F"])
-def test_an_unknown_customer_is_404(client: FlaskClient, auth: dict[str, str], method: str,
-                                    customer_id: str) -> None:
-    kwargs: dict[str, Any] = {"headers": auth}
-    if method == "patch":
-        kwargs["json"] = {"first_name": "Ada"}
-    resp = getattr(client, method)(f"/api/v1/customers/{customer_id}", **kwargs)
-    assert resp.status_code == 404
-    assert_problem(404, resp.content_type, resp.data)
-
-
-def test_an_unknown_system_is_404(client: FlaskClient, auth: dict[str, str]) -> None:
+def test_an_unknown_id_is_404(client: FlaskClient, auth: dict[str, str],
+                              subtests: pytest.Subtests) -> None:
+    for customer_id in (str(uuid.uuid4()), "not-a-uuid", "..%2F", "%20"):
+        for method in ("get", "patch", "delete"):
+            with subtests.test(method=method, customer_id=customer_id):
+                kwargs: dict[str, Any] = {"headers": auth}
+                if method == "patch":
+                    kwargs["json"] = {"first_name": "Ada"}
+                resp = getattr(client, method)(f"/api/v1/customers/{customer_id}", **kwargs)
+                assert resp.status_code == 404
+                assert_problem(404, resp.content_type, resp.data)
     resp = client.get("/api/v1/systems/no-such-system", headers=auth)
     assert resp.status_code == 404
     assert_problem(404, resp.content_type, resp.data)
 
 
+@sqlite_only
 def test_no_key_is_401(client: FlaskClient) -> None:
     resp = client.post("/api/v1/customers", json={"email": "a@example.org"})
     assert resp.status_code == 401
     assert_problem(401, resp.content_type, resp.data)
 
 
+@sqlite_only
 def test_a_key_without_the_scope_is_403(hub: Hub, client: FlaskClient) -> None:
     key = new_key(hub, "reader", ["customers:read"])
     resp = client.post("/api/v1/customers", json={"email": "a@example.org"},
                        headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 403
-    doc = assert_problem(403, resp.content_type, resp.data)
-    assert "customers:write" in doc["detail"]
+    assert "customers:write" in assert_problem(403, resp.content_type, resp.data)["detail"]
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("/api/v1/customers", {"email": "a@example.org", "favourite_colour": "red"},
-     "favourite_colour"),
-    ("/api/v1/customers", {"email": "a@example.org", "address": {"planet": "Mars"}},
-     "address.planet"),
-    ("/api/v1/customers/lookup", {"email": "a@example.org", "ssn": "1"}, "ssn"),
-    ("/api/v1/systems", {"name": "crm", "scopes": ["customers:read"], "colour": "red"}, "colour"),
-])
-def test_an_unknown_field_is_422_naming_it(client: FlaskClient, auth: dict[str, str], path: str,
-                                           body: dict[str, Any], field: str) -> None:
+@sqlite_only
+def test_an_unknown_field_is_422_naming_it(client: FlaskClient, auth: dict[str, str],
+                                           seeded_ids: list[str],
+                                           subtests: pytest.Subtests) -> None:
     """API.md: unknown fields in a request body are rejected with 422 (no silent drops)."""
-    resp = client.post(path, json=body, headers=auth)
-    assert resp.status_code == 422, resp.get_data(as_text=True)
-    doc = assert_problem(422, resp.content_type, resp.data)
-    assert field in doc["errors"], doc
+    for method, path, body, field in [
+        ("post", "/api/v1/customers", {"email": "a@example.org", "favourite_colour": "red"},
+         "favourite_colour"),
+        ("post", "/api/v1/customers", {"email": "a@example.org", "address": {"planet": "Mars"}},
+         "address.planet"),
+        ("post", "/api/v1/customers/lookup", {"email": "a@example.org", "ssn": "1"}, "ssn"),
+        ("patch", f"/api/v1/customers/{seeded_ids[0]}", {"nickname": "Ada"}, "nickname"),
+        ("post", "/api/v1/systems", {"name": "crm", "scopes": ["customers:read"], "colour": 1},
+         "colour"),
+    ]:
+        with subtests.test(path=path, field=field):
+            resp = getattr(client, method)(path, json=body, headers=auth)
+            assert resp.status_code == 422, resp.get_data(as_text=True)
+            assert field in assert_problem(422, resp.content_type, resp.data)["errors"]
 
 
-def test_an_unknown_field_in_a_patch_is_422_naming_it(
-        client: FlaskClient, auth: dict[str, str], seeded_ids: list[str]) -> None:
-    resp = client.patch(f"/api/v1/customers/{seeded_ids[0]}", json={"nickname": "Ada"},
-                        headers=auth)
-    assert resp.status_code == 422
-    assert "nickname" in assert_problem(422, resp.content_type, resp.data)["errors"]
+# -- inputs that were 500s -----------------------------------------------------------------
 
 
-# -- inputs generation does not reach, each once a 500 ------------------------------------
+def test_text_no_database_can_store_is_422(client: FlaskClient, auth: dict[str, str],
+                                           subtests: pytest.Subtests) -> None:
+    """JSON can escape NUL and lone surrogates (``"\\ud800"``): not storable text, not a 500.
+
+    Lone surrogates cannot be encoded as UTF-8 for blind indexes and ciphertexts (a 500
+    on both backends); PostgreSQL refuses NUL in text (a 500 there).
+    """
+    def system() -> dict[str, Any]:
+        return {"name": f"s-{uuid.uuid4().hex[:8]}", "scopes": ["customers:read"]}
+
+    for text in ("\ud800", "a\udfffb", "\x00", "a\x00b"):
+        for path, body, field in [
+            ("/api/v1/customers", {"email": "a@example.org", "first_name": text}, "first_name"),
+            ("/api/v1/customers", {"email": f"a{text}@example.org"}, "email"),
+            ("/api/v1/customers", {"email": "a@example.org", "external_id": text}, "external_id"),
+            ("/api/v1/customers", {"email": "a@example.org", "attributes": {"n": [{text: 1}]}},
+             "attributes.n.0"),
+            ("/api/v1/customers/lookup", {"phone": f"+49{text}"}, "phone"),
+            ("/api/v1/systems", {**system(), "webhook_url": f"https://a{text}.example.org/"},
+             "webhook_url"),
+            ("/api/v1/systems", {**system(), "purposes": ["marketing.email", text]},
+             "purposes.1"),
+        ]:
+            with subtests.test(path=path, field=field, text=text):
+                # json.dumps escapes them (ensure_ascii): "\ud800", "\u0000" on the wire
+                resp = _post(client, auth, path, json.dumps(body))
+                assert resp.status_code == 422, resp.get_data(as_text=True)
+                assert field in assert_problem(422, resp.content_type, resp.data)["errors"]
 
 
-@pytest.mark.parametrize("text", ["\ud800", "a\udfffb", "\udbff"])
-@pytest.mark.parametrize("field", ["first_name", "email", "external_id", "attributes"])
-def test_unpaired_surrogates_in_json_are_rejected(client: FlaskClient, auth: dict[str, str],
-                                                  text: str, field: str) -> None:
-    """JSON may escape a lone surrogate (``"\\ud800"``); it is not text and cannot be stored."""
-    body: dict[str, Any] = {"email": "a@example.org"}
-    if field == "email":
-        body["email"] = f"a{text}@example.org"
-    elif field == "attributes":
-        body["attributes"] = {f"k{text}": text}
-    else:
-        body[field] = text
-    resp = client.post("/api/v1/customers", data=json.dumps(body),  # ensure_ascii: \\ud800
-                       headers={**auth, "Content-Type": "application/json"})
-    assert resp.status_code in (400, 422), resp.get_data(as_text=True)
-    assert_problem(resp.status_code, resp.content_type, resp.data)
+@sqlite_only
+def test_an_emoji_escaped_as_a_surrogate_pair_is_fine(client: FlaskClient,
+                                                      auth: dict[str, str]) -> None:
+    body = json.dumps({"email": "a@example.org", "first_name": "Ada \U0001f600"})
+    assert "\\ud83d\\ude00" in body
+    resp = _post(client, auth, "/api/v1/customers", body)
+    assert resp.status_code == 201
+    assert resp.json["first_name"] == "Ada \U0001f600"
+
+
+def test_unstorable_text_in_a_path_or_query_is_rejected(
+        client: FlaskClient, auth: dict[str, str], subtests: pytest.Subtests) -> None:
+    for path in ("/api/v1/systems/a%00b", "/api/v1/customers/%00", "/api/v1/purposes/a%00"):
+        with subtests.test(path=path):
+            resp = client.get(path, headers=auth)
+            assert resp.status_code == 404
+            assert_problem(404, resp.content_type, resp.data)
+    for query in ({"action": "a\x00b"}, {"customer_id": "\x00"}, {"cursor": "\x00"}):
+        with subtests.test(query=query):
+            resp = client.get("/api/v1/audit", query_string=query, headers=auth)
+            assert resp.status_code == 422, resp.get_data(as_text=True)
+            assert set(query) <= set(assert_problem(422, resp.content_type, resp.data)["errors"])
 
 
 def _cursor(position: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("path", ["/api/v1/audit", "/api/v1/systems"])
-@pytest.mark.parametrize("position", [
-    {"after": "x"}, {"after": None}, {"after": [1]}, {"after": {"a": 1}}, {"after": 10**30},
-    {"after": -(10**30)}, {"after": 1.5e300}, {"after": True}, {"other": 1}, [1], "after", 7,
-])
-def test_a_forged_cursor_is_422(client: FlaskClient, auth: dict[str, str], path: str,
-                                position: Any) -> None:
-    resp = client.get(path, query_string={"cursor": _cursor(position)}, headers=auth)
-    assert resp.status_code in (200, 422), resp.get_data(as_text=True)
-    if resp.status_code == 422:
-        assert "cursor" in assert_problem(422, resp.content_type, resp.data)["errors"]
+def test_a_forged_cursor_is_422(client: FlaskClient, auth: dict[str, str],
+                                subtests: pytest.Subtests) -> None:
+    """A cursor is client input: whatever it decodes to, the answer is not a 500."""
+    for path in ("/api/v1/audit", "/api/v1/systems"):
+        for position in ({"after": "x"}, {"after": None}, {"after": [1]}, {"after": {"a": 1}},
+                         {"after": 10**30}, {"after": -(10**30)}, {"after": 1.5e300},
+                         {"after": True}, {"after": "a\x00"}, {"after": "\ud800"},
+                         {"other": 1}, [1], "after", 7):
+            with subtests.test(path=path, position=position):
+                resp = client.get(path, query_string={"cursor": _cursor(position)}, headers=auth)
+                assert resp.status_code in (200, 422), resp.get_data(as_text=True)
+                if resp.status_code == 422:
+                    doc = assert_problem(422, resp.content_type, resp.data)
+                    assert "cursor" in doc["errors"]
 
 
-@pytest.mark.parametrize("query", [
-    {"since_seq": str(10**30)}, {"since_seq": str(2**63)}, {"limit": str(10**30)},
-    {"action": "a\x00b"}, {"customer_id": "\x00"},
-])
-def test_out_of_range_audit_filters_are_422(client: FlaskClient, auth: dict[str, str],
-                                            query: dict[str, str]) -> None:
-    resp = client.get("/api/v1/audit", query_string=query, headers=auth)
-    assert resp.status_code in (200, 422), resp.get_data(as_text=True)
-    if resp.status_code == 422:
-        assert_problem(422, resp.content_type, resp.data)
+def test_out_of_range_numbers_are_422(client: FlaskClient, auth: dict[str, str],
+                                      subtests: pytest.Subtests) -> None:
+    """A seq beyond BIGINT was an OverflowError (SQLite) on its way into the query."""
+    for query in ({"since_seq": str(10**30)}, {"since_seq": str(2**63)},
+                  {"since_seq": "-1"}, {"limit": str(10**30)}):
+        with subtests.test(query=query):
+            resp = client.get("/api/v1/audit", query_string=query, headers=auth)
+            assert resp.status_code == 422, resp.get_data(as_text=True)
+            assert set(query) <= set(assert_problem(422, resp.content_type, resp.data)["errors"])
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "https://[zz]/hook", "http://a:99999999/x",
-                                 "https://\x00/x", "javascript:alert(1)", "//127.0.0.1/x"])
-def test_a_malformed_webhook_url_is_422(client: FlaskClient, auth: dict[str, str],
-                                        url: str) -> None:
-    resp = client.post("/api/v1/systems", headers=auth,
-                       json={"name": f"s-{uuid.uuid4().hex[:8]}", "scopes": ["customers:read"],
-                             "webhook_url": url})
+def test_a_value_longer_than_its_column_is_422(client: FlaskClient, auth: dict[str, str]) -> None:
+    """notices.language is VARCHAR(16): a longer, well-formed tag was a 500 on PostgreSQL."""
+    resp = client.post("/api/v1/notices", headers=auth, json={
+        "version": "2026-10", "language": "aa-bbbbbbbb-cccccccc", "text": "We use your data..."})
     assert resp.status_code == 422, resp.get_data(as_text=True)
-    assert "webhook_url" in assert_problem(422, resp.content_type, resp.data)["errors"]
+    assert "language" in assert_problem(422, resp.content_type, resp.data)["errors"]
+
+
+def test_a_malformed_webhook_url_is_422(client: FlaskClient, auth: dict[str, str],
+                                        subtests: pytest.Subtests) -> None:
+    """``urlsplit`` raises ValueError on a broken IPv6 literal: it was a 500."""
+    for url in ("http://[::1", "https://[zz]/hook", "javascript:alert(1)",
+                "ftp://example.org/", "http://example.org/"):
+        with subtests.test(url=url):
+            resp = client.post("/api/v1/systems", headers=auth, json={
+                "name": f"s-{uuid.uuid4().hex[:8]}", "scopes": ["customers:read"],
+                "webhook_url": url})
+            assert resp.status_code == 422, resp.get_data(as_text=True)
+            assert "webhook_url" in assert_problem(422, resp.content_type, resp.data)["errors"]
