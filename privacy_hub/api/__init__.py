@@ -62,6 +62,27 @@ class HubApi(Api):  # type: ignore[misc]
         return from_http_exception(error)
 
 
+def _document_problems(api: Api) -> None:
+    """Every error is a problem document: say so in the spec, and document the 404 of
+    every path with an id and the 409 of writes that can conflict."""
+    responses = api.spec.components.responses
+    for name, description in (("DEFAULT_ERROR", "An error (problem document)"),
+                              ("UNPROCESSABLE_ENTITY", "Invalid fields, each named in `errors`")):
+        responses[name] = _problem_ref(description)
+    responses.setdefault("NotFound", _problem_ref("No such resource"))
+    responses.setdefault("Conflict", _problem_ref("The request conflicts with the current state"))
+    api.spec.components.schemas.pop("Error", None)
+    for path, item in api.spec._paths.items():
+        for method, op in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            codes = op.setdefault("responses", {})
+            if "{" in path:
+                codes.setdefault("404", {"$ref": "#/components/responses/NotFound"})
+            if method in ("post", "patch", "delete"):
+                codes.setdefault("409", {"$ref": "#/components/responses/Conflict"})
+
+
 def init_app(app: Flask) -> Api:
     app.config.update(
         API_TITLE="Privacy Hub",
@@ -86,6 +107,7 @@ def init_app(app: Flask) -> Api:
     for module in (customers, consents, gate, purposes, requests, processing, systems, audit_log,
                    webhooks, ropa):
         api.register_blueprint(module.blp)
+    _document_problems(api)
     app.register_blueprint(ropa.well_known)
 
     @app.errorhandler(Exception)

@@ -101,3 +101,12 @@ def test_openapi_document_lists_every_endpoint_with_security(client: FlaskClient
 def test_health_endpoints(client: FlaskClient) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
     assert client.get("/readyz").json == {"status": "ok"}
+
+
+def test_openapi_documents_errors_as_problem_documents(client: FlaskClient) -> None:
+    spec = client.get("/api/openapi.json").json
+    for name in ("DEFAULT_ERROR", "UNPROCESSABLE_ENTITY", "NotFound", "Conflict"):
+        assert list(spec["components"]["responses"][name]["content"]) == ["application/problem+json"]
+    item = spec["paths"]["/api/v1/customers/{customer_id}"]
+    assert "404" in item["get"]["responses"] and "409" in item["patch"]["responses"]
+    assert "Error" not in spec["components"]["schemas"]
