@@ -197,6 +197,11 @@ class Requests:
             "due_at": rfc3339(req.due_at),
             "identifiers": dict(self.directory.identifiers(session, req.customer_id))},
             customer_id=req.customer_id))
+        # Every system is told (Art. 19) and its acknowledgement tracked.
+        for system_id, name in self.downstream.systems(session):
+            session.add(RequestSystem(request_id=req.id, system_id=system_id, system=name,
+                                      status="pending", updated_at=utcnow()))
+        session.flush()
         self._apply_effects(session, req, actor)
         return req
 
@@ -263,10 +268,7 @@ class Requests:
                              "why": "kept under a legal obligation (Art. 17(3)(b) GDPR): "
                                     + purpose.description})
         self.directory.erase(session, cid, actor=actor, request_id=req.id)
-        systems = self.downstream.systems(session)
-        for system_id, name in systems:
-            session.add(RequestSystem(request_id=req.id, system_id=system_id, system=name,
-                                      status="pending", updated_at=now))
+        systems = self._parts(session, req)
         emit(session, DomainEvent("customer.erased", {
             "customer_id": cid, "request_id": req.id, "identifiers": dict(identifiers)},
             customer_id=cid))
@@ -279,13 +281,13 @@ class Requests:
     def _start_export(self, session: Session, req: DataSubjectRequest, actor: audit.Actor) -> None:
         """Ask every system for what it holds; the export is built when all have answered."""
         self._move(session, req, Action.START, actor, event="processing")
-        now = utcnow()
-        systems = self.downstream.systems(session)
-        for system_id, name in systems:
-            session.add(RequestSystem(request_id=req.id, system_id=system_id, system=name,
-                                      status="pending", updated_at=now))
-        if not systems:
+        if not self._parts(session, req):
             self._complete(session, req, actor)
+
+    @staticmethod
+    def _parts(session: Session, req: DataSubjectRequest) -> list[str]:
+        return list(session.scalars(select(RequestSystem.system)
+                                    .where(RequestSystem.request_id == req.id)))
 
     def report(self, session: Session, request_id: str, *, system_id: str, status: str,
                actor: audit.Actor, data: Mapping[str, Any] | None = None) -> DataSubjectRequest:
@@ -297,7 +299,7 @@ class Requests:
         part = session.get(RequestSystem, (req.id, system_id), with_for_update=True)
         if part is None:
             raise RequestNotFound("this system has no part in this request")
-        if req.status != RequestStatus.PROCESSING:
+        if req.status not in (RequestStatus.PROCESSING, RequestStatus.COMPLETED):
             raise TransitionRefused(f"a {req.status} request takes no reports")
         part.status = status
         part.updated_at = utcnow()
@@ -312,7 +314,7 @@ class Requests:
                      details={"request_id": req.id, "system": part.system, "status": status})
         parts = session.scalars(select(RequestSystem.status)
                                 .where(RequestSystem.request_id == req.id)).all()
-        if all(s == "done" for s in parts):
+        if req.status == RequestStatus.PROCESSING and all(s == "done" for s in parts):
             self._complete(session, req, actor)
         return req
 
