@@ -43,7 +43,7 @@ layers: install
 
 ## make test: everything the tests need, then lint, types, layering and the whole suite
 test: install system-deps lint typecheck layers
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3
 
 ## make bench [BENCH_ARGS="--backend sqlite --duration 5"]: figures into bench/README.md
 bench: install system-deps
