@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
+import re
 from datetime import timedelta
 from typing import Any
 
 import marshmallow as ma
-from flask import g
+from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
@@ -39,12 +39,11 @@ def checklog() -> CheckLog:
     return hub().checklog
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _valid_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return len(value) == 36
+    return _UUID.fullmatch(value) is not None
 
 
 class CheckQuery(ma.Schema):
@@ -68,8 +67,10 @@ class CheckResult(ma.Schema):
 
 class BatchCheck(Strict):
     purpose = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
-    customer_ids = ma.fields.List(ma.fields.String(validate=validate.Length(max=64)),
-                                  required=True, validate=validate.Length(max=MAX_BATCH))
+    # Plain strings, checked in one pass in the view: 10,000 per-item validators cost more
+    # than the whole gate query.
+    customer_ids = ma.fields.List(ma.fields.String(), required=True,
+                                  validate=validate.Length(max=MAX_BATCH))
 
 
 class BatchItem(ma.Schema):
@@ -130,23 +131,26 @@ class ConsentCheck(MethodView):
     @require("consents:read")
     @blp.arguments(BatchCheck)
     @blp.response(200, BatchResult)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> Any:
         """Check up to 10,000 customers for one purpose; results in the same order."""
         purpose, ids = body["purpose"], body["customer_ids"]
         require_purpose(purpose)
-        valid = [cid for cid in ids if _valid_uuid(cid)]
-        decisions = dict(zip(valid, gatekeeper.check_many(db(), valid, purpose, utcnow()),
-                             strict=True))
-        unknown = _unknown(db(), purpose)
-        results = []
-        allowed = 0
-        for cid in ids:
-            d = decisions.get(cid, unknown)
-            allowed += d.allowed
-            results.append({"customer_id": cid, "allowed": d.allowed, "reason": str(d.reason)})
+        too_long = [i for i, cid in enumerate(ids) if len(cid) > 64]
+        if too_long:
+            raise Problem(422, "Customer ids are at most 64 characters.",
+                          errors={f"customer_ids.{i}": ["longer than 64 characters"]
+                                  for i in too_long[:20]})
+        decisions = gatekeeper.check_many(db(), [c if _valid_uuid(c) else "" for c in ids],
+                                          purpose, utcnow())
+        results = [{"customer_id": cid, "allowed": d.allowed, "reason": str(d.reason)}
+                   for cid, d in zip(ids, decisions, strict=True)]
+        allowed = sum(1 for d in decisions if d.allowed)
         checklog().add(current_principal().name, None, purpose, allowed > 0,
                        f"{allowed}/{len(ids)}", "batch")
-        return {"results": results}
+        # Serialised directly: the schema documents the shape, dumping 10,000 items through
+        # it would cost more than deciding them.
+        return current_app.response_class(json.dumps({"results": results}),
+                                          mimetype="application/json")
 
 
 def _unknown(session: Any, purpose: str) -> Decision:
