@@ -40,7 +40,11 @@ class AuditEntry(AuditBase):
 
 
 class AuditHead(AuditBase):
-    """The single row (id 1) holding the last seq and hash; writers lock it to append."""
+    """The single row (id 1) holding the last seq and hash; writers lock it to append.
+
+    It also holds the last entry's time and the last checkpoint's, so that the one locking
+    read is all a writer needs before it appends (audit/log.py).
+    """
 
     __tablename__ = "audit_head"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
@@ -48,6 +52,10 @@ class AuditHead(AuditBase):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    #: ``recorded_at`` of entry ``seq`` (None: no entry yet)
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: ``signed_at`` of the latest checkpoint (None: none signed yet)
+    checkpoint_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuditCheckpoint(AuditBase):

@@ -11,12 +11,14 @@ import hmac
 import json
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 import audit
@@ -85,9 +87,26 @@ def validate_webhook_url(url: str) -> str | None:
     return "must be an https:// URL (http:// only to a loopback address)"
 
 
+@dataclass(frozen=True)
+class _CachedKey:
+    expires: float  # time.monotonic()
+    key_hash: bytes
+    principal: Principal
+
+
+#: how long a process trusts what it read about an API key (seconds): the longest a
+#: rotated key or a disabled system keeps working in another process
+AUTH_CACHE_SECONDS = 5.0
+AUTH_CACHE_SIZE = 1024
+_KEY_BY_ID = select(System.id, System.name, System.scopes, System.purposes, System.key_hash,
+                    System.disabled_at).where(System.key_id == bindparam("key_id"))
+
+
 class SystemRegistry:
     def __init__(self, secrets_key: bytes) -> None:
         self._aead = AESGCM(secrets_key)
+        #: key id -> what authenticate() needs, for AUTH_CACHE_SECONDS
+        self._keys: dict[str, _CachedKey] = {}
 
     def _seal_secret(self, system_id: str, secret: str) -> bytes:
         return crypto.wrap(self._aead, secret.encode(), b"systems.webhook_secret|" + system_id.encode())
@@ -134,6 +153,7 @@ class SystemRegistry:
         system = session.scalar(select(System).where(System.name == name))
         if system is None:
             raise InvalidSystem({"name": [f"no system named {name!r}"]})
+        self._keys.pop(system.key_id, None)  # the old key stops working here at once
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         system.key_id = key_id
@@ -141,27 +161,49 @@ class SystemRegistry:
         audit.record(session, actor=actor, action="system.key_rotated", details={"system": name})
         return f"{KEY_PREFIX}{key_id}_{secret}"
 
-    @staticmethod
-    def authenticate(session: Session, api_key: str) -> Principal | None:
-        """The principal for a valid key, or None. The secret is compared in constant time."""
+    def authenticate(self, sessions: Callable[[], Session], api_key: str) -> Principal | None:
+        """The principal for a valid key, or None. The secret is compared in constant time.
+
+        ``sessions`` makes a session for the lookup (a read-only one: no write lock). Keys
+        are cached per process for AUTH_CACHE_SECONDS, so a key rotated or a system
+        disabled by another process stops working within that time (at once in this one).
+        """
         if not api_key.startswith(KEY_PREFIX):
             return None
         key_id, sep, secret = api_key[len(KEY_PREFIX):].partition("_")
         if not sep or not key_id or not secret or len(api_key) > 200:
             return None
-        row = session.execute(
-            select(System.id, System.name, System.scopes, System.purposes, System.key_hash,
-                   System.disabled_at).where(System.key_id == key_id)
-        ).first()
+        now = time.monotonic()
+        cached = self._keys.get(key_id)
+        if cached is None or cached.expires <= now:
+            cached = self._load_key(sessions, key_id, now)
         # Hash even when the id is unknown, so timing does not tell ids apart.
         candidate = _hash_secret(secret)
-        expected = row.key_hash if row is not None else b"\0" * 32
-        if row is None or not hmac.compare_digest(candidate, expected) or row.disabled_at:
+        expected = cached.key_hash if cached is not None else b"\0" * 32
+        if cached is None or not hmac.compare_digest(candidate, expected):
             return None
-        return Principal(
+        return cached.principal
+
+    def _load_key(self, sessions: Callable[[], Session], key_id: str,
+                  now: float) -> _CachedKey | None:
+        with sessions() as session:
+            row = session.execute(_KEY_BY_ID, {"key_id": key_id}).first()
+        if row is None or row.disabled_at:
+            self._keys.pop(key_id, None)  # unknown ids are not cached: no memory to fill
+            return None
+        principal = Principal(
             system_id=row.id, name=row.name, scopes=frozenset(json.loads(row.scopes)),
             purposes=None if row.purposes is None else frozenset(json.loads(row.purposes)),
         )
+        if len(self._keys) >= AUTH_CACHE_SIZE:
+            self._keys.clear()
+        cached = self._keys[key_id] = _CachedKey(now + AUTH_CACHE_SECONDS, row.key_hash,
+                                                 principal)
+        return cached
+
+    def forget_keys(self) -> None:
+        """Drop this process's cached keys (the next request of each reads its key again)."""
+        self._keys.clear()
 
     @staticmethod
     def public(system: System) -> dict[str, object]:

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g
-from sqlalchemy.exc import IntegrityError, OperationalError
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+import audit
+from audit import log as audit_log
 from privacy_hub.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def read_only_request(fn: F) -> F:
-    """Mark a view that never writes: its session takes no write lock (SQLite WAL)."""
+    """Mark a view that never writes: its session takes no write lock (SQLite WAL).
+
+    It may still record audit entries (reads of personal data): they are chained when
+    the request commits, in a short write transaction shared with other reads (see
+    audit.Appender), and the response waits for that commit.
+    """
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -48,6 +55,11 @@ def read_only_request(fn: F) -> F:
 
 
 def init_app(app: Flask) -> None:
+    h: Hub = app.extensions["privacy_hub"]
+    # Reads of personal data are audited; read-only requests' entries go through one
+    # appender per process, so concurrent reads share a write transaction (group commit).
+    audit.install(h.read_sessions, appender=audit_log.Appender(h.sessions))
+
     @app.after_request
     def _commit(response: Response) -> Response:
         session: Session | None = g.get("_db")
@@ -74,6 +86,23 @@ def init_app(app: Flask) -> None:
             return problem_response(503, "The database is unavailable; nothing was saved. "
                                     "Retry the request.", headers={"Retry-After": "1"})
         return response
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError) -> Response:
+        from privacy_hub.api.problems import problem_response
+
+        if exc.connection_invalidated:
+            # The server dropped the connection (a restart, a failover). SQLAlchemy has
+            # already replaced the pool's connections; the retry gets a fresh one.
+            log.warning("database connection lost in %s %s; answered 503",
+                        request.method, request.url_rule)
+            return problem_response(503, "The database connection was lost; nothing was "
+                                    "saved. Retry the request.", headers={"Retry-After": "1"})
+        # Anything else goes to the app's handler of all errors, as if this one did not exist.
+        fallback = app.error_handler_spec[None][None].get(Exception)
+        if fallback is None:
+            raise exc
+        return app.make_response(fallback(exc))  # type: ignore[arg-type]
 
     @app.teardown_request
     def _close(_exc: BaseException | None) -> None:

@@ -18,7 +18,10 @@ from privacy_hub.api.schemas import (
     LookupResultSchema,
     LookupSchema,
 )
-from privacy_hub.web import db, hub
+from privacy_hub.web import db, hub, read_only_request
+
+# Instances, not classes: given a class, webargs builds a new schema on every request.
+_CREATE, _LOOKUP, _PATCH = CustomerCreateSchema(), LookupSchema(), CustomerPatchSchema()
 
 blp = Blueprint("customers", __name__, url_prefix="/api/v1/customers",
                 description="Customers (data subjects) in the encrypted vault.")
@@ -35,7 +38,7 @@ def customer_id_or_404(value: str) -> str:
 class Customers(MethodView):
     @require("customers:write")
     @idempotent
-    @blp.arguments(CustomerCreateSchema)
+    @blp.arguments(_CREATE)
     @blp.response(201, CustomerSchema, description="Created")
     @blp.alt_response(200, schema=CustomerSchema, description="Updated an existing customer")
     def post(self, fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -48,7 +51,8 @@ class Customers(MethodView):
 @blp.route("/lookup")
 class Lookup(MethodView):
     @require("customers:read")
-    @blp.arguments(LookupSchema)
+    @read_only_request  # no write lock while reading; the audit entry is group-committed
+    @blp.arguments(_LOOKUP)
     @blp.response(200, LookupResultSchema)
     def post(self, query: dict[str, Any]) -> dict[str, Any]:
         """Find customers by exact email, phone or external id; returns ids only."""
@@ -59,6 +63,7 @@ class Lookup(MethodView):
 @blp.route("/<string:customer_id>")
 class CustomerItem(MethodView):
     @require("customers:read")
+    @read_only_request  # no write lock while reading; the audit entry is group-committed
     @blp.response(200, CustomerSchema)
     def get(self, customer_id: str) -> dict[str, Any]:
         """The full profile, decrypted, with its status (audited)."""
@@ -67,7 +72,7 @@ class CustomerItem(MethodView):
 
     @require("customers:write")
     @idempotent
-    @blp.arguments(CustomerPatchSchema)
+    @blp.arguments(_PATCH)
     @blp.response(200, CustomerSchema)
     def patch(self, changes: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Rectify fields (Art. 16); `null` removes an optional field."""

@@ -14,12 +14,26 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Integer, LargeBinary, String, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from audit.db import UTCDateTime, new_metadata, utcnow
+from privacy_hub.db import insert_many
 from privacy_hub.vault import crypto
 from privacy_hub.vault.errors import DecryptionError, KeyDestroyed, KeyMissing
 from privacy_hub.vault.root import RootKey
@@ -78,6 +92,14 @@ def _lp(value: str) -> bytes:
     return struct.pack(">H", len(raw)) + raw
 
 
+def _lp_field(value: str) -> bytes:
+    """A length-prefixed part of a field's associated data, as crypto.field_aad builds it."""
+    raw = value.encode("utf-8")
+    if len(raw) > 0xFFFF:
+        raise ValueError("associated data component too long")
+    return struct.pack(">H", len(raw)) + raw
+
+
 def _dek_aad(customer_id: str, key_class: str, dek_version: int, kek_version: int) -> bytes:
     return (
         b"privacy-hub/dek|" + _lp(customer_id) + _lp(key_class)
@@ -106,6 +128,25 @@ class DataKey:
         return crypto.open_(self.aead, blob, table=table, column=column, row_id=row_id,
                             customer_id=self.customer_id)
 
+    def seal_row(self, table: str, row_id: str,
+                 cells: Mapping[str, bytes]) -> dict[str, bytes]:
+        """seal() of several cells (column: plaintext) of one row, for bulk loads.
+
+        The very ciphertexts seal() makes (crypto's format and associated data), with
+        what the cells share built once: about half the time of sealing them one by one.
+        """
+        head = bytes([crypto.FORMAT_V1]) + struct.pack(">I", self.version)
+        table_part = head + _lp_field(table)
+        row_part = _lp_field(row_id) + _lp_field(self.customer_id)
+        nonces = os.urandom(crypto.NONCE_BYTES * len(cells))
+        encrypt = self.aead.encrypt
+        out: dict[str, bytes] = {}
+        for i, (column, plaintext) in enumerate(cells.items()):
+            nonce = nonces[i * crypto.NONCE_BYTES:(i + 1) * crypto.NONCE_BYTES]
+            aad = table_part + _lp_field(column) + row_part
+            out[column] = head + nonce + encrypt(nonce, plaintext, aad)
+        return out
+
 
 _SESSION_CACHE = "vault.data_keys"
 
@@ -115,6 +156,29 @@ def _cache(session: Session) -> dict[tuple[str, str], DataKey]:
     if cache is None:
         cache = session.info[_SESSION_CACHE] = {}
     return cache
+
+
+# Built once and run on the session's connection: no SQL compilation, no cache key and no
+# ORM execution path per call (the hot paths of every lookup and create).
+_KEKS = cast(Table, KeyEncryptionKey.__table__)
+_CUSTOMER_KEYS = cast(Table, CustomerKey.__table__)
+_PRIMARY = (
+    select(_KEKS.c.version).where(_KEKS.c.state == "primary").with_for_update(read=True)
+)
+_INSERT_CUSTOMER_KEY = insert(_CUSTOMER_KEYS)
+_KEY_OF = select(_CUSTOMER_KEYS.c.dek_version, _CUSTOMER_KEYS.c.kek_version,
+                 _CUSTOMER_KEYS.c.wrapped).where(
+    _CUSTOMER_KEYS.c.customer_id == bindparam("customer_id"),
+    _CUSTOMER_KEYS.c.key_class == bindparam("key_class"))
+_KEYS_OF = select(_CUSTOMER_KEYS.c.customer_id, _CUSTOMER_KEYS.c.dek_version,
+                  _CUSTOMER_KEYS.c.kek_version, _CUSTOMER_KEYS.c.wrapped).where(
+    _CUSTOMER_KEYS.c.customer_id.in_(bindparam("ids", expanding=True)),
+    _CUSTOMER_KEYS.c.key_class == bindparam("key_class"))
+
+
+def _keystore(session: Session) -> Connection:
+    """The session's connection to the key store (its own database, or the main one)."""
+    return session.connection(bind_arguments={"mapper": CustomerKey})
 
 
 class KeyRing:
@@ -147,8 +211,7 @@ class KeyRing:
     def _primary(self, session: Session) -> tuple[int, AESGCM]:
         # Read from the database every time (one indexed row) and share-lock it, so a
         # rotation finishing in another process can never retire the version we wrap under.
-        stmt = select(KeyEncryptionKey.version).where(KeyEncryptionKey.state == "primary")
-        version = session.execute(stmt.with_for_update(read=True)).scalar_one_or_none()
+        version = _keystore(session).execute(_PRIMARY).scalar_one_or_none()
         if version is None:
             raise KeyMissing("no primary key-encryption key: run `privacy-hub init`")
         return version, self._kek(session, version)
@@ -180,18 +243,30 @@ class KeyRing:
     def new_data_key(self, session: Session, customer_id: str,
                      key_class: str = DEFAULT_CLASS) -> DataKey:
         """A fresh random data key for a customer, stored wrapped. Callers commit."""
-        kek_version, kek = self._primary(session)
-        raw = os.urandom(crypto.KEY_BYTES)
-        dek_version = 1
-        session.add(CustomerKey(
-            customer_id=customer_id, key_class=key_class, dek_version=dek_version,
-            kek_version=kek_version,
-            wrapped=crypto.wrap(kek, raw, _dek_aad(customer_id, key_class, dek_version, kek_version)),
-            created_at=utcnow(),
-        ))
-        key = DataKey(customer_id, key_class, dek_version, AESGCM(raw))
-        _cache(session)[(customer_id, key_class)] = key
+        key, raw = self.generate_data_key(customer_id, key_class)
+        self.store_data_key(session, key, raw)
         return key
+
+    @staticmethod
+    def generate_data_key(customer_id: str,
+                          key_class: str = DEFAULT_CLASS) -> tuple[DataKey, bytes]:
+        """A fresh random data key and its raw bytes for store_data_key, without any I/O
+        (so a caller can seal with it before its transaction takes locks)."""
+        raw = os.urandom(crypto.KEY_BYTES)
+        return DataKey(customer_id, key_class, 1, AESGCM(raw)), raw
+
+    def store_data_key(self, session: Session, key: DataKey, raw: bytes) -> None:
+        """Store a key of generate_data_key, wrapped under the primary key-encryption key
+        (read, share-locked, now). Callers commit."""
+        kek_version, kek = self._primary(session)
+        customer_id, key_class = key.customer_id, key.key_class
+        _keystore(session).execute(_INSERT_CUSTOMER_KEY, {
+            "customer_id": customer_id, "key_class": key_class, "dek_version": key.version,
+            "kek_version": kek_version, "created_at": utcnow(),
+            "wrapped": crypto.wrap(kek, raw, _dek_aad(customer_id, key_class, key.version,
+                                                      kek_version)),
+        })
+        _cache(session)[(customer_id, key_class)] = key
 
     def new_data_keys(self, session: Session, customer_ids: Sequence[str],
                       key_class: str = DEFAULT_CLASS) -> dict[str, DataKey]:
@@ -249,7 +324,7 @@ class KeyRing:
         primary = self.primary_version(session)
         if any(row["kek_version"] != primary for row in rows):
             return False
-        session.execute(insert(CustomerKey), list(rows))  # one executemany, on the key store
+        insert_many(_keystore(session), _CUSTOMER_KEYS, rows)  # one executemany
         return True
 
     def data_key(self, session: Session, customer_id: str,
@@ -259,10 +334,8 @@ class KeyRing:
         if cached is not None:
             return cached
         for attempt in range(2):
-            row = session.execute(
-                select(CustomerKey.dek_version, CustomerKey.kek_version, CustomerKey.wrapped)
-                .where(CustomerKey.customer_id == customer_id, CustomerKey.key_class == key_class)
-            ).first()
+            row = _keystore(session).execute(
+                _KEY_OF, {"customer_id": customer_id, "key_class": key_class}).first()
             if row is None:
                 raise KeyDestroyed(f"data key of customer {customer_id} does not exist")
             try:
@@ -296,23 +369,30 @@ class KeyRing:
                 missing.append(cid)
         for start in range(0, len(missing), 500):
             chunk = missing[start:start + 500]
-            rows = session.execute(
-                select(CustomerKey.customer_id, CustomerKey.dek_version, CustomerKey.kek_version,
-                       CustomerKey.wrapped)
-                .where(CustomerKey.customer_id.in_(chunk), CustomerKey.key_class == key_class)
-            ).all()
-            for row in rows:
-                try:
-                    kek = self._kek(session, row.kek_version)
-                    raw = crypto.unwrap(kek, row.wrapped, _dek_aad(
-                        row.customer_id, key_class, row.dek_version, row.kek_version))
-                except KeyMissing:
-                    out[row.customer_id] = self.data_key(session, row.customer_id, key_class)
-                    continue
-                key = DataKey(row.customer_id, key_class, row.dek_version, AESGCM(raw))
-                cache[(row.customer_id, key_class)] = key
-                out[row.customer_id] = key
+            rows = _keystore(session).execute(_KEYS_OF, {"ids": chunk, "key_class": key_class})
+            for row in rows.all():
+                out[row.customer_id] = self.key_from_row(
+                    session, row.customer_id, key_class, row.dek_version, row.kek_version,
+                    row.wrapped)
         return out
+
+    def key_from_row(self, session: Session, customer_id: str, key_class: str,
+                     dek_version: int, kek_version: int, wrapped: bytes) -> DataKey:
+        """The data key in a key store row read by the caller (e.g. joined to a query of
+        customers), cached for the session like data_key's."""
+        cache = _cache(session)
+        hit = cache.get((customer_id, key_class))
+        if hit is not None:
+            return hit
+        try:
+            kek = self._kek(session, kek_version)
+        except KeyMissing:  # re-wrapped by a rotation since the caller read it
+            return self.data_key(session, customer_id, key_class)
+        raw = crypto.unwrap(kek, wrapped, _dek_aad(customer_id, key_class, dek_version,
+                                                   kek_version))
+        key = cache[(customer_id, key_class)] = DataKey(customer_id, key_class, dek_version,
+                                                        AESGCM(raw))
+        return key
 
     def destroy_data_key(self, session: Session, customer_id: str,
                          key_class: str = DEFAULT_CLASS) -> bool:
