@@ -9,7 +9,14 @@ no entry is ever stored unchained (DESIGN.md, "Transactions" and "Audit").
 Concurrent writers serialise on the head: ``SELECT ... FOR UPDATE`` on PostgreSQL, the
 write lock that ``BEGIN IMMEDIATE`` already holds on SQLite (privacy_hub/db.py). Both rely
 on READ COMMITTED semantics on PostgreSQL (its default): under REPEATABLE READ a writer
-that waited for the head would fail with a serialisation error instead.
+that waited for the head would fail with a serialisation error instead. The head row also
+holds the last entry's time and the last checkpoint's, so one locking read is all a writer
+needs; the rest is prebuilt statements on the session's connection, the fewest round trips
+while the head is locked.
+
+Sessions that only read (installed with an ``Appender``) describe no change: their entries
+are chained after their transaction, in a short one of the appender's, shared by every
+read that commits meanwhile, and their commit returns once that one has committed.
 """
 
 from __future__ import annotations

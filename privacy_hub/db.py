@@ -182,7 +182,7 @@ class _WriterLock:
                 delay = min(delay * 2, 0.05)
 
     def release(self) -> None:
-        _held.count -= 1
+        _held.count = max(0, _held.count - 1)  # a pool may return a connection elsewhere
         try:
             if self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -339,8 +339,8 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     try:
         yield session
         session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     finally:
+        # On an error, close() rolls back. (Not rollback(): a read-only session's commit
+        # can fail after its transaction has ended, when its audit entries could not be
+        # committed (audit.Appender), and rollback() refuses that state; close() does not.)
         session.close()

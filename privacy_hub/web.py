@@ -71,7 +71,9 @@ def init_app(app: Flask) -> None:
         try:
             session.commit()
         except IntegrityError:
-            session.rollback()
+            # close(), not rollback(): it also settles a session whose read-only
+            # transaction committed before its audit entries failed (audit.Appender).
+            session.close()
             log.info("commit refused by a constraint; answered 409")
             from privacy_hub.api.problems import problem_response
 
@@ -79,7 +81,7 @@ def init_app(app: Flask) -> None:
                 409, "The change conflicts with a concurrent change; nothing was saved. "
                 "Retry the request.", type_="concurrent-change")
         except OperationalError:
-            session.rollback()
+            session.close()
             log.exception("commit failed")
             from privacy_hub.api.problems import problem_response
 
@@ -108,6 +110,4 @@ def init_app(app: Flask) -> None:
     def _close(_exc: BaseException | None) -> None:
         session: Session | None = g.pop("_db", None)
         if session is not None:
-            if session.in_transaction():
-                session.rollback()
-            session.close()
+            session.close()  # rolls back whatever is still open
