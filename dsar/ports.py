@@ -52,6 +52,11 @@ class Downstream(Protocol):
     def systems(self, session: Session) -> list[tuple[str, str]]:
         """(id, name) of every system that receives webhooks."""
 
+    def resend(self, session: Session, *, system_id: str, event_type: str,
+               data: Mapping[str, Any], customer_id: str | None, attempt: int) -> None:
+        """Send ``event_type`` to this one system again, after a delay that grows with
+        ``attempt`` (the system reported its part ``failed`` that many times)."""
+
 
 class Exporter(Protocol):
     """Assembles and stores the answer to an access or portability request."""

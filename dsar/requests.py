@@ -46,6 +46,10 @@ TOKEN_TTL = timedelta(days=7)
 CHANNELS = ("api", "portal", "email", "letter", "phone", "console")
 
 
+def _identifiers_label(request_id: str) -> str:
+    return f"request.{request_id}.identifiers"
+
+
 def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -269,6 +273,12 @@ class Requests:
                                     + purpose.description})
         self.directory.erase(session, cid, actor=actor, request_id=req.id)
         systems = self._parts(session, req)
+        if systems:
+            # The one readable copy of the identifiers left: sealed under the hub's key,
+            # so a system that reports its part failed can be told again (Art. 17(2), 19).
+            # It goes when the request ends (_end).
+            req.details_ct = self.directory.seal(session, None, _identifiers_label(req.id),
+                                                 json.dumps(dict(identifiers)).encode())
         emit(session, DomainEvent("customer.erased", {
             "customer_id": cid, "request_id": req.id, "identifiers": dict(identifiers)},
             customer_id=cid))
@@ -316,7 +326,39 @@ class Requests:
                                 .where(RequestSystem.request_id == req.id)).all()
         if req.status == RequestStatus.PROCESSING and all(s == "done" for s in parts):
             self._complete(session, req, actor)
+        elif req.status == RequestStatus.PROCESSING and status == "failed":
+            self._ask_again(session, req, part, actor)
         return req
+
+    def _ask_again(self, session: Session, req: DataSubjectRequest, part: RequestSystem,
+                   actor: audit.Actor) -> None:
+        """A system failed its part: send it the request again, later with each failure,
+        until it reports done or a DPO closes the request."""
+        failures = session.scalar(select(func.count()).select_from(RequestHistory).where(
+            RequestHistory.request_id == req.id, RequestHistory.event == "system_reported",
+            RequestHistory.note == f"{part.system}: failed")) or 1
+        cid = req.customer_id
+        if cid is None:
+            return
+        if req.type == RequestType.ERASURE:
+            if req.details_ct is None:
+                return
+            identifiers = json.loads(self.directory.open(session, None,
+                                                         _identifiers_label(req.id),
+                                                         req.details_ct))
+            event_type = "customer.erased"
+            data: dict[str, Any] = {"customer_id": cid, "request_id": req.id,
+                                    "identifiers": identifiers}
+        else:
+            event_type = "request.created"
+            data = {"request_id": req.id, "type": req.type, "customer_id": cid,
+                    "due_at": rfc3339(req.due_at),
+                    "identifiers": dict(self.directory.identifiers(session, cid))}
+        self.downstream.resend(session, system_id=part.system_id, event_type=event_type,
+                               data=data, customer_id=cid, attempt=failures)
+        audit.record(session, actor=actor, action="request.resent",
+                     customer_id=cid, details={"request_id": req.id, "system": part.system,
+                                               "event": event_type, "attempt": failures})
 
     def close(self, session: Session, request_id: str, *, note: str,
               actor: audit.Actor) -> DataSubjectRequest:
@@ -331,6 +373,7 @@ class Requests:
                   note: str | None = None) -> None:
         self._move(session, req, Action.COMPLETE, actor, event="completed", note=note)
         req.completed_at = utcnow()
+        self._end(req)
         if req.type in (RequestType.ACCESS, RequestType.PORTABILITY) and req.customer_id:
             self.exporter.build(session, request_id=req.id, customer_id=req.customer_id,
                                 portability=req.type == RequestType.PORTABILITY)
@@ -371,7 +414,13 @@ class Requests:
                note: str | None = None) -> DataSubjectRequest:
         req = self.get(session, request_id, for_update=True)
         self._move(session, req, Action.CANCEL, actor, event="cancelled", note=note)
+        self._end(req)
         return req
+
+    @staticmethod
+    def _end(req: DataSubjectRequest) -> None:
+        if req.type == RequestType.ERASURE:
+            req.details_ct = None  # the identifiers kept for retries (see _erase)
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, session: Session, request_id: str, *, for_update: bool = False) -> DataSubjectRequest:

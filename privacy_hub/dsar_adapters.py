@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
+from audit.db import utcnow
 from privacy_hub import outbox
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
@@ -81,10 +82,25 @@ class VaultDirectory:
 
 
 class RegisteredSystems:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
     def systems(self, session: Session) -> list[tuple[str, str]]:
         rows = session.execute(select(System.id, System.name).where(
             System.webhook_url.is_not(None), System.disabled_at.is_(None)).order_by(System.name))
         return [(r.id, r.name) for r in rows]
+
+    def resend(self, session: Session, *, system_id: str, event_type: str,
+               data: Mapping[str, Any], customer_id: str | None, attempt: int) -> None:
+        from privacy_hub.worker import backoff_delay  # the worker imports this module
+
+        # The webhook backoff (a minute, doubling, at most six hours by default), without
+        # jitter: a system that failed its part gets it again, later each time.
+        delay = backoff_delay(attempt, base=self.hub.settings.webhook_backoff_base,
+                              cap=self.hub.settings.webhook_backoff_max, jitter=1.0)
+        outbox.enqueue_webhook(session, system_id=system_id, event_type=event_type, data=data,
+                               customer_id=customer_id,
+                               run_at=utcnow() + timedelta(seconds=delay))
 
 
 class OutboxNotifier:

@@ -224,6 +224,23 @@ def enqueue_mail(session: Session, *, template: str, customer_id: str | None = N
     return enqueue(session, MAIL, payload, run_at, customer_id=customer_id)
 
 
+def enqueue_webhook(session: Session, *, system_id: str, event_type: str,
+                    data: Mapping[str, JSONValue], customer_id: str | None = None,
+                    run_at: datetime | None = None) -> str:
+    """Queue one webhook for one system (a retry a system asked for by reporting
+    ``failed``), not for every subscriber as an emitted event is. Returns the job id."""
+    if not is_webhook_type(event_type):
+        raise OutboxError(f"{event_type!r} is not a webhook event type")
+    now = utcnow()
+    payload = {"type": event_type, "created_at": rfc3339(now), "data": dict(data)}
+    row = _row(_config(session).aead, WEBHOOK, payload, now=now, run_at=run_at,
+               system_id=system_id, event_id=new_id(), event_type=event_type,
+               customer_id=customer_id)
+    session.execute(insert(OutboxJob), [row])
+    session.info[_WROTE] = True
+    return str(row["id"])
+
+
 def is_webhook_type(event_type: str) -> bool:
     return event_type not in MAIL_EVENTS and (
         event_type in WEBHOOK_TYPES or event_type.startswith(WEBHOOK_PREFIXES))

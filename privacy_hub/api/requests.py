@@ -53,7 +53,7 @@ def _limit(body: dict[str, Any], *, trusted: bool) -> None:
 
 
 def service() -> Requests:
-    return Requests(VaultDirectory(hub()), OutboxNotifier(), RegisteredSystems(), hub().ledger,
+    return Requests(VaultDirectory(hub()), OutboxNotifier(), RegisteredSystems(hub()), hub().ledger,
                     Exports(hub()))
 
 

@@ -47,10 +47,15 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
 
 
 class Downstream:
-    """A downstream system: answers every request after a delay, or after failing first."""
+    """A downstream system: answers every request after a delay, or after failing first:
+    ``failures`` deliveries answered HTTP 500, ``failed_erasures`` erasures reported
+    ``failed`` (done once the hub sends the erasure again)."""
 
-    def __init__(self, name: str, *, delay: float = 0.0, failures: int = 0) -> None:
+    def __init__(self, name: str, *, delay: float = 0.0, failures: int = 0,
+                 failed_erasures: int = 0) -> None:
         self.name, self.delay, self.failures = name, delay, failures
+        self.failed_erasures = failed_erasures
+        self.failed_requests: set[str] = set()
         self.port = free_port()
         self.seen: list[dict[str, Any]] = []
         self.client: HubClient | None = None
@@ -76,6 +81,11 @@ class Downstream:
                 self.end_headers()
                 if event["type"] == "request.created":
                     threading.Timer(outer.delay, outer.answer, args=(event["data"],)).start()
+                elif (event["type"] == "customer.erased"
+                      and event["data"]["request_id"] in outer.failed_requests):
+                    outer.failed_requests.discard(event["data"]["request_id"])
+                    threading.Timer(outer.delay, outer.client.report_request,  # type: ignore[union-attr]
+                                    args=(event["data"]["request_id"], outer.name, "done")).start()
 
             def log_message(self, *_: Any) -> None:
                 return
@@ -85,6 +95,11 @@ class Downstream:
 
     def answer(self, data: dict[str, Any]) -> None:
         assert self.client is not None
+        if data["type"] == "erasure" and self.failed_erasures > 0:
+            self.failed_erasures -= 1
+            self.failed_requests.add(data["request_id"])
+            self.client.report_request(data["request_id"], self.name, "failed")
+            return
         held = {"orders": [{"id": f"{self.name}-1"}]} if data["type"] in ("access", "portability") else None
         self.client.report_request(data["request_id"], self.name, "done", held)
 
@@ -119,7 +134,8 @@ def hub(tmp_path: Path, smtp: tuple[Inbox, int]) -> Iterator[LiveHub]:
 
 def test_every_request_type_end_to_end(hub: LiveHub, smtp: tuple[Inbox, int]) -> None:
     inbox, _ = smtp
-    systems = [Downstream("slow-crm", delay=1.5), Downstream("flaky-shop", failures=2)]
+    systems = [Downstream("slow-crm", delay=1.5), Downstream("flaky-shop", failures=2,
+                                                               failed_erasures=1)]
     try:
         for system in systems:
             out = hub.cli("systems", "create", system.name, "--scope", "requests:read",
@@ -194,6 +210,14 @@ def test_every_request_type_end_to_end(hub: LiveHub, smtp: tuple[Inbox, int]) ->
         for system in systems:
             erased = [e for e in system.seen if e["type"] == "customer.erased"]
             assert erased and erased[0]["data"]["identifiers"]["email"] == SEED_EMAIL.lower()
+        # flaky-shop reported its erasure failed: the hub sent it again, and it reported
+        # done then (issue 4: "retry failures").
+        again = wait_for("the erasure sent again", lambda: (
+            sent := [e for e in systems[1].seen if e["type"] == "customer.erased"])[1:] and sent)
+        assert len(again) == 2 and again[1]["data"]["identifiers"] == again[0]["data"]["identifiers"]
+        assert [e for e in systems[0].seen if e["type"] == "customer.erased"][1:] == []
+        assert {s["system"]: s["status"] for s in erasure["systems"]} == {
+            "slow-crm": "done", "flaky-shop": "done"}
     finally:
         for system in systems:
             system.close()

@@ -265,10 +265,83 @@ def test_erasure_waits_for_every_system_then_completes(
 
     with hub.sessions() as s:
         erased = s.scalars(select(OutboxJob).where(OutboxJob.event_type == "customer.erased")).all()
-        assert {j.system_id for j in erased} and len(erased) == 2
+        # both systems once, and crm again after it reported its part failed
+        assert len({j.system_id for j in erased}) == 2 and len(erased) == 3
         aead = AESGCM(hub.keyring.hub_key(s, "app_secrets"))
         payload = open_payload(aead, erased[0].id, erased[0].payload_ct)  # type: ignore[arg-type]
     assert payload["data"]["identifiers"]["email"] == SEED_EMAIL.lower()
+
+
+def test_a_system_that_reports_its_erasure_failed_is_sent_it_again_later_each_time(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, hub: Hub) -> None:
+    """Issue 4, "retry failures": a failed part is sent again, with the identifiers the
+    system matches on, although the customer's key is gone; the sealed copy of the
+    identifiers goes when the request ends (R-ERASE-01)."""
+    from dsar.models import DataSubjectRequest
+
+    crm = client.post("/api/v1/systems", json={"name": "crm", "scopes": ["requests:read"],
+                                               "webhook_url": "http://127.0.0.1:9/crm"},
+                      headers=auth).json
+    cid = client.post("/api/v1/customers", json={"email": SEED_EMAIL}, headers=auth).json["id"]
+    req = _erasure(client, auth, cid)
+    own = {"Authorization": f"Bearer {crm['api_key']}"}
+
+    def resent() -> list[OutboxJob]:
+        with hub.sessions() as s:
+            return list(s.scalars(select(OutboxJob).where(
+                OutboxJob.event_type == "customer.erased", OutboxJob.system_id == crm["id"])
+                .order_by(OutboxJob.created_at)))
+
+    assert len(resent()) == 1
+    started = datetime.now(UTC)
+    for attempt in (1, 2):
+        answer = client.post(f"/api/v1/requests/{req['id']}/systems/crm",
+                             json={"status": "failed"}, headers=own)
+        assert answer.status_code == 200 and answer.json["status"] == "processing"
+        jobs = resent()
+        assert len(jobs) == 1 + attempt
+    first, second = jobs[1], jobs[2]
+    assert first.next_attempt_at is not None and second.next_attempt_at is not None
+    base = hub.settings.webhook_backoff_base
+    assert first.next_attempt_at >= started + timedelta(seconds=base * 0.99)
+    assert second.next_attempt_at - first.next_attempt_at >= timedelta(seconds=base * 0.9)
+    with hub.sessions() as s:
+        aead = AESGCM(hub.keyring.hub_key(s, "app_secrets"))
+        payload = open_payload(aead, second.id, second.payload_ct)  # type: ignore[arg-type]
+        assert s.get(DataSubjectRequest, req["id"]).details_ct is not None  # type: ignore[union-attr]
+    assert payload["type"] == "customer.erased"
+    assert payload["data"]["identifiers"]["email"] == SEED_EMAIL.lower()
+    assert payload["data"]["request_id"] == req["id"]
+    done = client.post(f"/api/v1/requests/{req['id']}/systems/crm", json={"status": "done"},
+                       headers=own).json
+    assert done["status"] == "completed"
+    assert len(resent()) == 3
+    with hub.sessions() as s:
+        assert s.get(DataSubjectRequest, req["id"]).details_ct is None  # type: ignore[union-attr]
+    entries = client.get("/api/v1/audit", query_string={"action": "request.resent"},
+                         headers=auth).json["items"]
+    assert sorted(e["details"]["attempt"] for e in entries) == [1, 2]
+    assert SEED_EMAIL.lower() not in str(entries)
+
+
+def test_a_failed_part_of_an_access_request_is_asked_again(
+        client: FlaskClient, auth: dict[str, str], customer_id: str, hub: Hub) -> None:
+    crm = client.post("/api/v1/systems", json={"name": "crm", "scopes": ["requests:read"],
+                                               "webhook_url": "http://127.0.0.1:9/crm"},
+                      headers=auth).json
+    body = submit(client, auth, type="access", customer_id=customer_id, identity_verified=True,
+                  verification_method="signed_in").json
+    own = {"Authorization": f"Bearer {crm['api_key']}"}
+    client.post(f"/api/v1/requests/{body['id']}/systems/crm", json={"status": "failed"},
+                headers=own)
+    with hub.sessions() as s:
+        jobs = s.scalars(select(OutboxJob).where(OutboxJob.event_type == "request.created",
+                                                 OutboxJob.system_id == crm["id"])).all()
+        aead = AESGCM(hub.keyring.hub_key(s, "app_secrets"))
+        payloads = [open_payload(aead, j.id, j.payload_ct) for j in jobs]  # type: ignore[arg-type]
+    assert len(payloads) == 2
+    assert payloads[0]["data"] == payloads[1]["data"]
+    assert payloads[1]["data"]["request_id"] == body["id"]
 
 
 def test_dpo_reminders_are_scheduled_seven_and_two_days_before(
