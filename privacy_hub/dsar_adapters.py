@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.db import utcnow
+from dsar.requests import Requests
 from privacy_hub import outbox
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
@@ -126,3 +127,12 @@ class OutboxNotifier:
             return  # nobody identified, no address kept: nothing to send to
         outbox.enqueue_mail(session, template=template, customer_id=customer_id,
                             data={"request_id": request_id, **data})
+
+
+def requests_service(hub: Hub) -> Requests:
+    """Data subject requests wired to this hub: the API, the portal and the console use
+    this one composition."""
+    from privacy_hub.exports import Exports
+
+    return Requests(VaultDirectory(hub), OutboxNotifier(), RegisteredSystems(hub), hub.ledger,
+                    Exports(hub))

@@ -19,7 +19,7 @@ from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
 from privacy_hub.api.schemas import CustomerPatchSchema, Strict
-from privacy_hub.dsar_adapters import OutboxNotifier, RegisteredSystems, VaultDirectory
+from privacy_hub.dsar_adapters import requests_service
 from privacy_hub.exports import ExportGone, Exports
 from privacy_hub.ratelimit import RateLimiter
 from privacy_hub.web import db, hub
@@ -53,8 +53,7 @@ def _limit(body: dict[str, Any], *, trusted: bool) -> None:
 
 
 def service() -> Requests:
-    return Requests(VaultDirectory(hub()), OutboxNotifier(), RegisteredSystems(hub()), hub().ledger,
-                    Exports(hub()))
+    return requests_service(hub())
 
 
 class DetailsSchema(Strict):

@@ -49,6 +49,33 @@ def test_unknown_email_gets_the_same_answer(client: FlaskClient, auth: dict[str,
     assert known["status"] == unknown["status"] == "pending_verification"
 
 
+def test_a_customer_signed_in_to_the_portal_counts_as_verified(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, customer_id: str,
+        hub: Hub) -> None:
+    """Issue 4, Identity: the portal's path (Requests.submit_signed_in) needs no emailed
+    link; the request is verified at once, by the customer, on their own record."""
+    from dsar.models import RequestHistory
+    from privacy_hub.db import transaction
+    from privacy_hub.dsar_adapters import requests_service
+
+    with transaction(hub.sessions) as session:
+        req = requests_service(hub).submit_signed_in(
+            session, customer_id=customer_id, type="restriction",
+            details={"ground": "unlawful_processing"})
+        rid = req.id
+    body = client.get(f"/api/v1/requests/{rid}", headers=auth).json
+    assert body["status"] == "completed" and body["channel"] == "portal"
+    assert body["verification_method"] == "portal_session"
+    assert not [m for m in mails(hub) if m["template"] == "request_verification"]
+    with hub.sessions() as session:
+        actors = {(h.event, h.actor_type, h.actor_id) for h in session.scalars(
+            select(RequestHistory).where(RequestHistory.request_id == rid))}
+    assert ("verified", "customer", customer_id) in actors
+    check = client.get("/api/v1/consent-check", query_string={
+        "customer_id": customer_id, "purpose": "orders.fulfilment"}, headers=auth)
+    assert check.json["allowed"] is False and check.json["reason"] == "restricted"
+
+
 def test_emailed_link_verifies_once(client: FlaskClient, auth: dict[str, str], customer_id: str,
                                     hub: Hub) -> None:
     """R-DSAR-03: a signed, single-use link proves control of the address."""
