@@ -28,10 +28,10 @@ import math
 import re
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Table, bindparam, event, insert, select, update
@@ -186,6 +186,16 @@ def record_many(
     pending.extend(_Pending(entry, savepoint) for entry in queued)
 
 
+def entry(actor: Actor, action: str, customer_id: str | None = None,
+          details: Mapping[str, object] | None = None) -> Unchained:
+    """An entry checked as record() checks it, for Appender works that chain their own."""
+    if len(action) > 64 or not ACTION_PATTERN.match(action):
+        raise InvalidAuditEntry(f"action {action!r} is not like 'consent.granted'")
+    if customer_id is not None:
+        _check_id("customer id", customer_id, 36)
+    return Unchained(actor.kind, actor.id, action, customer_id, encode_details(details))
+
+
 def encode_details(details: Mapping[str, object] | None) -> str:
     """Canonical JSON of ``details`` after checking they are small, plain and impersonal."""
     value: dict[str, object] = dict(details or {})
@@ -323,23 +333,40 @@ def _inside(savepoint: SessionTransaction | None, boundary: SessionTransaction) 
     return False
 
 
-class _Batch:
-    def __init__(self) -> None:
-        self.items: list[Unchained] = []
-        self.done = False
+T = TypeVar("T")
+#: a unit of work run in a group-committed transaction: given the connection and a dict
+#: shared by the works of that transaction, it returns its result and its audit entries
+Work = Callable[[Connection, dict[str, Any]], tuple[T, list[Unchained]]]
+
+
+class _Job:
+    __slots__ = ("error", "result", "work")
+
+    def __init__(self, work: Work[Any]) -> None:
+        self.work = work
+        self.result: Any = None
         self.error: BaseException | None = None
 
 
-class Appender:
-    """Chains the entries of transactions that changed nothing (reads of personal data)
-    in write transactions of its own: one per batch of concurrent callers (group commit).
+class _Batch:
+    def __init__(self) -> None:
+        self.jobs: list[_Job] = []
+        self.done = False
 
-    A caller blocks until the transaction holding its entries has committed, so an answer
-    built on a read is never sent before the read is in the log, durably; if that
-    transaction fails, every caller in it gets the error. Entries arriving while a batch
-    is being written wait and go together in the next one, so under load each commit
-    (and each fsync, and each turn at the head's lock) carries many entries.
-    One per process, for sessions of ``factory`` (which must be installed).
+
+class Appender:
+    """Group commit: runs units of work of concurrent callers in write transactions of its
+    own, one per batch, and chains their audit entries in that same transaction.
+
+    Used for the entries of transactions that changed nothing (reads of personal data,
+    ``append``) and for short writes that need nothing but the connection (``run``, e.g.
+    creating a customer). A caller blocks until the transaction holding its work has
+    committed, so an answer is never sent before its change and its entries are durable.
+    Work arriving while a batch is being written waits and goes in the next one, so under
+    load each commit (and each fsync, and each turn at the head's lock) carries many.
+    If a batch fails, each of its works is run again in a transaction of its own, so one
+    failing work fails only its own caller. One per process, for sessions of ``factory``
+    (which must be installed).
     """
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
@@ -351,9 +378,19 @@ class Appender:
 
     def append(self, items: list[Unchained]) -> None:
         """Chain ``items`` and return once they are committed (raise if that failed)."""
+        self.run(lambda _conn, _shared: (None, items))
+
+    def run(self, work: Work[T]) -> T:
+        """Run ``work`` in a group-committed transaction; its result once committed.
+
+        ``work`` may run more than once (again alone when its batch failed), each time in
+        a transaction that is then committed or rolled back whole; it must not keep state
+        outside the database except in the shared dict.
+        """
+        job = _Job(work)
         with self._cond:
             batch = self._open
-            batch.items.extend(items)
+            batch.jobs.append(job)
             while not batch.done:
                 if not self._writing:  # this caller writes the batch it is in
                     self._writing = True
@@ -361,21 +398,35 @@ class Appender:
                     break
                 self._cond.wait()
             else:
-                if batch.error is not None:
-                    raise batch.error
-                return
+                if job.error is not None:
+                    raise job.error
+                return cast(T, job.result)
         try:
-            self._write(batch.items)
-        except BaseException as exc:
-            batch.error = exc
-        with self._cond:
-            batch.done = True
-            self._writing = False
-            self._cond.notify_all()
-        if batch.error is not None:
-            raise batch.error
+            self._write_batch(batch.jobs)
+        finally:
+            with self._cond:
+                batch.done = True
+                self._writing = False
+                self._cond.notify_all()
+        if job.error is not None:
+            raise job.error
+        return cast(T, job.result)
 
-    def _write(self, items: list[Unchained]) -> None:
+    def _write_batch(self, jobs: list[_Job]) -> None:
+        try:
+            self._write(jobs)
+        except BaseException as exc:
+            if len(jobs) == 1:
+                jobs[0].error = exc
+                return
+            # One work may have failed them all: each again alone, to fail only its own.
+            for job in jobs:
+                try:
+                    self._write([job])
+                except BaseException as own:
+                    job.error = own
+
+    def _write(self, jobs: list[_Job]) -> None:
         # A plain connection, not a session: a batch needs nothing of the ORM.
         config = _config_for_class(self._factory.class_)
         if config is None or config.appender is not None:
@@ -388,11 +439,24 @@ class Appender:
             conn = self._conn = engine.connect()
         try:
             with conn.begin():
-                _chain(conn, items, config)
+                shared: dict[str, Any] = {}
+                entries: list[Unchained] = []
+                for job in jobs:
+                    job.result, items = job.work(conn, shared)
+                    entries.extend(items)
+                for finish in shared.pop(BEFORE_CHAIN, {}).values():
+                    finish(conn)
+                if entries:
+                    _chain(conn, entries, config)
         except BaseException:
             self._conn = None  # e.g. the server dropped it: the next batch connects anew
             conn.close()
             raise
+
+
+#: key of the shared dict of a batch: {name: fn(connection)} run after every work and
+#: before the chain (e.g. one multi-row insert for the rows the works queued)
+BEFORE_CHAIN = "before_chain"
 
 
 # Built once: executing a prebuilt statement again costs no SQL compilation and no cache

@@ -17,13 +17,24 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit import log as audit_log
+from privacy_hub.db import read_only
 from privacy_hub.hub import Hub
+from privacy_hub.vault.service import HotPath
 
 log = logging.getLogger(__name__)
 
 
 def hub() -> Hub:
     return current_app.extensions["privacy_hub"]  # type: ignore[no-any-return]
+
+
+_HOT = "privacy_hub.hot_path"
+
+
+def hot_path() -> HotPath | None:
+    """The customer hot paths' engine and group committer (None: not available here)."""
+    hot: HotPath | None = current_app.extensions.get(_HOT)
+    return hot
 
 
 def db() -> Session:
@@ -58,7 +69,12 @@ def init_app(app: Flask) -> None:
     h: Hub = app.extensions["privacy_hub"]
     # Reads of personal data are audited; read-only requests' entries go through one
     # appender per process, so concurrent reads share a write transaction (group commit).
-    audit.install(h.read_sessions, appender=audit_log.Appender(h.sessions))
+    appender = audit_log.Appender(h.sessions)
+    audit.install(h.read_sessions, appender=appender)
+    # The customer hot paths (lookup, create) run statements on driver connections and
+    # group-commit through the same appender; they need the key store in the main database.
+    app.extensions[_HOT] = (HotPath(read_only(h.engine), appender)
+                            if h.keystore_engine is h.engine else None)
 
     @app.after_request
     def _commit(response: Response) -> Response:

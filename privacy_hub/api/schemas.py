@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -105,6 +106,93 @@ class LookupSchema(Strict):
         if len(data) != 1:
             raise ma.ValidationError("give exactly one of email, phone, external_id")
 
+
+
+# -- the hot bodies, checked by hand ------------------------------------------------------
+# What CustomerCreateSchema and LookupSchema load, for the bodies nearly every request
+# sends, at a fraction of marshmallow's cost. Each returns the loaded dict when the body
+# is valid and has nothing marshmallow would treat differently, else None: the caller then
+# loads it with the schema, which answers every invalid body exactly as before (and stays
+# the one source of the OpenAPI document).
+
+_LOCALE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+_COUNTRY_SET = frozenset(COUNTRIES)
+_TEXT_LIMITS = {"external_id": (1, 128), "phone": (3, 32), "first_name": (1, 200),
+                "last_name": (1, 200)}
+_ADDRESS_LIMITS = {"line1": (1, 200), "line2": (1, 200), "postal_code": (1, 20),
+                   "city": (1, 100)}
+_CREATE_FIELDS = frozenset(CustomerFieldsSchema().fields)
+_LOOKUP_LIMITS = {"email": (3, 254), "phone": (3, 32), "external_id": (1, 128)}
+
+
+def _text_ok(value: object, limits: tuple[int, int]) -> bool:
+    return isinstance(value, str) and limits[0] <= len(value) <= limits[1]
+
+
+def _address_ok(value: object) -> bool:
+    if not isinstance(value, dict):
+        return False
+    for key, item in value.items():
+        if item is None:
+            if key not in _ADDRESS_LIMITS and key != "country":
+                return False
+        elif key == "country":
+            if not isinstance(item, str) or item not in _COUNTRY_SET:
+                return False
+        else:
+            limits = _ADDRESS_LIMITS.get(key)
+            if limits is None or not _text_ok(item, limits):
+                return False
+    return True
+
+
+def _attributes_ok(value: object) -> bool:
+    if not isinstance(value, dict):
+        return False
+    if not all(isinstance(k, str) and 1 <= len(k) <= 64 for k in value):
+        return False
+    return len(json.dumps(value)) <= MAX_ATTRIBUTES_BYTES
+
+
+def fast_customer_fields(body: object) -> dict[str, Any] | None:
+    """CustomerCreateSchema().load(body) for plainly valid bodies; None: use the schema."""
+    if not isinstance(body, dict) or not _CREATE_FIELDS.issuperset(body):
+        return None
+    for name, value in body.items():
+        if name == "email":
+            if not isinstance(value, str):
+                return None
+            try:
+                normalise_email(value)
+            except NormalisationError:
+                return None
+        elif value is None:
+            continue
+        elif name == "locale":
+            if not isinstance(value, str) or not _LOCALE.match(value):
+                return None
+        elif name == "address":
+            if not _address_ok(value):
+                return None
+        elif name == "attributes":
+            if not _attributes_ok(value):
+                return None
+        elif name == "birth_date":
+            return None  # a date to parse: the schema does it
+        elif not _text_ok(value, _TEXT_LIMITS[name]):
+            return None
+    return dict(body)
+
+
+def fast_lookup(body: object) -> dict[str, str] | None:
+    """LookupSchema().load(body) for plainly valid bodies; None: use the schema."""
+    if not isinstance(body, dict) or len(body) != 1:
+        return None
+    (name, value), = body.items()
+    limits = _LOOKUP_LIMITS.get(name)
+    if limits is None or not _text_ok(value, limits):
+        return None
+    return {name: value}
 
 class IdSchema(ma.Schema):
     id = ma.fields.String(metadata={"format": "uuid"})

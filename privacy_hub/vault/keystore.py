@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from audit.db import UTCDateTime, new_metadata, utcnow
-from privacy_hub.db import insert_many
+from privacy_hub.db import Prepared, insert_many
 from privacy_hub.vault import crypto
 from privacy_hub.vault.errors import DecryptionError, KeyDestroyed, KeyMissing
 from privacy_hub.vault.root import RootKey
@@ -175,6 +175,10 @@ _KEYS_OF = select(_CUSTOMER_KEYS.c.customer_id, _CUSTOMER_KEYS.c.dek_version,
     _CUSTOMER_KEYS.c.customer_id.in_(bindparam("ids", expanding=True)),
     _CUSTOMER_KEYS.c.key_class == bindparam("key_class"))
 
+# The same, run through the driver on a connection the caller holds (hot paths).
+_PRIMARY_RAW = Prepared(_PRIMARY)
+_KEK_RAW = Prepared(select(_KEKS.c.wrapped).where(_KEKS.c.version == bindparam("version")))
+_INSERT_CUSTOMER_KEY_RAW = Prepared(insert(_CUSTOMER_KEYS))
 
 def _keystore(session: Session) -> Connection:
     """The session's connection to the key store (its own database, or the main one)."""
@@ -215,6 +219,47 @@ class KeyRing:
         if version is None:
             raise KeyMissing("no primary key-encryption key: run `privacy-hub init`")
         return version, self._kek(session, version)
+
+    def primary_on(self, cursor: Any, dialect: Any) -> tuple[int, AESGCM]:
+        """_primary() through a driver cursor inside the caller's transaction (share-locked
+        on PostgreSQL, as there)."""
+        row = _PRIMARY_RAW.execute(cursor, dialect, {}).fetchone()
+        if row is None:
+            raise KeyMissing("no primary key-encryption key: run `privacy-hub init`")
+        version = int(row[0])
+        kek = self._keks.get(version)
+        if kek is None:
+            found = _KEK_RAW.execute(cursor, dialect, {"version": version}).fetchone()
+            if found is None or found[0] is None:
+                raise KeyMissing(f"key-encryption key version {version} is not available")
+            kek = AESGCM(self.root.unwrap(bytes(found[0]), _kek_aad(version)))
+            with self._lock:
+                self._keks[version] = kek
+        return version, kek
+
+    def store_data_key_on(self, cursor: Any, dialect: Any, key: DataKey, raw: bytes,
+                          kek_version: int, kek: AESGCM) -> None:
+        """store_data_key() through a driver cursor, under a primary read by primary_on()
+        in the same transaction."""
+        customer_id, key_class = key.customer_id, key.key_class
+        _INSERT_CUSTOMER_KEY_RAW.execute(cursor, dialect, {
+            "customer_id": customer_id, "key_class": key_class, "dek_version": key.version,
+            "kek_version": kek_version, "created_at": utcnow(),
+            "wrapped": crypto.wrap(kek, raw, _dek_aad(customer_id, key_class, key.version,
+                                                      kek_version)),
+        })
+
+    def unwrap_row(self, customer_id: str, key_class: str, dek_version: int,
+                   kek_version: int, wrapped: bytes) -> DataKey | None:
+        """The data key in a key store row the caller read, not cached anywhere; None when
+        its key-encryption key is not loaded in this process (e.g. after a rotation
+        elsewhere): the caller then takes the session path, which loads it."""
+        kek = self._keks.get(kek_version)
+        if kek is None:
+            return None
+        raw = crypto.unwrap(kek, bytes(wrapped), _dek_aad(customer_id, key_class, dek_version,
+                                                          kek_version))
+        return DataKey(customer_id, key_class, dek_version, AESGCM(raw))
 
     def bootstrap(self, session: Session) -> bool:
         """Create the first key-encryption key and the hub keys if missing. Callers commit."""

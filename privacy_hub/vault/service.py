@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, text
+from sqlalchemy import Engine, Table, and_, bindparam, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 import audit
 from audit import log as audit_log
 from audit.db import new_id, rfc3339, utcnow
-from privacy_hub.db import insert_many
+from privacy_hub.db import Prepared, driver_cursor, driver_reader, insert_many
 from privacy_hub.vault.blind_index import (
     BlindIndexer,
     NormalisationError,
@@ -71,6 +71,24 @@ _CANDIDATES_WITH_KEYS = {
     for name in INDEXED_FIELDS
 }
 
+# The same, through the driver, for the request hot paths (Vault.lookup with a HotPath,
+# Vault.create_new).
+_CANDIDATES_RAW = {name: Prepared(stmt) for name, stmt in _CANDIDATES_WITH_KEYS.items()}
+_INSERT_CUSTOMER_RAW = Prepared(_INSERT_CUSTOMER)
+_IDENTIFIER_LOCK_RAW = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
+
+
+@dataclass(frozen=True)
+class HotPath:
+    """What the request hot paths use besides the vault: an engine for reads that take no
+    write lock, and the process's group committer (audit.Appender) for short writes."""
+
+    read_engine: Engine
+    writer: audit_log.Appender
+
+
+class NotLogged(Exception):
+    """A read's audit entry could not be committed: its answer must not be given."""
 
 def encode_value(name: str, value: Any) -> bytes:
     if name in JSON_FIELDS:
@@ -167,20 +185,64 @@ class Vault:
         customer_id = self.find_id(session, name, value)
         return None if customer_id is None else self.get_row(session, customer_id)
 
-    def lookup(self, session: Session, *, actor: audit.Actor, email: str | None = None,
-               phone: str | None = None, external_id: str | None = None) -> list[str]:
-        """Ids of the customers with exactly this identifier (one given)."""
+    def lookup(self, session: Session | None, *, actor: audit.Actor, email: str | None = None,
+               phone: str | None = None, external_id: str | None = None,
+               hot: HotPath | None = None) -> list[str]:
+        """Ids of the customers with exactly this identifier (one given).
+
+        With ``session`` None, through ``hot``: one read on a pooled driver connection
+        (no transaction, no write lock) and the audit entry group-committed by its
+        writer; this returns once the entry is durable (NotLogged if it could not be).
+        """
         given = {k: v for k, v in (("email", email), ("phone", phone),
                                    ("external_id", external_id)) if v is not None}
         if len(given) != 1:
             raise InvalidCustomerData({"_schema": ["give exactly one of email, phone, external_id"]})
         (name, raw), = given.items()
         value = self.normalise({name: raw})[name]
+        if session is None:
+            if hot is None:
+                raise ValueError("lookup() needs a session or a HotPath")
+            return self._lookup_hot(hot, name, value, actor)
         ids = self._candidates(session, name, value)
         audit.record(session, actor=actor, action="customer.looked_up",
                      customer_id=ids[0] if len(ids) == 1 else None,
                      details={"by": name, "matches": len(ids)})
         return ids
+
+    def _lookup_hot(self, hot: HotPath, name: str, value: str, actor: audit.Actor) -> list[str]:
+        with driver_reader(hot.read_engine) as (cursor, dialect):
+            found = self._match(cursor, dialect, name, value)
+        if found is None:  # a key-encryption key this process has not loaded yet
+            with hot.read_engine.connect() as conn, Session(bind=conn) as session:
+                found = self._candidates(session, name, value)
+        entry = audit_log.entry(actor, "customer.looked_up",
+                                found[0] if len(found) == 1 else None,
+                                {"by": name, "matches": len(found)})
+        try:
+            hot.writer.append([entry])
+        except Exception as exc:
+            raise NotLogged("the lookup could not be logged") from exc
+        return found
+
+    def _match(self, cursor: Any, dialect: Any, name: str, value: str) -> list[str] | None:
+        """_candidates() through a driver cursor; None when a candidate's data key is
+        wrapped under a key-encryption key not loaded here (use _candidates then)."""
+        bidx = self.indexer.index(f"{TABLE}.{name}", value)
+        rows = _CANDIDATES_RAW[name].execute(cursor, dialect, {"bidx": bidx}).fetchall()
+        column = f"{name}_ct"
+        wanted = value.encode()
+        matches = []
+        for customer_id, blob, dek_version, kek_version, wrapped in rows:
+            if wrapped is None or blob is None:
+                continue
+            key = self.keyring.unwrap_row(customer_id, DEFAULT_CLASS, dek_version, kek_version,
+                                          wrapped)
+            if key is None:
+                return None
+            if key.open(TABLE, column, customer_id, bytes(blob)) == wanted:
+                matches.append(customer_id)
+        return matches
 
     def get_row(self, session: Session, customer_id: str, *, for_update: bool = False) -> Customer:
         stmt = select(Customer).where(Customer.id == customer_id)
@@ -268,6 +330,55 @@ class Vault:
                 raise InvalidCustomerData({"email": ["Missing data for required field."]})
             return self._create(session, new, actor=actor), True
         return self._update(session, existing, data, actor=actor), False
+
+    def create_new(self, hot: HotPath, fields: Mapping[str, Any], *,
+                   actor: audit.Actor) -> dict[str, Any] | None:
+        """Create a customer in a group-committed transaction (hot.writer), if no customer
+        has its external_id or email; None, changing nothing, if one has (the caller then
+        upserts as usual). Returns the new profile once it is durable, with its key and
+        its audit entry in the same transaction.
+
+        Needs the key store in the main database. Everything but the statements (data
+        key, sealing, blind indexes, the audit entry's checks) is done before joining the
+        transaction, so the write lock is held for the statements only.
+        """
+        data = self.normalise(fields)
+        if not data.get("email"):
+            return None
+        new = self._prepare_new(data)
+        identifiers = [(name, data[name]) for name in ("external_id", "email") if data.get(name)]
+        locks = [zlib.crc32(name.encode() + b"|" + new.values[f"{name}_bidx"])
+                 for name, _ in identifiers]
+        customer_id = new.key.customer_id
+        now = utcnow()
+        row = {**new.values, "status": "active", "created_at": now, "updated_at": now,
+               "erased_at": None}
+        entry = audit_log.entry(actor, "customer.created", customer_id,
+                                {"fields": new.field_names})
+
+        def work(conn: Any, shared: dict[str, Any]) -> tuple[bool, list[Any]]:
+            cursor = driver_cursor(conn)
+            dialect = conn.dialect
+            if dialect.name == "postgresql":
+                # As _lock_identifier: concurrent creates of one identifier serialise.
+                for lock_id in locks:
+                    _IDENTIFIER_LOCK_RAW.execute(cursor, dialect, {"k": lock_id})
+            for name, value in identifiers:
+                matches = self._match(cursor, dialect, name, value)
+                if matches is None or matches:
+                    return False, []  # exists (or needs a key not loaded here): upsert
+            primary = shared.get("vault.primary_kek")
+            if primary is None:
+                primary = shared["vault.primary_kek"] = self.keyring.primary_on(cursor, dialect)
+            self.keyring.store_data_key_on(cursor, dialect, new.key, new.raw, *primary)
+            _INSERT_CUSTOMER_RAW.execute(cursor, dialect, row)
+            return True, [entry]
+
+        if not hot.writer.run(work):
+            return None
+        stamp = rfc3339(now)
+        return {"id": customer_id, "status": "active", "created_at": stamp,
+                "updated_at": stamp, **new.fields}
 
     def _prepare_new(self, data: Mapping[str, Any]) -> _NewCustomer:
         key, raw = self.keyring.generate_data_key(new_id())
