@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Table, bindparam, event, insert, select, update
+from sqlalchemy import Connection, LargeBinary, Table, bindparam, event, exc, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -394,7 +394,6 @@ class Appender:
             while not batch.done:
                 if not self._writing:  # this caller writes the batch it is in
                     self._writing = True
-                    self._open = _Batch()
                     break
                 self._cond.wait()
             else:
@@ -402,9 +401,11 @@ class Appender:
                     raise job.error
                 return cast(T, job.result)
         try:
-            self._write_batch(batch.jobs)
+            self._write_batch(batch)
         finally:
             with self._cond:
+                if self._open is batch:  # failed before closing it
+                    self._open = _Batch()
                 batch.done = True
                 self._writing = False
                 self._cond.notify_all()
@@ -412,21 +413,33 @@ class Appender:
             raise job.error
         return cast(T, job.result)
 
-    def _write_batch(self, jobs: list[_Job]) -> None:
+    def _close(self, batch: _Batch) -> list[_Job]:
+        """The batch's works from now on: later callers go into the next batch."""
+        with self._cond:
+            if self._open is batch:
+                self._open = _Batch()
+            return list(batch.jobs)
+
+    def _write_batch(self, batch: _Batch) -> None:
+        jobs: list[_Job] = []
         try:
-            self._write(jobs)
+            # The batch stays open while its writer waits for the database (SQLite's write
+            # lock, held by another process's batch): whoever arrives meanwhile joins it.
+            self._write(lambda: self._close(batch))
         except BaseException as exc:
+            jobs = self._close(batch)
             if len(jobs) == 1:
                 jobs[0].error = exc
                 return
             # One work may have failed them all: each again alone, to fail only its own.
             for job in jobs:
                 try:
-                    self._write([job])
+                    self._write(lambda job=job: [job])  # type: ignore[misc]
                 except BaseException as own:
                     job.error = own
 
-    def _write(self, jobs: list[_Job]) -> None:
+    def _write(self, jobs_now: Callable[[], list[_Job]]) -> None:
+        """One transaction for the works ``jobs_now()`` returns once it has begun."""
         # A plain connection, not a session: a batch needs nothing of the ORM.
         config = _config_for_class(self._factory.class_)
         if config is None or config.appender is not None:
@@ -439,6 +452,9 @@ class Appender:
             conn = self._conn = engine.connect()
         try:
             with conn.begin():
+                # Begun: on SQLite, BEGIN IMMEDIATE has waited for the write lock.
+                # (PostgreSQL waits at the head's lock, after the works, instead.)
+                jobs = jobs_now()
                 shared: dict[str, Any] = {}
                 entries: list[Unchained] = []
                 for job in jobs:
@@ -457,6 +473,78 @@ class Appender:
 #: key of the shared dict of a batch: {name: fn(connection)} run after every work and
 #: before the chain (e.g. one multi-row insert for the rows the works queued)
 BEFORE_CHAIN = "before_chain"
+
+
+class Prepared:
+    """A Core statement compiled once per dialect and run on a DBAPI cursor.
+
+    For the request hot paths: SQLAlchemy's execution path (events, cache key, parameter
+    and result processing) costs several times what the driver does for a one-row
+    statement. Bind values go through the columns' bind processors (datetimes as the
+    dialect stores them); bytes go to the drivers as they are. Results come back as the
+    driver's tuples: use it only for columns whose values need no conversion (ids,
+    integers, bytes, text).
+    """
+
+    def __init__(self, stmt: Any) -> None:
+        self.stmt = stmt
+        self._plans: dict[str, tuple[str, list[str] | None, dict[str, Any], dict[str, Any]]] = {}
+
+    def _plan(self, dialect: Any) -> tuple[str, list[str] | None, dict[str, Any], dict[str, Any]]:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            names = list(compiled.positiontup or []) if compiled.positional else None
+            defaults = dict(compiled.construct_params(_check=False))
+            processors = {}
+            for bind in compiled.binds.values():
+                if isinstance(bind.type, LargeBinary):
+                    continue
+                proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if proc is not None:
+                    processors[bind.key] = proc
+            plan = self._plans[dialect.name] = (compiled.string, names, defaults, processors)
+        return plan
+
+    def names(self, dialect: Any) -> list[str]:
+        """The bind names in the driver's positional order ([] for named parameters)."""
+        return self._plan(dialect)[1] or []
+
+    def bind(self, dialect: Any, values: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL text and the driver's parameters for ``values``."""
+        sql, names, defaults, processors = self._plan(dialect)
+        params = {**defaults, **values}
+        for key, proc in processors.items():
+            value = params.get(key)
+            if value is not None:
+                params[key] = proc(value)
+        return sql, (tuple(params[n] for n in names) if names is not None else params)
+
+    def executemany(self, cursor: Any, dialect: Any, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Run it once per row of ``rows`` in one executemany (driver errors wrapped)."""
+        sql = ""
+        params = []
+        for values in rows:
+            sql, one = self.bind(dialect, values)
+            params.append(one)
+        if not params:
+            return
+        try:
+            cursor.executemany(sql, params)
+        except dialect.loaded_dbapi.Error as err:
+            raise exc.DBAPIError.instance(sql, params, err, dialect.loaded_dbapi.Error,
+                                          dialect=dialect, ismulti=True) from err
+
+    def execute(self, cursor: Any, dialect: Any, values: Mapping[str, Any]) -> Any:
+        """Run it on ``cursor`` (driver errors wrapped as SQLAlchemy's); the cursor."""
+        sql, params = self.bind(dialect, values)
+        try:
+            cursor.execute(sql, params)
+        except dialect.loaded_dbapi.Error as err:
+            raise exc.DBAPIError.instance(sql, params, err, dialect.loaded_dbapi.Error,
+                                          dialect=dialect) from err
+        return cursor
+
 
 
 # Built once: executing a prebuilt statement again costs no SQL compilation and no cache
@@ -487,11 +575,32 @@ _MOVE_HEAD_WITH_ENTRY = _MOVE_HEAD.add_cte(
 )
 
 
+_READ_HEAD_RAW = Prepared(_READ_HEAD)
+_MOVE_HEAD_RAW = Prepared(_MOVE_HEAD)
+_MOVE_HEAD_WITH_ENTRY_RAW = Prepared(_MOVE_HEAD_WITH_ENTRY)
+_INSERT_ENTRIES_RAW = Prepared(_INSERT_ENTRIES)
+_INSERT_CHECKPOINT_RAW = Prepared(_INSERT_CHECKPOINT)
+_TIME_READERS: dict[str, Callable[[Any], datetime | None]] = {}
+
+
+def _time_reader(dialect: Any) -> Callable[[Any], datetime | None]:
+    """Converts a timestamp of the head, as the driver returns it, to an aware datetime."""
+    reader = _TIME_READERS.get(dialect.name)
+    if reader is None:
+        proc = _HEAD.c.recorded_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        reader = _TIME_READERS[dialect.name] = proc or (lambda value: value)
+    return reader
+
+
 def _chain(conn: Connection, items: list[Unchained], config: _Config) -> None:
+    # Through the driver, with statements compiled once: the chain runs while the head is
+    # locked, so its statements' cost is paid by every writer waiting for it.
+    dialect = conn.dialect
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     # The locking read returns all that appending needs: PostgreSQL's SELECT ... FOR
     # UPDATE also makes this statement's snapshot see the entries of the writer we
     # waited for.
-    head_seq, head_hash, last_time, last_checkpoint_at = _lock_head(conn)
+    head_seq, head_hash, last_time, last_checkpoint_at = _lock_head(conn, cursor)
     if last_time is None and head_seq:
         # A head written before it kept the time (migration 0005 fills it in).
         last_time = conn.scalar(
@@ -508,42 +617,44 @@ def _chain(conn: Connection, items: list[Unchained], config: _Config) -> None:
         "h_recorded_at": recorded_at,
         "h_checkpoint_at": recorded_at if checkpoint is not None else last_checkpoint_at,
     }
-    if len(links) == 1 and conn.dialect.name == "postgresql":
+    if len(links) == 1 and dialect.name == "postgresql":
         entry = {f"e_{name}": value for name, value in links[0]._asdict().items()}
-        conn.execute(_MOVE_HEAD_WITH_ENTRY, {**head, **entry})
+        _MOVE_HEAD_WITH_ENTRY_RAW.execute(cursor, dialect, {**head, **entry})
     else:
-        _insert_links(conn, links)
-        conn.execute(_MOVE_HEAD, head)
+        _insert_links(conn, links, cursor)
+        _MOVE_HEAD_RAW.execute(cursor, dialect, head)
     if checkpoint is not None:
-        conn.execute(_INSERT_CHECKPOINT, checkpoint)
+        _INSERT_CHECKPOINT_RAW.execute(cursor, dialect, checkpoint)
 
 
-_INSERT_LINKS_SQL: dict[str, tuple[str, bool]] = {}
-
-
-def _insert_links(conn: Connection, links: list[Link]) -> None:
-    """Insert chained entries in one executemany, through the driver for a bulk load.
+def _insert_links(conn: Connection, links: list[Link], cursor: Any = None) -> None:
+    """Insert chained entries in one executemany through the driver.
 
     SQLAlchemy's per-row parameter processing cost more than hashing the entries; they
     all share one ``recorded_at``, which is converted once.
     """
-    if len(links) < 8:
-        conn.execute(_INSERT_ENTRIES, [link._asdict() for link in links])
-        return
     dialect = conn.dialect
-    plan = _INSERT_LINKS_SQL.get(dialect.name)
-    if plan is None:
-        compiled = _INSERT_ENTRIES.compile(dialect=dialect)
-        if compiled.positional and list(compiled.positiontup or []) != list(Link._fields):
-            conn.execute(_INSERT_ENTRIES, [link._asdict() for link in links])
-            return
-        plan = _INSERT_LINKS_SQL[dialect.name] = (compiled.string, compiled.positional)
-    sql, positional = plan
-    process = _ENTRIES.c.recorded_at.type.dialect_impl(dialect).bind_processor(dialect)
-    when = links[0].recorded_at
-    stored = process(when) if process is not None else when
+    if cursor is None:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if len(links) == 1:
+        _INSERT_ENTRIES_RAW.execute(cursor, dialect, links[0]._asdict())
+        return
+    sql, params = _INSERT_ENTRIES_RAW.bind(dialect, links[0]._asdict())
+    stored = params[_LINK_TIME] if isinstance(params, tuple) else params["recorded_at"]
     rows = [link._replace(recorded_at=stored) for link in links]
-    conn.exec_driver_sql(sql, rows if positional else [row._asdict() for row in rows])
+    positional = isinstance(params, tuple) and list(_INSERT_ENTRIES_RAW.names(dialect)) == list(
+        Link._fields)
+    if not positional and isinstance(params, tuple):
+        _INSERT_ENTRIES_RAW.executemany(cursor, dialect, [link._asdict() for link in links])
+        return
+    try:
+        cursor.executemany(sql, rows if positional else [row._asdict() for row in rows])
+    except dialect.loaded_dbapi.Error as err:
+        raise exc.DBAPIError.instance(sql, None, err, dialect.loaded_dbapi.Error,
+                                      dialect=dialect, ismulti=True) from err
+
+
+_LINK_TIME = Link._fields.index("recorded_at")
 
 
 def _checkpoint(
@@ -574,13 +685,21 @@ def _checkpoint(
     }
 
 
-def _lock_head(conn: Connection) -> tuple[int, str, datetime | None, datetime | None]:
+def _lock_head(conn: Connection, cursor: Any = None
+               ) -> tuple[int, str, datetime | None, datetime | None]:
     """The head's seq, hash, last entry time and last checkpoint time, locked."""
-    row = conn.execute(_READ_HEAD).first()
+    dialect = conn.dialect
+    if cursor is None:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    row = _READ_HEAD_RAW.execute(cursor, dialect, {}).fetchone()
     if row is None:
         _create_head(conn)
-        row = conn.execute(_READ_HEAD).one()
-    return int(row.seq), str(row.hash), row.recorded_at, row.checkpoint_at
+        row = _READ_HEAD_RAW.execute(cursor, dialect, {}).fetchone()
+        if row is None:  # pragma: no cover - created just above
+            raise AuditError("the audit head could not be created")
+    seq, hash_, recorded_at, checkpoint_at = row
+    read_time = _time_reader(dialect)
+    return int(seq), str(hash_), read_time(recorded_at), read_time(checkpoint_at)
 
 
 def _create_head(conn: Connection) -> None:

@@ -31,6 +31,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
+from audit.log import Prepared
+
+__all__ = ["Prepared"]
+
 #: seconds a SQLite writer waits for another thread of its process before giving up, as
 #: SQLite's own busy timeout does ("database is locked")
 SQLITE_LOCK_TIMEOUT = 30.0
@@ -347,58 +351,6 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 # -- prebuilt statements through the driver (request hot paths) ---------------------------
-
-class Prepared:
-    """A Core statement compiled once per dialect and run on a DBAPI cursor.
-
-    For the request hot paths: SQLAlchemy's execution path (events, cache key, parameter
-    and result processing) costs several times what the driver does for a one-row
-    statement. Bind values go through the columns' bind processors (datetimes as the
-    dialect stores them); bytes go to the drivers as they are. Results come back as the
-    driver's tuples: use it only for columns whose values need no conversion (ids,
-    integers, bytes, text).
-    """
-
-    def __init__(self, stmt: Any) -> None:
-        self.stmt = stmt
-        self._plans: dict[str, tuple[str, list[str] | None, dict[str, Any], dict[str, Any]]] = {}
-
-    def _plan(self, dialect: Any) -> tuple[str, list[str] | None, dict[str, Any], dict[str, Any]]:
-        plan = self._plans.get(dialect.name)
-        if plan is None:
-            compiled = self.stmt.compile(dialect=dialect)
-            names = list(compiled.positiontup or []) if compiled.positional else None
-            defaults = dict(compiled.construct_params(_check=False))
-            processors = {}
-            for bind in compiled.binds.values():
-                if isinstance(bind.type, LargeBinary):
-                    continue
-                proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                if proc is not None:
-                    processors[bind.key] = proc
-            plan = self._plans[dialect.name] = (compiled.string, names, defaults, processors)
-        return plan
-
-    def bind(self, dialect: Any, values: Mapping[str, Any]) -> tuple[str, Any]:
-        """The SQL text and the driver's parameters for ``values``."""
-        sql, names, defaults, processors = self._plan(dialect)
-        params = {**defaults, **values}
-        for key, proc in processors.items():
-            value = params.get(key)
-            if value is not None:
-                params[key] = proc(value)
-        return sql, (tuple(params[n] for n in names) if names is not None else params)
-
-    def execute(self, cursor: Any, dialect: Any, values: Mapping[str, Any]) -> Any:
-        """Run it on ``cursor`` (driver errors wrapped as SQLAlchemy's); the cursor."""
-        sql, params = self.bind(dialect, values)
-        try:
-            cursor.execute(sql, params)
-        except dialect.loaded_dbapi.Error as err:
-            raise exc.DBAPIError.instance(sql, params, err, dialect.loaded_dbapi.Error,
-                                          dialect=dialect) from err
-        return cursor
-
 
 def driver_cursor(conn: Connection) -> Any:
     """A DBAPI cursor on ``conn``'s connection, inside its transaction."""
