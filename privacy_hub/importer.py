@@ -32,6 +32,7 @@ import audit
 from audit.db import new_id
 from privacy_hub.api.schemas import CustomerCreateSchema
 from privacy_hub.db import transaction
+from privacy_hub.vault.bulk import insert_customers, store_data_keys
 from privacy_hub.vault.errors import InvalidCustomerData, KeyMissing, VaultError
 from privacy_hub.vault.models import Customer
 from privacy_hub.vault.service import TABLE as CUSTOMERS
@@ -52,7 +53,10 @@ MAX_ATTR_NAME = 64  # as CustomerFieldsSchema.attributes allows
 IDENTIFIERS = ("external_id", "email")  # each belongs to one customer, so one row
 # Fields that differ on every row; the others repeat and are validated once (_Checker._load)
 UNIQUE_FIELDS = ("external_id", "email", "phone")
+# Fields the schema validates in a method of its own (@validates), besides the field's
+SCHEMA_VALIDATED = ("attributes",)
 MAX_LOADED = 100_000
+_MISSING = object()
 # Files from this size on are checked and sealed by worker processes (see the top).
 PARALLEL_FROM_BYTES = 1 << 20
 WORKERS = 2
@@ -220,35 +224,36 @@ class _Checker:
         self.keyring = keyring
         self.kek_version = kek_version
         self.schema = CustomerCreateSchema()
-        #: (field, value) -> what the schema loads for that field alone (see _load)
-        self._loaded: dict[tuple[str, Hashable], dict[str, Any]] = {}
+        #: (field, value) -> the value loaded (see _load)
+        self._loaded: dict[tuple[str, Hashable], Any] = {}
 
     def _load(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``self.schema.load(body)``, with each field that repeats across rows loaded once.
+        """``self.schema.load(body)``, each value that repeats across rows validated once.
 
-        The schema validates each field on its own (no schema-level validators or
-        hooks: tests/integration/test_import_bulk.py checks it), so a body's load is the
-        union of its fields' loads. The identifiers differ on every row: their fields
-        deserialize them directly. Any error: the whole body is loaded again, so that the
+        The schema validates each field on its own: a field's own validators, plus the
+        schema's ``@validates`` methods of SCHEMA_VALIDATED (no schema-level validator,
+        no hook: tests/integration/test_import_bulk.py checks that), so a body loads as
+        its fields do one by one. Any error: the whole body is loaded again, so that the
         messages are exactly the schema's.
         """
-        load, loaded, fields = self.schema.load, self._loaded, self.schema.fields
+        fields, loaded = self.schema.fields, self._loaded
         data: dict[str, Any] = {}
         try:
             for name, value in body.items():
-                if name in UNIQUE_FIELDS:  # no validator of the schema's own: the field's
+                if name in UNIQUE_FIELDS:  # different on every row: not worth keeping
                     data[name] = fields[name].deserialize(value)
                     continue
                 key = (name, tuple(value.items()) if isinstance(value, dict) else value)
-                part = loaded.get(key)
-                if part is None:
-                    part = load({name: value})
+                out = loaded.get(key, _MISSING)
+                if out is _MISSING:
+                    out = (self.schema.load({name: value})[name] if name in SCHEMA_VALIDATED
+                           else fields[name].deserialize(value))
                     if len(loaded) >= MAX_LOADED:
                         loaded.clear()
-                    loaded[key] = part
-                data.update(part)
+                    loaded[key] = out
+                data[name] = out
         except ma.ValidationError:
-            data = load(body)  # raises, with every field's messages
+            data = self.schema.load(body)  # raises, with every field's messages
         return data
 
     def check_all(self, records: list[Record]) -> list[_Checked]:
@@ -477,7 +482,7 @@ class _Loader:
                                                 "(no customer has this external_id)"]))
             if not self.keys_first:
                 new = self._sealed(session, new)
-            ids = vault.insert_new(session, [r.sealed for r in new if r.sealed],
+            ids = insert_customers(session, [r.sealed for r in new if r.sealed],
                                    actor=IMPORT_ACTOR, details={"source": "import"})
         self.created_ids.update(ids)
         self.report.created += created + len(ids)
@@ -530,7 +535,7 @@ class _Loader:
         keyring, out = self.hub.keyring, list(rows)
         todo = [i for i, row in enumerate(rows) if _may_be_new(row)]
         key_rows = [kr for i in todo if (kr := rows[i].key_row) is not None]
-        if len(key_rows) == len(todo) and keyring.store_data_keys(session, key_rows):
+        if len(key_rows) == len(todo) and store_data_keys(session, keyring, key_rows):
             return out
         keys = keyring.new_data_keys(session, [new_id() for _ in todo])
         for i, key in zip(todo, keys.values(), strict=True):

@@ -14,9 +14,11 @@ from click.testing import CliRunner
 from sqlalchemy import func, inspect, select, text
 
 import audit
+from privacy_hub import importer
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
 from privacy_hub.importer import ImportFileError, ImportReport, import_csv
+from privacy_hub.vault import bulk
 from privacy_hub.vault.keystore import CustomerKey
 from privacy_hub.vault.models import Customer
 from tests.conftest import SEED_EMAIL, SEED_NAME, SEED_PHONE
@@ -273,7 +275,7 @@ def test_a_failing_batch_loses_only_itself_and_never_leaves_a_customer_without_a
         hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_csv(tmp_path / "crm.csv", [row(f"CRM-{n}", f"c{n}@example.com")
                                             for n in range(10)])
-    real = hub.vault.insert_new
+    real = bulk.insert_customers
     calls: list[int] = []
 
     def crash_in_the_second_batch(*args: Any, **kwargs: Any) -> list[str]:
@@ -283,7 +285,7 @@ def test_a_failing_batch_loses_only_itself_and_never_leaves_a_customer_without_a
             raise RuntimeError("power cut")
         return ids
 
-    monkeypatch.setattr(hub.vault, "insert_new", crash_in_the_second_batch)
+    monkeypatch.setattr(importer, "insert_customers", crash_in_the_second_batch)
     with pytest.raises(RuntimeError, match="power cut"):
         import_csv(hub, path, batch_size=4)
     assert counts(hub) == (4, 4)
