@@ -105,14 +105,15 @@ class Customers(MethodView):
     @blp.alt_response(200, schema=CustomerSchema, description="Updated an existing customer")
     def post(self) -> Any:
         """Create a customer, or update the one with this external_id or else email."""
-        fields = load_body(_CREATE, fast_customer_fields)
-        actor = current_principal().actor
         hot = hot_path()
         # A new customer: one short group-committed transaction. With an Idempotency-Key
         # the stored response must commit with the change: the request's session does it.
-        if hot is not None and request.headers.get(IDEMPOTENCY_HEADER) is None:
+        if hot is None or request.headers.get(IDEMPOTENCY_HEADER) is not None:
+            return self._upsert(load_body(_CREATE, fast_customer_fields))
+        with hot.writer.upcoming():
+            fields = load_body(_CREATE, fast_customer_fields)
             try:
-                created = hub().vault.create_new(hot, fields, actor=actor)
+                created = hub().vault.create_new(hot, fields, actor=current_principal().actor)
             except IntegrityError:
                 raise Problem(409, "The change conflicts with a concurrent change; nothing "
                               "was saved. Retry the request.", type_="concurrent-change") from None
@@ -120,9 +121,13 @@ class Customers(MethodView):
                 if exc.connection_invalidated:
                     raise
                 raise _unavailable() from None
-            if created is not None:
-                return json_response(created, 201)
-        profile, was_created = hub().vault.upsert(db(), fields, actor=actor)
+        if created is not None:
+            return json_response(created, 201)
+        return self._upsert(fields)
+
+    @staticmethod
+    def _upsert(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        profile, was_created = hub().vault.upsert(db(), fields, actor=current_principal().actor)
         set_subject(profile["id"])
         return profile, 201 if was_created else 200
 
@@ -135,16 +140,17 @@ class Lookup(MethodView):
     @blp.response(200, LookupResultSchema)
     def post(self) -> Any:
         """Find customers by exact email, phone or external id; returns ids only."""
-        query = load_body(_LOOKUP, fast_lookup)
         actor = current_principal().actor
         hot = hot_path()
         if hot is None:
-            ids = hub().vault.lookup(db(), actor=actor, **query)
+            ids = hub().vault.lookup(db(), actor=actor, **load_body(_LOOKUP, fast_lookup))
         else:
-            try:
-                ids = hub().vault.lookup(None, actor=actor, hot=hot, **query)
-            except NotLogged:
-                raise _unavailable() from None
+            with hot.writer.upcoming():  # its audit entry joins the next group commit
+                query = load_body(_LOOKUP, fast_lookup)
+                try:
+                    ids = hub().vault.lookup(None, actor=actor, hot=hot, **query)
+                except NotLogged:
+                    raise _unavailable() from None
         return json_response({"items": [{"id": i} for i in ids]})
 
 
