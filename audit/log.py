@@ -377,7 +377,11 @@ class Appender:
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
         self._conn: Connection | None = None
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        #: batches done, writing handed over
+        self._cond = threading.Condition(lock)
+        #: announced callers joined or gave up: wakes only a writer gathering them
+        self._joined = threading.Condition(lock)
         self._open = _Batch()
         self._writing = False
         self._upcoming = 0
@@ -403,7 +407,7 @@ class Appender:
                 self._announced.count = before
                 with self._cond:
                     self._upcoming -= left
-                    self._cond.notify_all()
+                    self._joined.notify()
 
     def _gather(self) -> None:
         deadline = time.monotonic() + self.GATHER_SECONDS
@@ -412,7 +416,7 @@ class Appender:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
-                self._cond.wait(remaining)
+                self._joined.wait(remaining)
 
     def append(self, items: list[Unchained]) -> None:
         """Chain ``items`` and return once they are committed (raise if that failed)."""
@@ -431,7 +435,7 @@ class Appender:
             if announced > 0:
                 self._announced.count = announced - 1
                 self._upcoming -= 1
-                self._cond.notify_all()  # a writer may be gathering
+                self._joined.notify()  # a writer may be gathering
             batch = self._open
             batch.jobs.append(job)
             while not batch.done:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+#: seconds a thread may hold the GIL while others wait for it (CPython's default: 0.005)
+SWITCH_INTERVAL = 0.001
 
 
 class _HubServer(BaseApplication):  # type: ignore[misc]
@@ -37,6 +41,17 @@ def _post_worker_init(worker: Any) -> None:
     worker.privacy_hub_background = background
 
 
+def _post_fork(_server: Any, _worker: Any) -> None:
+    """In each gunicorn worker: hand the GIL over sooner (1 ms, not 5 ms).
+
+    A request thread that holds SQLite's write lock (or PostgreSQL's audit head lock)
+    needs the GIL back after each statement and after the fsync; with the default
+    interval, a thread busy with another request's Python keeps it up to 5 ms, and every
+    other writer of both processes waits that long too.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
 def _worker_exit(_server: Any, worker: Any) -> None:
     background = getattr(worker, "privacy_hub_background", None)
     if background is not None:
@@ -45,9 +60,9 @@ def _worker_exit(_server: Any, worker: Any) -> None:
 
 def run(*, host: str, port: int, workers: int, threads: int,
         background_worker: bool = True) -> None:
-    hooks: dict[str, Any] = {}
+    hooks: dict[str, Any] = {"post_fork": _post_fork}
     if background_worker:
-        hooks = {"post_worker_init": _post_worker_init, "worker_exit": _worker_exit}
+        hooks.update(post_worker_init=_post_worker_init, worker_exit=_worker_exit)
     _HubServer({
         **hooks,
         "bind": f"{host}:{port}",
