@@ -351,9 +351,11 @@ class _Job:
 
 
 class _Batch:
-    def __init__(self) -> None:
+    def __init__(self, lock: threading.Lock) -> None:
         self.jobs: list[_Job] = []
         self.done = False
+        #: its callers wait on it: woken when it is done, or (one) to write it
+        self.cond = threading.Condition(lock)
 
 
 class Appender:
@@ -377,12 +379,10 @@ class Appender:
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
         self._conn: Connection | None = None
-        lock = threading.Lock()
-        #: batches done, writing handed over
-        self._cond = threading.Condition(lock)
+        self._lock = lock = threading.Lock()
         #: announced callers joined or gave up: wakes only a writer gathering them
         self._joined = threading.Condition(lock)
-        self._open = _Batch()
+        self._open = _Batch(lock)
         self._writing = False
         self._upcoming = 0
         self._announced = threading.local()
@@ -396,7 +396,7 @@ class Appender:
         load, fewer and fuller commits (SQLite's write lock and the fsync are per commit).
         """
         before: int = getattr(self._announced, "count", 0)
-        with self._cond:
+        with self._lock:
             self._upcoming += 1
         self._announced.count = before + 1
         try:
@@ -405,13 +405,13 @@ class Appender:
             left = self._announced.count - before  # not yet consumed by run()
             if left > 0:
                 self._announced.count = before
-                with self._cond:
+                with self._lock:
                     self._upcoming -= left
                     self._joined.notify()
 
     def _gather(self) -> None:
         deadline = time.monotonic() + self.GATHER_SECONDS
-        with self._cond:
+        with self._lock:
             while self._upcoming > 0:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -431,7 +431,7 @@ class Appender:
         """
         job = _Job(work)
         announced: int = getattr(self._announced, "count", 0)
-        with self._cond:
+        with self._lock:
             if announced > 0:
                 self._announced.count = announced - 1
                 self._upcoming -= 1
@@ -442,7 +442,7 @@ class Appender:
                 if not self._writing:  # this caller writes the batch it is in
                     self._writing = True
                     break
-                self._cond.wait()
+                batch.cond.wait()
             else:
                 if job.error is not None:
                     raise job.error
@@ -450,21 +450,22 @@ class Appender:
         try:
             self._write_batch(batch)
         finally:
-            with self._cond:
+            with self._lock:
                 if self._open is batch:  # failed before closing it
-                    self._open = _Batch()
+                    self._open = _Batch(self._lock)
                 batch.done = True
                 self._writing = False
-                self._cond.notify_all()
+                batch.cond.notify_all()  # its callers: done
+                self._open.cond.notify()  # one caller of the next: write it
         if job.error is not None:
             raise job.error
         return cast(T, job.result)
 
     def _close(self, batch: _Batch) -> list[_Job]:
         """The batch's works from now on: later callers go into the next batch."""
-        with self._cond:
+        with self._lock:
             if self._open is batch:
-                self._open = _Batch()
+                self._open = _Batch(self._lock)
             return list(batch.jobs)
 
     def _write_batch(self, batch: _Batch) -> None:
