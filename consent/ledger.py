@@ -12,23 +12,70 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 import audit
 from audit.db import new_id, rfc3339, utcnow
-from consent import notices
 from consent import purposes as registry
-from consent.errors import InvalidInput, TokenInvalid, UnknownNotice, UnknownPurpose
+from consent.errors import InvalidInput, TokenInvalid
 from consent.events import DomainEvent, emit
 from consent.gate import Rule, State, Status, effective_status
-from consent.models import ConfirmationToken, ConsentEvent, ConsentState, Receipt
+from consent.models import (
+    ConfirmationToken,
+    ConsentEvent,
+    ConsentState,
+    Notice,
+    PurposeRow,
+    Receipt,
+)
 from consent.purposes import Purpose
 from consent.receipts import Controller, ReceiptFacts, ReceiptSigner, build, sign
 
 CONFIRMATION_TTL = timedelta(days=7)
+_PURPOSE = select(PurposeRow.__table__).where(PurposeRow.__table__.c.key == bindparam("key"))
+_NOTICE_SHA = select(Notice.sha256).where(Notice.version == bindparam("version"),
+                                         Notice.language == bindparam("language"))
+_CURRENT = (select(ConsentState.status, ConsentState.purpose_version, ConsentState.expires_at,
+                   ConsentState.last_event_id)
+            .where(ConsentState.customer_id == bindparam("customer_id"),
+                   ConsentState.purpose == bindparam("purpose"))
+            .with_for_update())
+
+
+_EVENTS = cast(Table, ConsentEvent.__table__)
+_STATES = cast(Table, ConsentState.__table__)
+_RECEIPTS = cast(Table, Receipt.__table__)
+_UPDATE_STATE = update(_STATES).where(_STATES.c.customer_id == bindparam("customer_id_"),
+                                      _STATES.c.purpose == bindparam("purpose_"))
+
+
+class _Event(NamedTuple):
+    """A ledger row as inserted (consent_events' columns)."""
+
+    id: str
+    customer_id: str
+    purpose: str
+    purpose_version: int
+    event_type: str
+    granted: bool
+    status: str
+    consent_type: str
+    source: str
+    collection_method: str
+    notice_version: str | None
+    notice_language: str | None
+    notice_sha256: str | None
+    evidence: str
+    collected_at: datetime
+    recorded_at: datetime
+    expires_at: datetime | None
+    actor_type: str
+    actor_id: str | None
+    receipt_id: str
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
@@ -75,10 +122,10 @@ class Ledger:
     # -- validation ----------------------------------------------------------------
     def _validate(self, session: Session, d: Decision, now: datetime) -> tuple[Purpose, str | None]:
         errors: dict[str, list[str]] = {}
-        try:
-            purpose = registry.get(session, d.purpose)
-        except UnknownPurpose:
-            raise InvalidInput({"purpose": ["no such purpose"]}) from None
+        row = session.execute(_PURPOSE, {"key": d.purpose}).first()
+        if row is None:
+            raise InvalidInput({"purpose": ["no such purpose"]})
+        purpose = registry.from_row(row)  # type: ignore[arg-type]
         if not purpose.needs_consent:
             errors["purpose"] = [f"the legal basis of this purpose is {purpose.legal_basis}, "
                                  "not consent: there is no consent to record"]
@@ -87,9 +134,9 @@ class Ledger:
                                       "explicit (\"consent_type\": \"explicit\", Art. 9(2)(a))"]
         notice_sha = None
         if d.notice_version is not None:
-            try:
-                notice_sha = notices.get(session, d.notice_version, d.notice_language).sha256
-            except UnknownNotice:
+            notice_sha = session.scalar(_NOTICE_SHA, {"version": d.notice_version,
+                                                      "language": d.notice_language})
+            if notice_sha is None:
                 errors["notice_version"] = [f"no notice {d.notice_version!r} in "
                                             f"{d.notice_language!r}; publish it first"]
         if d.collected_at is not None and d.collected_at > now + FUTURE_TOLERANCE:
@@ -108,6 +155,9 @@ class Ledger:
                     actor: audit.Actor, now: datetime | None = None) -> list[Recorded]:
         """Record decisions atomically: all of them, or none (InvalidInput names each index)."""
         now = now or utcnow()
+        # The reads and writes below are Core statements, which do not autoflush: objects
+        # the caller added (a purpose, a customer) must be in the database first.
+        session.flush()
         checked: list[tuple[Purpose, str | None]] = []
         errors: dict[str, list[str]] = {}
         for i, d in enumerate(decisions):
@@ -125,11 +175,10 @@ class Ledger:
                 self._honour_gpc(session, customer_id, d, actor, now)
         return out
 
-    def _current(self, session: Session, customer_id: str, purpose: str) -> ConsentState | None:
-        stmt = (select(ConsentState)
-                .where(ConsentState.customer_id == customer_id, ConsentState.purpose == purpose)
-                .with_for_update())
-        return session.scalars(stmt).first()
+    def _current(self, session: Session, customer_id: str, purpose: str) -> Any:
+        """The current-state row (status, purpose_version, expires_at, last_event_id),
+        locked for the rest of the transaction (PostgreSQL), or None."""
+        return session.execute(_CURRENT, {"customer_id": customer_id, "purpose": purpose}).first()
 
     def _apply(self, session: Session, customer_id: str, d: Decision, purpose: Purpose,
                notice_sha: str | None, actor: audit.Actor, now: datetime,
@@ -149,7 +198,7 @@ class Ledger:
         if status is Status.GRANTED and purpose.consent_lifetime_days:
             expires_at = now + timedelta(days=purpose.consent_lifetime_days)
         event_id, receipt_id = new_id(), new_id()
-        event = ConsentEvent(
+        event = _Event(
             id=event_id, customer_id=customer_id, purpose=purpose.key,
             purpose_version=purpose.version, event_type=event_type, granted=d.granted,
             status=str(status), consent_type=d.consent_type, source=d.source,
@@ -158,7 +207,8 @@ class Ledger:
             notice_sha256=notice_sha, evidence=json.dumps(dict(d.evidence), sort_keys=True),
             collected_at=d.collected_at or now, recorded_at=now, expires_at=expires_at,
             actor_type=actor.kind, actor_id=actor.id, receipt_id=receipt_id)
-        session.add(event)
+        # Core statements, no ORM units of work: the event, the state, the receipt.
+        session.execute(insert(_EVENTS), event._asdict())
         self._set_state(session, current, customer_id, purpose, status, event, now)
         self._sign_receipt(session, event, purpose)
         audit.record(session, actor=actor, action=f"consent.{event_type}",
@@ -178,20 +228,25 @@ class Ledger:
                         receipt_id)
 
     @staticmethod
-    def _set_state(session: Session, current: ConsentState | None, customer_id: str,
-                   purpose: Purpose, status: Status, event: ConsentEvent, now: datetime) -> None:
+    def _set_state(session: Session, current: Any, customer_id: str, purpose: Purpose,
+                   status: Status, event: _Event, now: datetime) -> None:
+        values = {"status": str(status), "purpose_version": purpose.version,
+                  "granted_at": now if status is Status.GRANTED else None,
+                  "expires_at": event.expires_at, "source": event.source,
+                  "last_event_id": event.id, "updated_at": now}
         if current is None:
-            current = ConsentState(customer_id=customer_id, purpose=purpose.key)
-            session.add(current)
-        current.status = str(status)
-        current.purpose_version = purpose.version
-        current.granted_at = now if status is Status.GRANTED else None
-        current.expires_at = event.expires_at
-        current.source = event.source
-        current.last_event_id = event.id
-        current.updated_at = now
+            session.execute(insert(_STATES), {"customer_id": customer_id,
+                                              "purpose": purpose.key, **values})
+        else:
+            session.execute(_UPDATE_STATE, {"customer_id_": customer_id,
+                                            "purpose_": purpose.key, **values})
+            # An ORM copy of the row loaded earlier in this session would be stale now.
+            loaded = session.identity_map.get(identity_key(ConsentState, (customer_id,
+                                                                          purpose.key)))
+            if loaded is not None:
+                session.expire(loaded)
 
-    def _sign_receipt(self, session: Session, event: ConsentEvent, purpose: Purpose) -> None:
+    def _sign_receipt(self, session: Session, event: _Event, purpose: Purpose) -> None:
         facts = ReceiptFacts(
             receipt_id=event.receipt_id, event_id=event.id, customer_id=event.customer_id,
             event_type=event.event_type, status=event.status, consent_type=event.consent_type,
@@ -200,9 +255,9 @@ class Ledger:
             notice_version=event.notice_version, notice_language=event.notice_language,
             notice_sha256=event.notice_sha256)
         payload, jws = sign(build(facts, purpose, self.controller), self.signer)
-        session.add(Receipt(id=event.receipt_id, event_id=event.id,
-                            customer_id=event.customer_id, payload=payload, jws=jws,
-                            created_at=event.recorded_at))
+        session.execute(insert(_RECEIPTS), {
+            "id": event.receipt_id, "event_id": event.id, "customer_id": event.customer_id,
+            "payload": payload, "jws": jws, "created_at": event.recorded_at})
 
     def _request_confirmation(self, session: Session, customer_id: str, purpose: Purpose,
                               event_id: str, now: datetime) -> None:
@@ -274,7 +329,7 @@ def _tick(session: Session, now: datetime) -> datetime:
     return now
 
 
-def _state(row: ConsentState | None) -> State | None:
+def _state(row: Any) -> State | None:
     if row is None:
         return None
     return State(row.status, row.purpose_version, row.expires_at)

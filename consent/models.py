@@ -104,7 +104,15 @@ class ConsentState(ConsentBase):
     """The current decision per customer and purpose: the gate's one indexed read."""
 
     __tablename__ = "consent_state"
-    __table_args__ = (Index("ix_consent_state_purpose_status", "purpose", "status", "customer_id"),)
+    __table_args__ = (
+        # Audiences: a range of (purpose, "granted") in customer id order, with what the
+        # gate checks in the index itself (version, expiry): no row lookups.
+        Index("ix_consent_state_audience", "purpose", "status", "customer_id",
+              "purpose_version", "expires_at"),
+        # Checks: one customer's state for one purpose from the index alone.
+        Index("ix_consent_state_check", "customer_id", "purpose", "status", "purpose_version",
+              "expires_at"),
+    )
 
     customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(100), primary_key=True)

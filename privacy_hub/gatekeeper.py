@@ -1,31 +1,121 @@
-"""The gate's hot path: one prebuilt query gathers what ``consent.gate.decide`` needs.
+"""The gate's hot path: set-based queries gather what ``consent.gate.decide`` needs.
 
 No ORM objects, no decryption, no cache: every check reads the committed state, so a
-withdrawal is visible to the very next check in every process. Statements are built
-once with bind parameters, so SQLAlchemy compiles each of them once per process.
+withdrawal is visible to the very next check in every process. Every decision is made
+by ``decide`` itself (memoised per distinct input in batches and audiences); the SQL only
+gathers its inputs, or, for audiences, preselects rows whose decision is certain (a
+consent in force, a customer not erased) and leaves the rare flagged ones to ``decide``.
+
+The statements are plain driver SQL, prepared once per dialect. The hot API paths run
+them on a pooled DBAPI connection outside any transaction (``Reader.connect``): on SQLite
+(WAL) each statement reads one consistent snapshot without a write lock, on PostgreSQL
+in autocommit, as READ COMMITTED would per statement anyway. Paths that must share the
+request's transaction (purpose-bound reads, events) run the same SQL on the session's
+connection (``Reader.of_session``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy import Engine, exc, select, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from audit.db import UTCDateTime
 from consent import flags as flag_service
 from consent import ledger
 from consent import purposes as registry
 from consent.errors import UnknownPurpose
-from consent.gate import ALL_DIRECT_MARKETING, UNKNOWN, Decision, Flags, Rule, State, decide
-from consent.models import ConsentState, Objection, ProcessingFlags, PurposeRow
+from consent.gate import UNKNOWN, Decision, Flags, Rule, State, decide
 from consent.purposes import LegalBasis
 from privacy_hub.vault.models import Customer
 
-CHUNK = 5000
-_P: Any = bindparam("purpose")
+#: ids per statement in batches on backends without json_each (PostgreSQL takes one array)
+CHUNK = 10_000
+
+
+#: the vault's covering index of customers (id, status), where the schema has one: SQLite's
+#: planner prefers the primary key's index for equality, which costs a row lookup each
+CUSTOMERS_INDEX = "ix_customers_id_status"
+
+
+class _Sql:
+    """One statement, written with ``:name`` parameters, compiled once per dialect.
+
+    The SQLite text may name indexes: ``{check}`` (consent state by customer) and
+    ``{customers}`` (CUSTOMERS_INDEX, only where it exists).
+    """
+
+    def __init__(self, sql: str, *, sqlite: str | None = None) -> None:
+        self._sql = sql
+        self._sqlite = sqlite or sql
+        self._plans: dict[tuple[str, bool], tuple[str, tuple[str, ...] | None]] = {}
+
+    def plan(self, dialect: Dialect, covered: bool = False
+             ) -> tuple[str, tuple[str, ...] | None]:
+        plan = self._plans.get((dialect.name, covered))
+        if plan is None:
+            if dialect.name == "sqlite":
+                source = self._sqlite.format(
+                    check=" INDEXED BY ix_consent_state_check",
+                    customers=f" INDEXED BY {CUSTOMERS_INDEX}" if covered else "")
+            else:
+                source = self._sql.format(check="", customers="")
+            compiled = text(source).compile(dialect=dialect)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            plan = self._plans[(dialect.name, covered)] = (compiled.string, order)
+        return plan
+
+
+_OBJECTIONS_JOIN = "LEFT JOIN objections o ON o.customer_id = c.id AND o.purpose IN (:purpose, '*')"
+_INPUT_COLUMNS = ("c.id, c.status, s.status, s.purpose_version, s.expires_at, f.restricted, "
+                  "f.erased, o.purpose, o.compelling_grounds IS NOT NULL")
+
+#: one round trip for a single check: the purpose, and the customer's inputs if they exist
+#: (two rows when the customer objects both to this purpose and to all direct marketing)
+_SINGLE = _Sql(
+    'SELECT p.legal_basis, p.version, p.direct_marketing, ' + _INPUT_COLUMNS + ' '
+    'FROM purposes p '
+    'LEFT JOIN customers c{customers} ON c.id = :customer_id '
+    'LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose '
+    'LEFT JOIN processing_flags f ON f.customer_id = c.id '
+    + _OBJECTIONS_JOIN + ' WHERE p."key" = :purpose')
+_PURPOSE = _Sql('SELECT legal_basis, version, direct_marketing, fields FROM purposes '
+                'WHERE "key" = :purpose')
+_MANY_TAIL = ("LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose "
+              "LEFT JOIN processing_flags f ON f.customer_id = c.id " + _OBJECTIONS_JOIN)
+#: many customers in one statement: SQLite walks a JSON array of (sorted) ids, so the
+#: statement is the same for any number of them; PostgreSQL takes one array parameter
+_MANY = _Sql(
+    f"SELECT {_INPUT_COLUMNS} FROM customers c {_MANY_TAIL} WHERE c.id = ANY(:ids)",  # noqa: S608
+    sqlite=f"SELECT {_INPUT_COLUMNS} FROM json_each(:ids) j "  # noqa: S608
+           f"JOIN customers c{{customers}} ON c.id = j.value {_MANY_TAIL}")
+#: audience candidates, in customer id order: a consent in force (the covering index
+#: ix_consent_state_audience), or, for other bases, every customer; never the erased
+_CANDIDATES_CONSENT = _Sql(
+    "SELECT s.customer_id FROM consent_state s JOIN customers c{customers} "
+    "ON c.id = s.customer_id "
+    "WHERE s.purpose = :purpose AND s.status = 'granted' AND s.customer_id > :after "
+    "AND s.purpose_version >= :version AND (s.expires_at IS NULL OR s.expires_at > :now) "
+    "AND c.status != 'erased' ORDER BY s.customer_id LIMIT :n")
+_CANDIDATES_ALL = _Sql(
+    "SELECT c.id FROM customers c WHERE c.id > :after AND c.status != 'erased' "
+    "ORDER BY c.id LIMIT :n")
+#: what can still deny a candidate, for one range of ids: flags and objections (rare rows)
+_FLAGGED = _Sql(
+    "SELECT customer_id, restricted, erased FROM processing_flags "
+    "WHERE customer_id > :after AND customer_id <= :last AND (restricted OR erased)")
+_CUSTOMER_STATUS = _Sql("SELECT status FROM customers WHERE id = :customer_id")
+_HAS_INDEX = _Sql("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :name")
+_OBJECTED = _Sql(
+    "SELECT customer_id, purpose, compelling_grounds IS NOT NULL FROM objections "
+    "WHERE customer_id > :after AND customer_id <= :last AND purpose IN (:purpose, '*')")
 
 
 @dataclass(frozen=True)
@@ -34,149 +124,239 @@ class PurposeInfo:
     fields: str  # JSON list
 
 
-def _inputs_columns() -> list[Any]:
-    o = Objection
-    return [
-        Customer.id, Customer.status.label("customer_status"),
-        ConsentState.status, ConsentState.purpose_version, ConsentState.expires_at,
-        ProcessingFlags.restricted, ProcessingFlags.erased,
-        exists().where(o.customer_id == Customer.id, o.purpose == _P).label("named"),
-        exists().where(o.customer_id == Customer.id, o.purpose == ALL_DIRECT_MARKETING)
-        .label("all_dm"),
-        exists().where(o.customer_id == Customer.id, o.purpose == _P,
-                       o.compelling_grounds.is_not(None)).label("grounds"),
-    ]
+class Reader:
+    """Runs the gate's statements on one connection and converts what comes back."""
+
+    _processors: dict[str, tuple[Any, Any]] = {}
+    _bind_time: Any
+    _result_time: Any
+
+    #: per database: whether the schema has CUSTOMERS_INDEX (SQLite only)
+    _covered: dict[str, bool] = {}
+
+    def __init__(self, dialect: Dialect, run: Callable[[str, Any], list[Any]],
+                 database: str = "") -> None:
+        self.dialect = dialect
+        self._run = run
+        covered = self._covered.get(database) if dialect.name == "sqlite" else False
+        if covered is None:
+            statement, _ = _HAS_INDEX.plan(dialect)
+            covered = self._covered[database] = bool(run(statement, (CUSTOMERS_INDEX,)))
+        self.covered = covered
+        self._json_ids = dialect.name == "sqlite"
+        procs = self._processors.get(dialect.name)
+        if procs is None:
+            times = UTCDateTime().dialect_impl(dialect)
+            procs = self._processors[dialect.name] = (times.bind_processor(dialect),
+                                                      times.result_processor(dialect, None))
+        self._bind_time, self._result_time = procs
+
+    def rows(self, sql: _Sql, params: dict[str, Any]) -> list[Any]:
+        statement, order = sql.plan(self.dialect, self.covered)
+        return self._run(statement, params if order is None else tuple(params[k] for k in order))
+
+    def time_param(self, value: datetime) -> Any:
+        return self._bind_time(value) if self._bind_time else value
+
+    def time_value(self, value: Any) -> datetime | None:
+        return self._result_time(value) if self._result_time else value  # type: ignore[no-any-return,unused-ignore]
+
+    def ids_param(self, ids: list[str]) -> Any:
+        return json.dumps(ids) if self._json_ids else ids
+
+    @classmethod
+    def of_session(cls, session: Session) -> Reader:
+        """Within the session's transaction (the request's own reads and writes)."""
+        conn = session.connection()
+        return cls(conn.dialect, lambda sql, params: list(conn.exec_driver_sql(sql, params)),
+                   str(conn.engine.url))
+
+    @classmethod
+    @contextmanager
+    def connect(cls, engine: Engine) -> Iterator[Reader]:
+        """A pooled DBAPI connection, each statement on its own committed snapshot."""
+        fairy = engine.raw_connection()
+        dialect = engine.dialect
+        dbapi = fairy.driver_connection
+        postgres = dialect.name == "postgresql"
+        cursor: Any = None
+
+        def run(sql: str, params: Any) -> list[Any]:
+            nonlocal cursor
+            if cursor is None:
+                if postgres:
+                    dbapi.autocommit = True  # type: ignore[union-attr]
+                cursor = fairy.cursor()
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchall()  # type: ignore[no-any-return]
+            except dialect.loaded_dbapi.Error as err:
+                gone = dialect.is_disconnect(err, dbapi, cursor)
+                if gone:
+                    fairy.invalidate(err)
+                raise exc.DBAPIError.instance(sql, params, err, dialect.loaded_dbapi.Error,
+                                              connection_invalidated=gone) from err
+
+        try:
+            yield cls(dialect, run, str(engine.url))
+        finally:
+            try:
+                if cursor is not None:
+                    cursor.close()
+                    if postgres and fairy.is_valid:
+                        dbapi.autocommit = False  # type: ignore[union-attr]
+            finally:
+                fairy.close()
 
 
-_PURPOSE_COLUMNS = [PurposeRow.legal_basis, PurposeRow.version, PurposeRow.direct_marketing,
-                    PurposeRow.fields]
-_STATE_JOIN = and_(ConsentState.customer_id == Customer.id, ConsentState.purpose == _P)
-
-#: one round trip for a single check: the purpose, and the customer if they exist
-_SINGLE = (select(*_PURPOSE_COLUMNS, *_inputs_columns())
-           .select_from(PurposeRow)
-           .outerjoin(Customer, Customer.id == bindparam("customer_id"))
-           .outerjoin(ConsentState, _STATE_JOIN)
-           .outerjoin(ProcessingFlags, ProcessingFlags.customer_id == Customer.id)
-           .where(PurposeRow.key == _P))
-_PURPOSE = select(*_PURPOSE_COLUMNS).where(PurposeRow.key == _P)
-_MANY = (select(*_inputs_columns())
-         .outerjoin(ConsentState, _STATE_JOIN)
-         .outerjoin(ProcessingFlags, ProcessingFlags.customer_id == Customer.id)
-         .where(Customer.id.in_(bindparam("ids", expanding=True))))
-#: audiences page through the consent-state index for consent purposes (ordered by its
-#: customer id, so no sort of all granted rows), and through customers otherwise
-_AUDIENCE_CONSENT = (
-    select(*_inputs_columns())
-    .select_from(ConsentState)
-    .join(Customer, Customer.id == ConsentState.customer_id)
-    .outerjoin(ProcessingFlags, ProcessingFlags.customer_id == ConsentState.customer_id)
-    .where(ConsentState.purpose == _P, ConsentState.status == "granted",
-           ConsentState.purpose_version >= bindparam("version"),
-           or_(ConsentState.expires_at.is_(None), ConsentState.expires_at > bindparam("now")),
-           Customer.status != "erased", ConsentState.customer_id > bindparam("after"))
-    .order_by(ConsentState.customer_id).limit(bindparam("n")))
-_AUDIENCE_ALL = (
-    select(*_inputs_columns())
-    .outerjoin(ConsentState, _STATE_JOIN)
-    .outerjoin(ProcessingFlags, ProcessingFlags.customer_id == Customer.id)
-    .where(Customer.status != "erased", Customer.id > bindparam("after"))
-    .order_by(Customer.id).limit(bindparam("n")))
+def _rule(key: str, legal_basis: str, version: int, direct_marketing: Any) -> Rule:
+    return Rule(key, LegalBasis(legal_basis), version, bool(direct_marketing))
 
 
-def _rule(key: str, row: Any) -> Rule:
-    return Rule(key, LegalBasis(row.legal_basis), row.version, bool(row.direct_marketing))
-
-
-def _inputs(row: Any, purpose: str) -> tuple[State | None, Flags]:
-    state = None if row.status is None else State(row.status, row.purpose_version, row.expires_at)
-    objections = set()
-    if row.named:
-        objections.add(purpose)
-    if row.all_dm:
-        objections.add(ALL_DIRECT_MARKETING)
-    flags = Flags(exists=True, erased=bool(row.erased) or row.customer_status == "erased",
-                  restricted=bool(row.restricted), objections=frozenset(objections),
-                  compelling_grounds=frozenset({purpose}) if row.grounds else frozenset())
-    return state, flags
-
-
-def _key(row: Any) -> tuple[Any, ...]:
-    """What the decision depends on (the customer id does not)."""
-    return (row.customer_status, row.status, row.purpose_version, row.expires_at,
-            row.restricted, row.erased, row.named, row.all_dm, row.grounds)
+def _flags(purpose: str, customer_status: str, restricted: Any, erased: Any,
+           objections: Sequence[tuple[str, Any]]) -> Flags:
+    """The customer's flags from their processing flags and objections rows."""
+    objected = frozenset(p for p, _ in objections)
+    grounds = frozenset(p for p, g in objections if g and p == purpose)
+    return Flags(exists=True, erased=bool(erased) or customer_status == "erased",
+                 restricted=bool(restricted), objections=objected, compelling_grounds=grounds)
 
 
 class Gatekeeper:
     """Answers "may we?" for one customer, many, or a whole audience."""
 
-    def rule(self, session: Session, purpose: str) -> PurposeInfo:
-        row = session.connection().execute(_PURPOSE, {"purpose": purpose}).first()
-        if row is None:
+    # -- purposes --------------------------------------------------------------------
+    def purpose(self, reader: Reader, purpose: str) -> PurposeInfo:
+        rows = reader.rows(_PURPOSE, {"purpose": purpose})
+        if not rows:
             raise UnknownPurpose(purpose)
-        return PurposeInfo(_rule(purpose, row), row.fields)
+        basis, version, dm, fields = rows[0]
+        return PurposeInfo(_rule(purpose, basis, version, dm), fields)
+
+    def rule(self, session: Session, purpose: str) -> PurposeInfo:
+        return self.purpose(Reader.of_session(session), purpose)
+
+    # -- one customer ----------------------------------------------------------------
+    def customer_status(self, reader: Reader, customer_id: str) -> str | None:
+        """The customer's status (active, restricted, erased), None if there is none."""
+        rows = reader.rows(_CUSTOMER_STATUS, {"customer_id": customer_id})
+        return rows[0][0] if rows else None
+
+    def decide_one(self, reader: Reader, customer_id: str | None, purpose: str,
+                   now: datetime) -> Decision:
+        """The decision for one customer (None: an id no customer can have)."""
+        rows = reader.rows(_SINGLE, {"purpose": purpose, "customer_id": customer_id or ""})
+        if not rows:
+            raise UnknownPurpose(purpose)
+        basis, version, dm, cid, cstatus, status, pversion, expires, restricted, erased, \
+            _, _ = rows[0]
+        rule = _rule(purpose, basis, version, dm)
+        if cid is None:
+            return decide(rule, None, UNKNOWN, now)
+        state = None if status is None else State(status, pversion, reader.time_value(expires))
+        objections = [(r[10], r[11]) for r in rows if r[10] is not None]
+        return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections), now)
 
     def check(self, session: Session, customer_id: str, purpose: str,
               now: datetime) -> Decision:
-        row = session.connection().execute(
-            _SINGLE, {"purpose": purpose, "customer_id": customer_id}).first()
-        if row is None:
-            raise UnknownPurpose(purpose)
-        rule = _rule(purpose, row)
-        if row.id is None:
-            return decide(rule, None, UNKNOWN, now)
-        state, flags = _inputs(row, purpose)
-        return decide(rule, state, flags, now)
+        return self.decide_one(Reader.of_session(session), customer_id, purpose, now)
+
+    # -- many customers --------------------------------------------------------------
+    def decide_many(self, reader: Reader, customer_ids: Sequence[str | None], purpose: str,
+                    now: datetime) -> tuple[list[Decision], Rule]:
+        """Decisions in the order of ``customer_ids`` (None: an id no customer can have)."""
+        rule = self.purpose(reader, purpose).rule
+        unknown = decide(rule, None, UNKNOWN, now)
+        unique = sorted({c for c in customer_ids if c})
+        found: dict[str, Decision] = {}
+        memo: dict[tuple[Any, ...], Decision] = {}
+        objected: dict[str, list[tuple[str, Any]]] = {}
+        inputs: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(unique), CHUNK):
+            rows = reader.rows(_MANY, {"purpose": purpose,
+                                       "ids": reader.ids_param(unique[start:start + CHUNK])})
+            for cid, cstatus, status, pversion, expires, restricted, erased, opurpose, grounds \
+                    in rows:
+                key = (cstatus, status, pversion, expires, restricted, erased)
+                if opurpose is not None:  # rare: decided below with all of its objections
+                    objected.setdefault(cid, []).append((opurpose, grounds))
+                    inputs[cid] = key
+                    continue
+                d = memo.get(key)
+                if d is None:
+                    d = memo[key] = self._decide(reader, rule, purpose, key, (), now)
+                found[cid] = d
+        for cid, objections in objected.items():
+            found[cid] = self._decide(reader, rule, purpose, inputs[cid], objections, now)
+        return [found.get(c, unknown) if c else unknown for c in customer_ids], rule
 
     def check_many(self, session: Session, customer_ids: Sequence[str], purpose: str,
                    now: datetime) -> list[Decision]:
-        rule = self.rule(session, purpose).rule
-        unknown = decide(rule, None, UNKNOWN, now)
-        found: dict[str, Decision] = {}
-        memo: dict[tuple[Any, ...], Decision] = {}
-        unique = list(dict.fromkeys(customer_ids))
-        conn = session.connection()
-        for start in range(0, len(unique), CHUNK):
-            rows = conn.execute(_MANY, {"purpose": purpose, "ids": unique[start:start + CHUNK]})
-            for row in rows:
-                k = _key(row)
-                d = memo.get(k)
-                if d is None:
-                    state, flags = _inputs(row, purpose)
-                    d = memo[k] = decide(rule, state, flags, now)
-                found[row.id] = d
-        return [found.get(cid, unknown) for cid in customer_ids]
+        return self.decide_many(Reader.of_session(session), customer_ids, purpose, now)[0]
 
-    def audience(self, session: Session, purpose: str, now: datetime, *, after: str | None,
-                 limit: int) -> tuple[list[str], str | None]:
-        """Ids allowed for ``purpose`` among all customers, in id order, one page."""
-        rule = self.rule(session, purpose).rule
+    @staticmethod
+    def _decide(reader: Reader, rule: Rule, purpose: str, key: tuple[Any, ...],
+                objections: Sequence[tuple[str, Any]], now: datetime) -> Decision:
+        cstatus, status, pversion, expires, restricted, erased = key
+        state = None if status is None else State(status, pversion, reader.time_value(expires))
+        return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections), now)
+
+    # -- audiences -------------------------------------------------------------------
+    def audience_page(self, reader: Reader, purpose: str, now: datetime, *, after: str | None,
+                      limit: int) -> tuple[list[str], str | None]:
+        """Ids allowed for ``purpose`` among all customers, in id order, one page.
+
+        Candidates come in id order from an index (a consent in force, or any customer
+        not erased); the processing flags and objections of the candidates' id range are
+        read apart (few rows), and only the candidates they name go through ``decide``.
+        """
+        rule = self.purpose(reader, purpose).rule
         consent = rule.legal_basis is LegalBasis.CONSENT
-        stmt = _AUDIENCE_CONSENT if consent else _AUDIENCE_ALL
-        conn = session.connection()
+        sql = _CANDIDATES_CONSENT if consent else _CANDIDATES_ALL
+        # what the candidate query established: a consent to the current version in force
+        state = State("granted", rule.version) if consent else None
+        params: dict[str, Any] = {"purpose": purpose}
+        if consent:
+            params.update(version=rule.version, now=reader.time_param(now))
         allowed: list[str] = []
-        memo: dict[tuple[Any, ...], bool] = {}
         cursor = after or ""
-        batch = max(limit, 1000)
         while True:
-            params: dict[str, Any] = {"purpose": purpose, "after": cursor, "n": batch}
-            if consent:
-                params.update(version=rule.version, now=now)
-            rows = conn.execute(stmt, params).all()
-            for row in rows:
-                cursor = row.id
-                k = _key(row)
-                ok = memo.get(k)
-                if ok is None:
-                    state, flags = _inputs(row, purpose)
-                    ok = memo[k] = decide(rule, state, flags, now).allowed
-                if ok:
-                    allowed.append(row.id)
-                    if len(allowed) == limit:
-                        return allowed, row.id
-            if len(rows) < batch:
+            want = limit - len(allowed)
+            n = want + want // 32 + 16  # a little more: flagged candidates drop out
+            candidates = [r[0] for r in reader.rows(sql, {**params, "after": cursor, "n": n})]
+            if not candidates:
                 return allowed, None
+            denied = self._denied(reader, rule, state, purpose, now, cursor, candidates[-1])
+            page = [c for c in candidates if c not in denied] if denied else candidates
+            if len(page) >= want:
+                allowed += page[:want]
+                last = allowed[-1]
+                # nothing follows the last candidate of a short read: no further page
+                done = len(candidates) < n and last == page[-1]
+                return allowed, None if done else last
+            allowed += page
+            if len(candidates) < n:
+                return allowed, None
+            cursor = candidates[-1]
 
+    def _denied(self, reader: Reader, rule: Rule, state: State | None, purpose: str,
+                now: datetime, after: str, last: str) -> set[str]:
+        """Candidates in (after, last] that their flags or objections deny."""
+        rng = {"after": after, "last": last}
+        flags: dict[str, tuple[Any, Any]] = {
+            cid: (restricted, erased) for cid, restricted, erased in reader.rows(_FLAGGED, rng)}
+        objections: dict[str, list[tuple[str, Any]]] = {}
+        for cid, opurpose, grounds in reader.rows(_OBJECTED, {**rng, "purpose": purpose}):
+            objections.setdefault(cid, []).append((opurpose, grounds))
+        denied = set()
+        for cid in flags.keys() | objections.keys():
+            restricted, erased = flags.get(cid, (False, False))
+            f = _flags(purpose, "active", restricted, erased, objections.get(cid, ()))
+            if not decide(rule, state, f, now).allowed:
+                denied.add(cid)
+        return denied
+
+    # -- the past --------------------------------------------------------------------
     def check_at(self, session: Session, customer_id: str, purpose: str, at: datetime) -> Decision:
         """The answer that held at ``at``, rebuilt from the ledger and the flag history."""
         current = self.rule(session, purpose)

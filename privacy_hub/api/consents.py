@@ -22,13 +22,16 @@ from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem
 from privacy_hub.api.schemas import Strict
+from privacy_hub.gatekeeper import Gatekeeper, Reader
 from privacy_hub.unsubscribe import make_token
+from privacy_hub.vault.errors import CustomerNotFound
 from privacy_hub.web import db, hub, read_only_request
 
 blp = Blueprint("consents", __name__, url_prefix="/api/v1",
                 description="Consent decisions with proof: the ledger, current state, receipts.")
 
 MAX_BATCH = 100
+gatekeeper = Gatekeeper()
 
 
 class EvidenceSchema(Strict):
@@ -119,6 +122,10 @@ class ConfirmSchema(Strict):
     token = ma.fields.String(required=True, validate=validate.Length(min=10, max=200))
 
 
+# Instances, not classes: given a class, webargs builds a new schema on every request.
+_DECISION, _BATCH = DecisionSchema(), BatchSchema()
+
+
 def _gpc_header() -> bool:
     """Sec-GPC counts only when exactly "1"; several headers count if one is "1"."""
     values = [v.strip() for h in request.headers.getlist("Sec-GPC") for v in h.split(",")]
@@ -148,8 +155,13 @@ def _decision(body: dict[str, Any]) -> Decision:
 
 def _customer(customer_id: str) -> str:
     cid = customer_id_or_404(customer_id)
-    row = hub().vault.get_row(db(), cid)
-    if row.status == "erased":
+    # Read before the request's transaction starts (on SQLite, a write transaction holds
+    # the database's write lock from its first statement), status only, no ORM row.
+    with Reader.connect(hub().engine) as reader:
+        status = gatekeeper.customer_status(reader, cid)
+    if status is None:
+        raise CustomerNotFound(cid)
+    if status == "erased":
         raise Problem(409, "This customer was erased; no consent can be recorded for them.",
                       type_="customer-erased")
     set_subject(cid)
@@ -165,7 +177,7 @@ def _visible(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class Consents(MethodView):
     @require("consents:write")
     @idempotent
-    @blp.arguments(DecisionSchema)
+    @blp.arguments(_DECISION)
     @blp.response(201, RecordedSchema)
     def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Record one decision, with its proof; returns the resulting status and receipt id.
@@ -191,7 +203,7 @@ class Consents(MethodView):
 class ConsentBatch(MethodView):
     @require("consents:write")
     @idempotent
-    @blp.arguments(BatchSchema)
+    @blp.arguments(_BATCH)
     @blp.response(201, RecordedList)
     def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Record up to 100 decisions atomically: all, or none with each bad index named."""
