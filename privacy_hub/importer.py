@@ -60,6 +60,9 @@ _MISSING = object()
 # Files from this size on are checked and sealed by worker processes (see the top).
 PARALLEL_FROM_BYTES = 1 << 20
 WORKERS = 2
+# Batches checked ahead of the loading: enough to keep the workers busy through a slow
+# commit (an fsync on a busy disk), a few MB of memory.
+AHEAD = 8
 # SQLite settings for the loading connection (see _Loader._load)
 BULK_CACHE_KIB = 65536
 BULK_CHECKPOINT_PAGES = 10_000
@@ -392,7 +395,7 @@ def _checked_in_worker(checker: _Checker, batches: Iterator[list[Record]]
     try:
         for batch in batches:
             pending.append(pool.submit(_check_in_worker, batch))
-            if len(pending) > WORKERS:
+            if len(pending) > AHEAD:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
