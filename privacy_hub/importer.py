@@ -3,9 +3,10 @@
 Each row is validated like an API body (CustomerCreateSchema, then the vault's
 normalisation) and sealed as a new customer under a fresh key. Rows matching an existing
 customer (external_id, else email, as Vault.upsert) are updated through upsert instead;
-the new ones are inserted in bulk: one candidate query, one key insert and one customer
-insert per batch. One transaction per batch, so a crash loses at most the batch in
-flight. Reports never echo a cell: it may be personal data.
+the new ones are inserted in bulk (privacy_hub.vault.bulk): per batch, one blind-index
+query per identifier, one key insert and one customer insert (COPY on PostgreSQL), and
+one audit entry per customer created. One transaction per batch, so a crash loses at most
+the batch in flight. Reports never echo a cell: it may be personal data.
 
 Checking and sealing need no I/O, and cost more CPU than the database work: for large
 files, forked worker processes check and seal the next batches while this one loads.
@@ -562,7 +563,7 @@ _INDEX_SQL = "SELECT {column}, id, updated_at = created_at FROM customers WHERE 
 # (sqlite3: qmark; psycopg: pyformat)
 _INDEX_QUERIES: dict[str, Callable[[str, list[bytes]], tuple[str, Any]]] = {
     "qmark": _qmark_query, "pyformat": _pyformat_query}
-INDEX_CHUNK = 5000  # SQLite takes up to 32,766 parameters
+INDEX_CHUNK = 900  # SQLite before 3.32 takes at most 999 parameters
 
 
 def _vault_error(exc: VaultError) -> list[str]:
