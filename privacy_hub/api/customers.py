@@ -71,7 +71,9 @@ def load_body(schema: ma.Schema, fast: Callable[[object], dict[str, Any] | None]
     raw = request.get_data(cache=True)
     if raw:
         try:
-            loaded = fast(json.loads(raw))
+            # Strict UTF-8 first, as webargs decodes (json.loads would let surrogates and
+            # UTF-16 through); UnicodeDecodeError is a ValueError.
+            loaded = fast(json.loads(raw.decode("utf-8")))
         except ValueError:
             loaded = None
         if loaded is not None:
