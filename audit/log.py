@@ -342,10 +342,11 @@ Work = Callable[[Connection, dict[str, Any]], tuple[T, list[Unchained]]]
 
 
 class _Job:
-    __slots__ = ("error", "result", "work")
+    __slots__ = ("appends_only", "error", "result", "work")
 
-    def __init__(self, work: Work[Any]) -> None:
+    def __init__(self, work: Work[Any], appends_only: bool = False) -> None:
         self.work = work
+        self.appends_only = appends_only
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -420,7 +421,7 @@ class Appender:
 
     def append(self, items: list[Unchained]) -> None:
         """Chain ``items`` and return once they are committed (raise if that failed)."""
-        self.run(lambda _conn, _shared: (None, items))
+        self._run(_Job(lambda _conn, _shared: (None, items), appends_only=True))
 
     def run(self, work: Work[T]) -> T:
         """Run ``work`` in a group-committed transaction; its result once committed.
@@ -429,7 +430,9 @@ class Appender:
         a transaction that is then committed or rolled back whole; it must not keep state
         outside the database except in the shared dict.
         """
-        job = _Job(work)
+        return cast(T, self._run(_Job(work)))
+
+    def _run(self, job: _Job) -> Any:
         announced: int = getattr(self._announced, "count", 0)
         with self._lock:
             if announced > 0:
@@ -446,7 +449,7 @@ class Appender:
             else:
                 if job.error is not None:
                     raise job.error
-                return cast(T, job.result)
+                return job.result
         try:
             self._write_batch(batch)
         finally:
@@ -459,7 +462,7 @@ class Appender:
                 self._open.cond.notify()  # one caller of the next: write it
         if job.error is not None:
             raise job.error
-        return cast(T, job.result)
+        return job.result
 
     def _close(self, batch: _Batch) -> list[_Job]:
         """The batch's works from now on: later callers go into the next batch."""
@@ -475,7 +478,8 @@ class Appender:
                 self._gather()
             # The batch stays open while its writer waits for the database (SQLite's write
             # lock, held by another process's batch): whoever arrives meanwhile joins it.
-            self._write(lambda: self._close(batch))
+            self._write(lambda: self._close(batch),
+                        lambda: all(job.appends_only for job in batch.jobs))
         except BaseException as exc:
             jobs = self._close(batch)
             if len(jobs) == 1:
@@ -488,7 +492,8 @@ class Appender:
                 except BaseException as own:
                     job.error = own
 
-    def _write(self, jobs_now: Callable[[], list[_Job]]) -> None:
+    def _write(self, jobs_now: Callable[[], list[_Job]],
+               appends_only: Callable[[], bool] = lambda: False) -> None:
         """One transaction for the works ``jobs_now()`` returns once it has begun."""
         # A plain connection, not a session: a batch needs nothing of the ORM.
         config = _config_for_class(self._factory.class_)
@@ -503,7 +508,11 @@ class Appender:
         try:
             with conn.begin():
                 # Begun: on SQLite, BEGIN IMMEDIATE has waited for the write lock.
-                # (PostgreSQL waits at the head's lock, after the works, instead.)
+                # PostgreSQL waits at the head's lock, taken in _chain after the works
+                # (so other processes' batches are not held up by them), or here first
+                # when the batch only appends entries: it then stays open while it waits.
+                if conn.dialect.name == "postgresql" and appends_only():
+                    _lock_head(conn)
                 jobs = jobs_now()
                 shared: dict[str, Any] = {}
                 entries: list[Unchained] = []
