@@ -701,6 +701,21 @@ def _insert_links(conn: Connection, links: list[Link], cursor: Any = None) -> No
     sql, params = _INSERT_ENTRIES_RAW.bind(dialect, links[0]._asdict())
     stored = params[_LINK_TIME] if isinstance(params, tuple) else params["recorded_at"]
     rows = [link._replace(recorded_at=stored) for link in links]
+    if dialect.name == "postgresql" and _PG_COLUMNS_MATCH:
+        # One statement with a row of values per entry: psycopg's executemany runs a
+        # pipeline of statements, which costs more client CPU than the whole chain.
+        # (At most 1,000 rows a statement: a statement takes at most 65,535 parameters.)
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start:start + 1000]
+            # Only constants and placeholders go into the text; the values are parameters.
+            text = (f"INSERT INTO {_ENTRIES.name} ({_PG_NAMES}) VALUES "  # noqa: S608
+                    + ",".join([_PG_ROW] * len(chunk)))
+            try:
+                cursor.execute(text, [value for row in chunk for value in row])
+            except dialect.loaded_dbapi.Error as err:
+                raise exc.DBAPIError.instance(text, None, err, dialect.loaded_dbapi.Error,
+                                              dialect=dialect) from err
+        return
     positional = isinstance(params, tuple) and list(_INSERT_ENTRIES_RAW.names(dialect)) == list(
         Link._fields)
     if not positional and isinstance(params, tuple):
@@ -714,6 +729,9 @@ def _insert_links(conn: Connection, links: list[Link], cursor: Any = None) -> No
 
 
 _LINK_TIME = Link._fields.index("recorded_at")
+_PG_COLUMNS_MATCH = {c.name for c in _ENTRIES.c} == set(Link._fields)
+_PG_NAMES = ", ".join(Link._fields)
+_PG_ROW = "(" + ", ".join(["%s"] * len(Link._fields)) + ")"
 
 
 def _checkpoint(
