@@ -7,7 +7,7 @@ gathers its inputs, or, for audiences, preselects rows whose decision is certain
 consent in force, a customer not erased) and leaves the rare flagged ones to ``decide``.
 
 The statements are plain driver SQL, prepared once per dialect. The hot API paths run
-them on a pooled DBAPI connection outside any transaction (``Reader.connect``): on SQLite
+them on a driver connection outside any transaction (``Reader.connect``): on SQLite
 (WAL) each statement reads one consistent snapshot without a write lock, on PostgreSQL
 in autocommit, as READ COMMITTED would per statement anyway. Paths that must share the
 request's transaction (purpose-bound reads, events) run the same SQL on the session's
@@ -16,14 +16,18 @@ connection (``Reader.of_session``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exc, select, text
+from sqlalchemy import Engine, event, exc, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -169,44 +173,100 @@ class Reader:
         """Within the session's transaction (the request's own reads and writes)."""
         conn = session.connection()
         return cls(conn.dialect, lambda sql, params: list(conn.exec_driver_sql(sql, params)),
-                   str(conn.engine.url))
+                   conn.engine.url.database or "")
 
     @classmethod
     @contextmanager
     def connect(cls, engine: Engine) -> Iterator[Reader]:
-        """A pooled DBAPI connection, each statement on its own committed snapshot."""
-        fairy = engine.raw_connection()
+        """A driver connection of the gate's own, each statement on its own committed
+        snapshot (SQLite: no transaction; PostgreSQL: autocommit)."""
+        idle = _Idle.of(engine)
+        conn = idle.take(engine)
         dialect = engine.dialect
-        dbapi = fairy.driver_connection
-        postgres = dialect.name == "postgresql"
         cursor: Any = None
+        lost = False
 
         def run(sql: str, params: Any) -> list[Any]:
-            nonlocal cursor
-            if cursor is None:
-                if postgres:
-                    dbapi.autocommit = True  # type: ignore[union-attr]
-                cursor = fairy.cursor()
+            nonlocal cursor, lost
             try:
+                if cursor is None:
+                    cursor = conn.cursor()
                 cursor.execute(sql, params)
                 return cursor.fetchall()  # type: ignore[no-any-return]
             except dialect.loaded_dbapi.Error as err:
-                gone = dialect.is_disconnect(err, dbapi, cursor)
-                if gone:
-                    fairy.invalidate(err)
+                lost = dialect.is_disconnect(err, conn, cursor)
                 raise exc.DBAPIError.instance(sql, params, err, dialect.loaded_dbapi.Error,
-                                              connection_invalidated=gone) from err
+                                              connection_invalidated=lost) from err
 
         try:
-            yield cls(dialect, run, str(engine.url))
+            yield cls(dialect, run, engine.url.database or "")
         finally:
             try:
                 if cursor is not None:
                     cursor.close()
-                    if postgres and fairy.is_valid:
-                        dbapi.autocommit = False  # type: ignore[union-attr]
-            finally:
-                fairy.close()
+            except dialect.loaded_dbapi.Error:
+                lost = True
+            idle.give(conn, lost)
+
+
+class _Idle:
+    """Driver connections the gate keeps for its reads, apart from the engine's pool.
+
+    A pool checkout and check-in (with its reset) cost about as much as the check's
+    statement. These connections only ever run single reads outside transactions, so
+    they need no reset: taking one is a list pop. They are made by the engine (its
+    connect hooks run), detached from its pool, kept per process (never across a fork)
+    and closed when the engine is disposed; one the server dropped is closed, not kept.
+    """
+
+    KEEP = 16
+    _by_engine: weakref.WeakKeyDictionary[Engine, _Idle] = weakref.WeakKeyDictionary()
+    _guard = threading.Lock()
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.conns: list[Any] = []
+        self.lock = threading.Lock()
+        self.closed = False
+
+    @classmethod
+    def of(cls, engine: Engine) -> _Idle:
+        idle = cls._by_engine.get(engine)
+        if idle is None or idle.pid != os.getpid():
+            with cls._guard:
+                idle = cls._by_engine.get(engine)
+                if idle is None or idle.pid != os.getpid():
+                    idle = cls._by_engine[engine] = _Idle()
+                    event.listen(engine, "engine_disposed", idle.close_all)
+        return idle
+
+    def take(self, engine: Engine) -> Any:
+        with self.lock:
+            if self.conns:
+                return self.conns.pop()
+        fairy = engine.raw_connection()
+        conn = fairy.driver_connection
+        fairy.detach()  # ours from now on: the pool neither counts nor resets it
+        if engine.dialect.name == "postgresql":
+            conn.autocommit = True  # type: ignore[union-attr]
+        return conn
+
+    def give(self, conn: Any, lost: bool) -> None:
+        if not lost and self.pid == os.getpid():
+            with self.lock:
+                if not self.closed and len(self.conns) < self.KEEP:
+                    self.conns.append(conn)
+                    return
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def close_all(self, _engine: Any = None) -> None:
+        with self.lock:
+            conns, self.conns = self.conns, []
+            mine = self.pid == os.getpid()
+        for conn in conns if mine else ():
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 def _rule(key: str, legal_basis: str, version: int, direct_marketing: Any) -> Rule:
