@@ -16,6 +16,7 @@ not take the lock file (e.g. the sqlite3 shell).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -359,22 +360,20 @@ def driver_cursor(conn: Connection) -> Any:
 
 @contextmanager
 def driver_reader(engine: Engine) -> Iterator[tuple[Any, Any]]:
-    """A pooled driver connection for statements that only read, each its own snapshot.
+    """A driver connection for statements that only read, each its own snapshot.
 
     No BEGIN and no COMMIT: SQLite (whose module's transaction control is off) and
-    PostgreSQL (in autocommit for the block) run each statement as a transaction of its
-    own, which for a single read is all the isolation it needs, and takes no write lock.
-    Yields (cursor, dialect). A connection the server dropped is invalidated, and the
-    error is raised as SQLAlchemy's with ``connection_invalidated`` set.
+    PostgreSQL (in autocommit) run each statement as a transaction of its own, which for
+    a single read is all the isolation it needs, and takes no write lock. The connection
+    is one of _IdleReaders' (no pool checkout and reset). Yields (cursor, dialect). A
+    connection the server dropped is closed, and the error is raised as SQLAlchemy's with
+    ``connection_invalidated`` set.
     """
     dialect = engine.dialect
-    raw = engine.raw_connection()
-    driver: Any = raw.driver_connection
-    postgres = dialect.name == "postgresql"
-    invalidated = False
+    idle = _IdleReaders.of(engine)
+    driver = idle.take(engine)
+    lost = False
     try:
-        if postgres:
-            driver.autocommit = True
         cursor = driver.cursor()
         try:
             yield cursor, dialect
@@ -382,21 +381,74 @@ def driver_reader(engine: Engine) -> Iterator[tuple[Any, Any]]:
             cursor.close()
     except exc.DBAPIError as err:
         if err.orig is not None and dialect.is_disconnect(err.orig, driver, None):  # type: ignore[arg-type]
-            err.connection_invalidated = invalidated = True
-            raw.invalidate(err.orig)
+            err.connection_invalidated = lost = True
         raise
     except dialect.loaded_dbapi.Error as err:
         lost = dialect.is_disconnect(err, driver, None)
-        if lost:
-            invalidated = True
-            raw.invalidate(err)
         raise exc.DBAPIError.instance(None, None, err, dialect.loaded_dbapi.Error,
                                       dialect=dialect, connection_invalidated=lost) from err
     finally:
-        try:
-            if postgres and not invalidated:
-                # Back to transactions before the pool hands it to a session again.
-                driver.autocommit = False
-        except Exception as err:
-            raw.invalidate(err)
-        raw.close()
+        idle.give(driver, lost)
+
+
+class _IdleReaders:
+    """Driver connections kept for driver_reader's reads, apart from the engine's pool.
+
+    They only run single reads outside transactions, so they need no reset: taking one
+    is a list pop. Made by the engine (its connect hooks run), detached from its pool,
+    kept per process (never across a fork), closed when the engine is disposed; one the
+    server dropped is closed, not kept.
+    """
+
+    KEEP = 16
+    _by_engine: weakref.WeakKeyDictionary[Engine, _IdleReaders] = weakref.WeakKeyDictionary()
+    _guard = threading.Lock()
+
+    def __init__(self, keep: bool) -> None:
+        self.pid = os.getpid()
+        self.keep = keep
+        self.conns: list[Any] = []
+        self.lock = threading.Lock()
+        self.closed = False
+
+    @classmethod
+    def of(cls, engine: Engine) -> _IdleReaders:
+        base: Engine = getattr(engine, "_proxied", engine)  # an engine with options: its own
+        idle = cls._by_engine.get(base)
+        if idle is None or idle.pid != os.getpid():
+            with cls._guard:
+                idle = cls._by_engine.get(base)
+                if idle is None or idle.pid != os.getpid():
+                    # NullPool (SQLite in memory): every connection is a new database.
+                    idle = cls._by_engine[base] = _IdleReaders(
+                        not isinstance(base.pool, NullPool))
+                    event.listen(base, "engine_disposed", idle.close_all)
+        return idle
+
+    def take(self, engine: Engine) -> Any:
+        with self.lock:
+            if self.conns:
+                return self.conns.pop()
+        fairy = engine.raw_connection()
+        conn = fairy.driver_connection
+        fairy.detach()  # ours from now on: the pool neither counts nor resets it
+        if engine.dialect.name == "postgresql":
+            conn.autocommit = True  # type: ignore[union-attr]
+        return conn
+
+    def give(self, conn: Any, lost: bool) -> None:
+        if not lost and self.keep and self.pid == os.getpid():
+            with self.lock:
+                if not self.closed and len(self.conns) < self.KEEP:
+                    self.conns.append(conn)
+                    return
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def close_all(self, _engine: Any = None) -> None:
+        with self.lock:
+            conns, self.conns = self.conns, []
+            mine = self.pid == os.getpid()
+        for conn in conns if mine else ():
+            with contextlib.suppress(Exception):
+                conn.close()
