@@ -16,6 +16,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from consent.events import DomainEvent, emit
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
@@ -171,10 +172,16 @@ class CustomerItem(MethodView):
     @blp.arguments(_PATCH)
     @blp.response(200, CustomerSchema)
     def patch(self, changes: dict[str, Any], customer_id: str) -> dict[str, Any]:
-        """Rectify fields (Art. 16); `null` removes an optional field."""
+        """Rectify fields (Art. 16); `null` removes an optional field. Every system with a
+        webhook is told which fields changed (`customer.rectified`, Art. 19)."""
         cid = customer_id_or_404(customer_id)
         set_subject(cid)
-        return hub().vault.rectify(db(), cid, changes, actor=current_principal().actor)
+        session = db()
+        profile = hub().vault.rectify(session, cid, changes, actor=current_principal().actor)
+        if changes:
+            emit(session, DomainEvent("customer.rectified", {
+                "customer_id": cid, "fields": sorted(changes)}, customer_id=cid))
+        return profile
 
     @require("customers:write")
     @blp.response(200, CustomerSchema)

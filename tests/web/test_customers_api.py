@@ -106,6 +106,37 @@ def test_patch_rectifies_and_null_clears_optional_fields(client: FlaskClient, au
     assert client.patch(f"/api/v1/customers/{cid}", json={}, headers=auth).status_code == 422
 
 
+def test_patch_tells_every_subscribed_system_which_fields_changed(
+        client: FlaskClient, auth: dict[str, str], hub: Hub) -> None:
+    """R-RRO-01 (Art. 19): a rectification reaches the recipients as `customer.rectified`,
+    naming the fields, never their values."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from sqlalchemy import select
+
+    from privacy_hub.outbox import OutboxJob, open_payload
+
+    crm = client.post("/api/v1/systems", json={"name": "crm", "scopes": ["customers:read"],
+                                               "webhook_url": "http://127.0.0.1:9/crm"},
+                      headers=auth).json
+    cid = post(client, auth, "/api/v1/customers", BODY).json["id"]
+    resp = client.patch(f"/api/v1/customers/{cid}",
+                        json={"last_name": "Byron", "address": {"city": "Leeds"}}, headers=auth)
+    assert resp.status_code == 200
+    with hub.sessions() as s:
+        jobs = s.scalars(select(OutboxJob).where(
+            OutboxJob.event_type == "customer.rectified")).all()
+        aead = AESGCM(hub.keyring.hub_key(s, "app_secrets"))
+        payloads = [open_payload(aead, j.id, j.payload_ct) for j in jobs]  # type: ignore[arg-type]
+    assert [j.system_id for j in jobs] == [crm["id"]]
+    assert payloads[0]["data"] == {"customer_id": cid, "fields": ["address", "last_name"]}
+    assert "Byron" not in json.dumps(payloads) and "Leeds" not in json.dumps(payloads)
+    refused = client.patch(f"/api/v1/customers/{cid}", json={"email": None}, headers=auth)
+    assert refused.status_code == 422
+    with hub.sessions() as s:
+        assert len(s.scalars(select(OutboxJob).where(
+            OutboxJob.event_type == "customer.rectified")).all()) == 1
+
+
 def test_patch_to_an_email_of_another_customer_is_409(client: FlaskClient, auth: dict[str, str]) -> None:
     post(client, auth, "/api/v1/customers", {"email": "one@example.com"})
     two = post(client, auth, "/api/v1/customers", {"email": "two@example.com"}).json["id"]
