@@ -104,13 +104,19 @@ def collect(hub: Hub, session: Session, req: DataSubjectRequest, *, portability:
                 for r in session.scalars(select(DataSubjectRequest)
                                          .where(DataSubjectRequest.customer_id == cid)
                                          .order_by(DataSubjectRequest.received_at))]
-    return {
+    data = {
         "generated_at": rfc3339(utcnow()), "request_id": req.id,
         "kind": "portability" if portability else "access",
         "profile": profile, "consents": consents,
         "events": _events(hub, session, cid, purposes if portability else None),
         "requests": requests, "downstream_systems": systems,
     }
+    if not portability:
+        # Art. 16: statements completing the data are part of what is held about them.
+        data["supplementary_statements"] = [
+            {k: v for k, v in s.items() if k != "customer_id"}
+            for s in hub.vault.statements(session, cid)]
+    return data
 
 
 def information(hub: Hub, session: Session, customer_id: str) -> dict[str, Any]:
@@ -157,8 +163,10 @@ def build_zip(data: dict[str, Any], info: dict[str, Any]) -> bytes:
         zf.writestr("data.json", json.dumps(data, indent=2, ensure_ascii=False))
         zf.writestr("information.json", json.dumps(info, indent=2, ensure_ascii=False))
         zf.writestr("profile.csv", _csv([data["profile"]]))
-        for table in ("consents", "events", "requests", "downstream_systems"):
-            zf.writestr(f"{table}.csv", _csv(data[table]))
+        for table in ("consents", "events", "requests", "downstream_systems",
+                      "supplementary_statements"):
+            if table in data:
+                zf.writestr(f"{table}.csv", _csv(data[table]))
     return buf.getvalue()
 
 

@@ -14,9 +14,11 @@ import marshmallow as ma
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import validate
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from consent.events import DomainEvent, emit
+import audit
+from consent.events import DomainEvent, JSONValue, emit
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
@@ -27,9 +29,11 @@ from privacy_hub.api.schemas import (
     CustomerSchema,
     LookupResultSchema,
     LookupSchema,
+    Strict,
     fast_customer_fields,
     fast_lookup,
 )
+from privacy_hub.vault.models import PERSONAL_FIELDS
 from privacy_hub.vault.service import NotLogged
 from privacy_hub.web import db, hot_path, hub, read_only_request
 
@@ -179,8 +183,9 @@ class CustomerItem(MethodView):
         session = db()
         profile = hub().vault.rectify(session, cid, changes, actor=current_principal().actor)
         if changes:
+            names: list[JSONValue] = [str(name) for name in sorted(changes)]
             emit(session, DomainEvent("customer.rectified", {
-                "customer_id": cid, "fields": sorted(changes)}, customer_id=cid))
+                "customer_id": cid, "fields": names}, customer_id=cid))
         return profile
 
     @require("customers:write")
@@ -195,3 +200,57 @@ class CustomerItem(MethodView):
         session = db()
         hub().vault.crypto_shred(session, cid, actor=current_principal().actor)
         return hub().vault.profile(session, hub().vault.get_row(session, cid))
+
+
+class StatementInSchema(Strict):
+    text = ma.fields.String(required=True, validate=validate.Length(min=1, max=5000),
+                            metadata={"description": "the subject's statement, as they gave it"})
+    concerns = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(PERSONAL_FIELDS)), load_default=list,
+        validate=validate.Length(max=len(PERSONAL_FIELDS)),
+        metadata={"description": "the customer fields it concerns (optional)"})
+
+
+class StatementSchema(ma.Schema):
+    id = ma.fields.String(metadata={"format": "uuid"})
+    customer_id = ma.fields.String(metadata={"format": "uuid"})
+    concerns = ma.fields.List(ma.fields.String(), metadata={
+        "description": "the customer fields it concerns"})
+    text = ma.fields.String()
+    added_at = ma.fields.String(metadata={"format": "date-time"})
+    added_by = ma.fields.String(metadata={"description": "who attached it (kind:id)"})
+
+
+class StatementListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(StatementSchema))
+
+
+@blp.route("/<string:customer_id>/statements")
+class Statements(MethodView):
+    @require("customers:read")
+    @read_only_request
+    @blp.response(200, StatementListSchema)
+    def get(self, customer_id: str) -> dict[str, Any]:
+        """Supplementary statements attached to the customer, oldest first (audited)."""
+        cid = customer_id_or_404(customer_id)
+        session = db()
+        vault = hub().vault
+        row = vault.get_row(session, cid)
+        if row.status == "erased":
+            return {"items": []}
+        audit.record(session, actor=current_principal().actor, action="customer.statements_read",
+                     customer_id=cid, details={})
+        return {"items": vault.statements(session, cid)}
+
+    @require("customers:write")
+    @idempotent
+    @blp.arguments(StatementInSchema)
+    @blp.response(201, StatementSchema)
+    def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
+        """Attach a supplementary statement (Art. 16: completing incomplete data "by means
+        of providing a supplementary statement"). It is shown in the access export; 409 for
+        an erased customer."""
+        cid = customer_id_or_404(customer_id)
+        set_subject(cid)
+        return hub().vault.add_statement(db(), cid, body["text"], concerns=body["concerns"],
+                                         actor=current_principal().actor)

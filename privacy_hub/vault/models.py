@@ -74,6 +74,25 @@ class CustomerEvent(VaultBase):
     payload_ct: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class CustomerStatement(VaultBase):
+    """A supplementary statement (Art. 16): the subject's own account of data they hold
+    incomplete or contested, attached by staff and shown in the access export.
+
+    The text is sealed under the customer's key, so erasure makes it unreadable.
+    """
+
+    __tablename__ = "customer_statements"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: which fields it concerns (names, not values), e.g. "address"
+    fields: Mapped[str | None] = mapped_column(String(400))
+    text_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the pseudonymous actor, e.g. "staff:dpo-1"
+    added_by: Mapped[str] = mapped_column(String(160))
+
+
 class RetainedRecord(VaultBase):
     """Data kept after erasure under a legal retention duty (Art. 17(3)(b)).
 

@@ -46,6 +46,7 @@ from privacy_hub.vault.models import (
     JSON_FIELDS,
     PERSONAL_FIELDS,
     Customer,
+    CustomerStatement,
     RetainedRecord,
 )
 
@@ -440,6 +441,46 @@ class Vault:
             raise CustomerErased(row.id)
         data = self.normalise(changes)
         return self._update(session, row, data, actor=actor, action="customer.rectified")
+
+    def add_statement(self, session: Session, customer_id: str, text: str, *,
+                      concerns: Sequence[str] = (), actor: audit.Actor) -> dict[str, Any]:
+        """Attach a supplementary statement (Art. 16) to an active customer. Callers
+        commit. The audit entry names the statement and fields, never the text."""
+        row = self.get_row(session, customer_id)
+        if row.status == "erased":
+            raise CustomerErased(row.id)
+        unknown = sorted(set(concerns) - set(PERSONAL_FIELDS))
+        if unknown:
+            raise InvalidCustomerData({"concerns": [f"not a customer field: {n}"
+                                                    for n in unknown]})
+        statement = CustomerStatement(
+            id=new_id(), customer_id=row.id, fields=",".join(sorted(set(concerns))) or None,
+            added_at=utcnow(), added_by=f"{actor.kind}:{actor.id or '-'}", text_ct=b"")
+        statement.text_ct = self.keyring.data_key(session, row.id).seal(
+            "customer_statements", "text_ct", statement.id, text.encode())
+        session.add(statement)
+        audit.record(session, actor=actor, action="customer.statement_added",
+                     customer_id=row.id,
+                     details={"statement_id": statement.id, "fields": sorted(set(concerns))})
+        return self._statement(statement, text)
+
+    def statements(self, session: Session, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's supplementary statements, oldest first, decrypted (not audited:
+        callers that show them to anyone audit the read)."""
+        rows = session.scalars(select(CustomerStatement)
+                               .where(CustomerStatement.customer_id == customer_id)
+                               .order_by(CustomerStatement.added_at, CustomerStatement.id)).all()
+        if not rows:
+            return []
+        key = self.keyring.data_key(session, customer_id)
+        return [self._statement(r, key.open("customer_statements", "text_ct", r.id,
+                                            r.text_ct).decode()) for r in rows]
+
+    @staticmethod
+    def _statement(row: CustomerStatement, text: str) -> dict[str, Any]:
+        return {"id": row.id, "customer_id": row.customer_id,
+                "concerns": row.fields.split(",") if row.fields else [], "text": text,
+                "added_at": rfc3339(row.added_at), "added_by": row.added_by}
 
     def retain(self, session: Session, customer_id: str, *, purpose: str, legal_basis: str,
                fields: Sequence[str], hold_until: datetime, actor: audit.Actor) -> list[str]:

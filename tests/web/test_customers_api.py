@@ -189,3 +189,55 @@ def test_every_customer_operation_is_audited_without_personal_data(
     for needle in (SEED_EMAIL, SEED_NAME, SEED_PHONE, "shop-42", "London"):
         assert needle not in dump
     assert client.get("/api/v1/audit/verify", headers=auth).json["ok"] is True
+
+
+def test_supplementary_statement_is_sealed_audited_without_text_and_in_the_access_export(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, hub: Hub) -> None:
+    """R-RRO-01 (Art. 16): staff attach the subject's supplementary statement; it is read
+    back decrypted, shown in the access export (not the portability one), audited by id
+    only, and unreadable once the customer is erased."""
+    import io
+    import zipfile
+
+    from sqlalchemy import select
+
+    from privacy_hub.vault.models import CustomerStatement
+
+    cid = post(client, auth, "/api/v1/customers", BODY).json["id"]
+    text = "My address changed in May; the old one was never mine."
+    bad = client.post(f"/api/v1/customers/{cid}/statements",
+                      json={"text": "", "concerns": ["shoe_size"], "extra": 1}, headers=auth)
+    assert bad.status_code == 422
+    assert {"text", "concerns.0", "extra"} <= set(bad.json["errors"])
+    made = client.post(f"/api/v1/customers/{cid}/statements",
+                       json={"text": text, "concerns": ["address"]}, headers=auth)
+    assert made.status_code == 201, made.json
+    assert made.json["text"] == text and made.json["concerns"] == ["address"]
+    listed = client.get(f"/api/v1/customers/{cid}/statements", headers=auth).json["items"]
+    assert [s["text"] for s in listed] == [text]
+    with hub.sessions() as s:
+        row = s.scalars(select(CustomerStatement)).one()
+        assert text.encode() not in row.text_ct
+    entries = client.get("/api/v1/audit", query_string={"customer_id": cid},
+                         headers=auth).json["items"]
+    assert "customer.statement_added" in {e["action"] for e in entries}
+    assert "May" not in json.dumps(entries)
+
+    def export(kind: str) -> dict[str, Any]:
+        rid = client.post("/api/v1/requests", json={
+            "type": kind, "customer_id": cid, "identity_verified": True,
+            "verification_method": "signed_in"}, headers=auth).json["id"]
+        archive = client.get(f"/api/v1/requests/{rid}/export", headers=auth).data
+        with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+            data: dict[str, Any] = json.loads(zf.read("data.json"))
+            data["_files"] = zf.namelist()
+            return data
+
+    access = export("access")
+    assert [s["text"] for s in access["supplementary_statements"]] == [text]
+    assert "supplementary_statements.csv" in access["_files"]
+    assert "supplementary_statements" not in export("portability")
+    assert client.delete(f"/api/v1/customers/{cid}", headers=auth).status_code == 200
+    assert client.get(f"/api/v1/customers/{cid}/statements", headers=auth).json["items"] == []
+    gone = client.post(f"/api/v1/customers/{cid}/statements", json={"text": "x"}, headers=auth)
+    assert gone.status_code == 409
