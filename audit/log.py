@@ -686,6 +686,10 @@ def _chain(conn: Connection, items: list[Unchained], config: _Config) -> None:
         _INSERT_CHECKPOINT_RAW.execute(cursor, dialect, checkpoint)
 
 
+#: the most entries inserted as one multi-row statement on PostgreSQL
+_PG_MULTIROW_MAX = 64
+
+
 def _insert_links(conn: Connection, links: list[Link], cursor: Any = None) -> None:
     """Insert chained entries in one executemany through the driver.
 
@@ -701,12 +705,13 @@ def _insert_links(conn: Connection, links: list[Link], cursor: Any = None) -> No
     sql, params = _INSERT_ENTRIES_RAW.bind(dialect, links[0]._asdict())
     stored = params[_LINK_TIME] if isinstance(params, tuple) else params["recorded_at"]
     rows = [link._replace(recorded_at=stored) for link in links]
-    if dialect.name == "postgresql" and _PG_COLUMNS_MATCH:
-        # One statement with a row of values per entry: psycopg's executemany runs a
-        # pipeline of statements, which costs more client CPU than the whole chain.
-        # (At most 1,000 rows a statement: a statement takes at most 65,535 parameters.)
-        for start in range(0, len(rows), 1000):
-            chunk = rows[start:start + 1000]
+    if dialect.name == "postgresql" and _PG_COLUMNS_MATCH and len(rows) <= _PG_MULTIROW_MAX:
+        # A group commit's few entries: one statement with a row of values per entry
+        # (psycopg's executemany runs a pipeline, which costs more for a handful of rows).
+        # A bulk load's thousands go through executemany below: a statement with tens of
+        # thousands of parameters costs psycopg more to build than the pipeline.
+        for start in range(0, len(rows), _PG_MULTIROW_MAX):
+            chunk = rows[start:start + _PG_MULTIROW_MAX]
             # Only constants and placeholders go into the text; the values are parameters.
             text = (f"INSERT INTO {_ENTRIES.name} ({_PG_NAMES}) VALUES "  # noqa: S608
                     + ",".join([_PG_ROW] * len(chunk)))

@@ -113,6 +113,19 @@ def test_entries_chain_across_commits_and_verify_with_checkpoints(hub: Hub) -> N
     assert report.head_hash == chain[-1].hash
 
 
+@pytest.mark.parametrize("per_commit", [3, 64, 65, 1001])
+def test_a_commit_of_any_size_chains_every_entry_once(hub: Hub, per_commit: int) -> None:
+    """Small group commits and bulk loads take different insert paths (a multi-row
+    statement on PostgreSQL up to 64 entries, executemany beyond): both chain alike."""
+    write(hub, 1, per_commit=per_commit)
+    write(hub, 1, per_commit=2)
+    report = hub.verify()
+    assert report.ok and report.entries == per_commit + 2
+    with hub.factory() as session:
+        seqs = list(session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)))
+    assert seqs == list(range(1, per_commit + 3))
+
+
 def test_verification_reads_the_chain_in_batches(hub: Hub) -> None:
     write(hub, 12, per_commit=2)
     small = hub.verify(batch_size=5)
