@@ -38,6 +38,7 @@ from consent import purposes as registry
 from consent.errors import UnknownPurpose
 from consent.gate import UNKNOWN, Decision, Flags, Rule, State, decide
 from consent.purposes import LegalBasis
+from privacy_hub.db import SQLITE_MMAP_BYTES
 from privacy_hub.vault.models import Customer
 
 #: ids per statement in batches on backends without json_each (PostgreSQL takes one array)
@@ -209,8 +210,6 @@ class Reader:
             idle.give(conn, lost)
 
 
-#: how much of a SQLite database file the gate's connections map into memory
-SQLITE_MMAP_BYTES = 1 << 30
 
 
 class _Idle:
