@@ -371,12 +371,12 @@ def driver_reader(engine: Engine) -> Iterator[tuple[Any, Any]]:
     No BEGIN and no COMMIT: SQLite (whose module's transaction control is off) and
     PostgreSQL (in autocommit) run each statement as a transaction of its own, which for
     a single read is all the isolation it needs, and takes no write lock. The connection
-    is one of _IdleReaders' (no pool checkout and reset). Yields (cursor, dialect). A
+    is one of IdleReaders' (no pool checkout and reset). Yields (cursor, dialect). A
     connection the server dropped is closed, and the error is raised as SQLAlchemy's with
     ``connection_invalidated`` set.
     """
     dialect = engine.dialect
-    idle = _IdleReaders.of(engine)
+    idle = IdleReaders.of(engine)
     driver = idle.take(engine)
     lost = False
     try:
@@ -397,8 +397,9 @@ def driver_reader(engine: Engine) -> Iterator[tuple[Any, Any]]:
         idle.give(driver, lost)
 
 
-class _IdleReaders:
-    """Driver connections kept for driver_reader's reads, apart from the engine's pool.
+class IdleReaders:
+    """Driver connections kept for single reads (driver_reader, the gate), apart from the
+    engine's pool: a checkout and check-in with its reset cost about as much as a read.
 
     They only run single reads outside transactions, so they need no reset: taking one
     is a list pop. Made by the engine (its connect hooks run), detached from its pool,
@@ -407,7 +408,7 @@ class _IdleReaders:
     """
 
     KEEP = 16
-    _by_engine: weakref.WeakKeyDictionary[Engine, _IdleReaders] = weakref.WeakKeyDictionary()
+    _by_engine: weakref.WeakKeyDictionary[Engine, IdleReaders] = weakref.WeakKeyDictionary()
     _guard = threading.Lock()
 
     def __init__(self, keep: bool) -> None:
@@ -418,7 +419,7 @@ class _IdleReaders:
         self.closed = False
 
     @classmethod
-    def of(cls, engine: Engine) -> _IdleReaders:
+    def of(cls, engine: Engine) -> IdleReaders:
         base: Engine = getattr(engine, "_proxied", engine)  # an engine with options: its own
         idle = cls._by_engine.get(base)
         if idle is None or idle.pid != os.getpid():
@@ -426,7 +427,7 @@ class _IdleReaders:
                 idle = cls._by_engine.get(base)
                 if idle is None or idle.pid != os.getpid():
                     # NullPool (SQLite in memory): every connection is a new database.
-                    idle = cls._by_engine[base] = _IdleReaders(
+                    idle = cls._by_engine[base] = IdleReaders(
                         not isinstance(base.pool, NullPool))
                     event.listen(base, "engine_disposed", idle.close_all)
         return idle

@@ -16,18 +16,14 @@ connection (``Reader.of_session``).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import threading
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, exc, select, text
+from sqlalchemy import Engine, exc, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -38,7 +34,7 @@ from consent import purposes as registry
 from consent.errors import UnknownPurpose
 from consent.gate import UNKNOWN, Decision, Flags, Rule, State, decide
 from consent.purposes import LegalBasis
-from privacy_hub.db import SQLITE_MMAP_BYTES
+from privacy_hub.db import IdleReaders
 from privacy_hub.vault.models import Customer
 
 #: ids per statement in batches on backends without json_each (PostgreSQL takes one array)
@@ -181,7 +177,7 @@ class Reader:
     def connect(cls, engine: Engine) -> Iterator[Reader]:
         """A driver connection of the gate's own, each statement on its own committed
         snapshot (SQLite: no transaction; PostgreSQL: autocommit)."""
-        idle = _Idle.of(engine)
+        idle = IdleReaders.of(engine)
         conn = idle.take(engine)
         dialect = engine.dialect
         cursor: Any = None
@@ -210,71 +206,6 @@ class Reader:
             idle.give(conn, lost)
 
 
-
-
-class _Idle:
-    """Driver connections the gate keeps for its reads, apart from the engine's pool.
-
-    A pool checkout and check-in (with its reset) cost about as much as the check's
-    statement. These connections only ever run single reads outside transactions, so
-    they need no reset: taking one is a list pop. They are made by the engine (its
-    connect hooks run), detached from its pool, kept per process (never across a fork)
-    and closed when the engine is disposed; one the server dropped is closed, not kept.
-    """
-
-    KEEP = 16
-    _by_engine: weakref.WeakKeyDictionary[Engine, _Idle] = weakref.WeakKeyDictionary()
-    _guard = threading.Lock()
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.conns: list[Any] = []
-        self.lock = threading.Lock()
-        self.closed = False
-
-    @classmethod
-    def of(cls, engine: Engine) -> _Idle:
-        idle = cls._by_engine.get(engine)
-        if idle is None or idle.pid != os.getpid():
-            with cls._guard:
-                idle = cls._by_engine.get(engine)
-                if idle is None or idle.pid != os.getpid():
-                    idle = cls._by_engine[engine] = _Idle()
-                    event.listen(engine, "engine_disposed", idle.close_all)
-        return idle
-
-    def take(self, engine: Engine) -> Any:
-        with self.lock:
-            if self.conns:
-                return self.conns.pop()
-        fairy = engine.raw_connection()
-        conn = fairy.driver_connection
-        fairy.detach()  # ours from now on: the pool neither counts nor resets it
-        if engine.dialect.name == "postgresql":
-            conn.autocommit = True  # type: ignore[union-attr]
-        elif engine.dialect.name == "sqlite":
-            # Index and row lookups through a memory map of the file: no read() call and no
-            # copy into this connection's small page cache per page (about a quarter of an
-            # audience's time at 1,000,000 customers). Only these read-only connections.
-            conn.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")  # type: ignore[union-attr]
-        return conn
-
-    def give(self, conn: Any, lost: bool) -> None:
-        if not lost and self.pid == os.getpid():
-            with self.lock:
-                if not self.closed and len(self.conns) < self.KEEP:
-                    self.conns.append(conn)
-                    return
-        with contextlib.suppress(Exception):
-            conn.close()
-
-    def close_all(self, _engine: Any = None) -> None:
-        with self.lock:
-            conns, self.conns = self.conns, []
-            mine = self.pid == os.getpid()
-        for conn in conns if mine else ():
-            with contextlib.suppress(Exception):
-                conn.close()
 
 
 def _rule(key: str, legal_basis: str, version: int, direct_marketing: Any) -> Rule:

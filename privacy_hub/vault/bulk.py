@@ -1,7 +1,7 @@
 """Bulk writes of new customers and their data keys, for the CRM import.
 
 The rows are those of Vault.seal_new and KeyRing.prepare_data_keys. They are written as
-the vault writes them (KeyRing.store_data_keys, Vault.insert_new), but cheaper for the
+the vault writes single ones (KeyRing.store_data_keys, Vault.create_new), but cheaper for the
 database: PostgreSQL gets them with COPY (one statement per table and batch, where an
 executemany runs one INSERT per row), SQLite with one executemany of plain tuples. Every
 value goes through its column type's own bind processor (once per distinct value in a
@@ -49,7 +49,7 @@ def store_data_keys(session: Session, keyring: KeyRing,
 def insert_customers(session: Session, rows: Sequence[Mapping[str, Any]], *,
                      actor: audit.Actor, details: Mapping[str, object] | None = None
                      ) -> list[str]:
-    """Vault.insert_new: insert customers sealed by seal_new, one audit entry each.
+    """Insert customers sealed by Vault.seal_new, one audit entry each.
 
     The caller has stored their keys and checked, under Vault.lock_identifiers, that
     none exists yet. Returns the ids. Callers commit.

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 import audit
 from audit import log as audit_log
 from audit.db import new_id, rfc3339, utcnow
-from privacy_hub.db import Prepared, driver_cursor, driver_reader, insert_many
+from privacy_hub.db import Prepared, driver_cursor, driver_reader
 from privacy_hub.vault.blind_index import (
     BlindIndexer,
     NormalisationError,
@@ -629,7 +629,8 @@ class Vault:
         """The sealed columns and blind indexes of a new customer, without any I/O.
 
         ``data`` is normalised (Vault.normalise); ``key`` is the customer's fresh key.
-        A bulk load seals in worker processes and inserts with insert_new.
+        A bulk load seals in worker processes and inserts with
+        privacy_hub.vault.bulk.insert_customers.
         """
         if not data.get("email"):
             raise InvalidCustomerData({"email": ["Missing data for required field."]})
@@ -645,31 +646,3 @@ class Vault:
             row[f"{name}_bidx"] = None if value is None else self.indexer.index(
                 f"{TABLE}.{name}", value)
         return row
-
-    def insert_new(self, session: Session, rows: Sequence[Mapping[str, Any]], *,
-                   actor: audit.Actor, details: Mapping[str, object] | None = None
-                   ) -> list[str]:
-        """Insert customers sealed by seal_new in one statement, one audit entry each.
-
-        The caller has stored their keys and checked, under lock_identifiers, that
-        none exists yet (existing_identifiers). Returns the ids. Callers commit.
-        """
-        if not rows:
-            return []
-        now = utcnow()
-        values = [{**row, "status": "active", "created_at": now, "updated_at": now,
-                   "erased_at": None} for row in rows]
-        # One executemany through the driver: the ORM's bulk insert, and even Core's
-        # per-row parameter handling, cost more than the rest of the load together.
-        insert_many(session.connection(bind_arguments={"mapper": Customer}), _CUSTOMERS, values)
-        # Rows with the same fields share one details object, checked and encoded once.
-        shared: dict[tuple[str, ...], dict[str, object]] = {}
-        entries = []
-        for row in rows:
-            fields = tuple(name for name in _SORTED_FIELDS if row[f"{name}_ct"] is not None)
-            entry_details = shared.get(fields)
-            if entry_details is None:
-                entry_details = shared[fields] = {"fields": list(fields), **(details or {})}
-            entries.append((row["id"], entry_details))
-        audit_log.record_many(session, actor=actor, action="customer.created", entries=entries)
-        return [row["id"] for row in rows]
