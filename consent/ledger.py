@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 import audit
+from audit import log as audit_log
+from audit.chain import Unchained
 from audit.db import new_id, rfc3339, utcnow
 from consent import purposes as registry
 from consent.errors import InvalidInput, TokenInvalid
@@ -120,7 +122,7 @@ class Ledger:
     controller: Controller
 
     # -- validation ----------------------------------------------------------------
-    def _validate(self, session: Session, d: Decision, now: datetime) -> tuple[Purpose, str | None]:
+    def _validate(self, session: Session | Connection, d: Decision, now: datetime) -> tuple[Purpose, str | None]:
         errors: dict[str, list[str]] = {}
         row = session.execute(_PURPOSE, {"key": d.purpose}).first()
         if row is None:
@@ -183,8 +185,28 @@ class Ledger:
     def _apply(self, session: Session, customer_id: str, d: Decision, purpose: Purpose,
                notice_sha: str | None, actor: audit.Actor, now: datetime,
                event_type: str | None = None) -> Recorded:
-        now = _tick(session, now)
+        now = _tick(session.info, now)
         current = self._current(session, customer_id, purpose.key)
+        recorded, event, status = self._write(session, current, customer_id, d, purpose,
+                                              notice_sha, actor, now, event_type)
+        if current is not None:
+            # An ORM copy of the row loaded earlier in this session would be stale now.
+            loaded = session.identity_map.get(identity_key(ConsentState, (customer_id,
+                                                                          purpose.key)))
+            if loaded is not None:
+                session.expire(loaded)
+        audit.record(session, actor=actor, action=f"consent.{event.event_type}",
+                     customer_id=customer_id, details=_audit_details(event, purpose, d))
+        emit(session, _changed(event, purpose))
+        if status is Status.PENDING_CONFIRMATION:
+            self._request_confirmation(session, customer_id, purpose, event.id, now)
+        return recorded
+
+    def _write(self, conn: Session | Connection, current: Any, customer_id: str, d: Decision,
+               purpose: Purpose, notice_sha: str | None, actor: audit.Actor, now: datetime,
+               event_type: str | None) -> tuple[Recorded, _Event, Status]:
+        """The ledger row, the current state and the receipt (Core statements on ``conn``,
+        a session or a connection); the caller adds the audit entry and the event."""
         rule = Rule(purpose.key, purpose.legal_basis, purpose.version, purpose.direct_marketing)
         before = effective_status(rule, _state(current), now)
         if d.granted:
@@ -208,28 +230,41 @@ class Ledger:
             collected_at=d.collected_at or now, recorded_at=now, expires_at=expires_at,
             actor_type=actor.kind, actor_id=actor.id, receipt_id=receipt_id)
         # Core statements, no ORM units of work: the event, the state, the receipt.
-        session.execute(insert(_EVENTS), event._asdict())
-        self._set_state(session, current, customer_id, purpose, status, event, now)
-        self._sign_receipt(session, event, purpose)
-        audit.record(session, actor=actor, action=f"consent.{event_type}",
-                     customer_id=customer_id,
-                     details={"purpose": purpose.key, "purpose_version": purpose.version,
-                              "status": str(status), "event_id": event_id,
-                              "collection_method": d.collection_method})
-        emit(session, DomainEvent(
-            "consent.changed",
-            {"customer_id": customer_id, "purpose": purpose.key,
-             "purpose_version": purpose.version, "status": str(status), "event_id": event_id,
-             "receipt_id": receipt_id, "recorded_at": rfc3339(now)},
-            customer_id=customer_id, purpose=purpose.key))
-        if status is Status.PENDING_CONFIRMATION:
-            self._request_confirmation(session, customer_id, purpose, event_id, now)
-        return Recorded(event_id, purpose.key, purpose.version, d.granted, str(status), now,
-                        receipt_id)
+        conn.execute(insert(_EVENTS), event._asdict())
+        self._set_state(conn, current, customer_id, purpose, status, event, now)
+        self._sign_receipt(conn, event, purpose)
+        recorded = Recorded(event_id, purpose.key, purpose.version, d.granted, str(status), now,
+                            receipt_id)
+        return recorded, event, status
+
+    def record_on(self, conn: Connection, shared: dict[str, Any], customer_id: str,
+                  decision: Decision, *, actor: audit.Actor
+                  ) -> tuple[Recorded, Unchained, DomainEvent] | None:
+        """Record one decision on ``conn``, inside a group-committed transaction
+        (audit.Appender.run): returns what it recorded, its audit entry and its
+        ``consent.changed`` event, which the caller chains and writes to the outbox in the
+        same transaction. None, having written nothing, when the decision needs more than
+        this (Global Privacy Control, double opt-in): the caller then uses ``record``.
+        InvalidInput as ``record``.
+        """
+        if decision.evidence.get("gpc") is True:
+            return None
+        now = utcnow()
+        purpose, notice_sha = self._validate(conn, decision, now)
+        if purpose.double_opt_in and decision.granted:
+            return None
+        now = _tick(shared, now)
+        current = conn.execute(_CURRENT, {"customer_id": customer_id,
+                                          "purpose": purpose.key}).first()
+        recorded, event, _status = self._write(conn, current, customer_id, decision, purpose,
+                                               notice_sha, actor, now, None)
+        entry = audit_log.entry(actor, f"consent.{event.event_type}", customer_id,
+                                _audit_details(event, purpose, decision))
+        return recorded, entry, _changed(event, purpose)
 
     @staticmethod
-    def _set_state(session: Session, current: Any, customer_id: str, purpose: Purpose,
-                   status: Status, event: _Event, now: datetime) -> None:
+    def _set_state(session: Session | Connection, current: Any, customer_id: str,
+                   purpose: Purpose, status: Status, event: _Event, now: datetime) -> None:
         values = {"status": str(status), "purpose_version": purpose.version,
                   "granted_at": now if status is Status.GRANTED else None,
                   "expires_at": event.expires_at, "source": event.source,
@@ -240,13 +275,8 @@ class Ledger:
         else:
             session.execute(_UPDATE_STATE, {"customer_id_": customer_id,
                                             "purpose_": purpose.key, **values})
-            # An ORM copy of the row loaded earlier in this session would be stale now.
-            loaded = session.identity_map.get(identity_key(ConsentState, (customer_id,
-                                                                          purpose.key)))
-            if loaded is not None:
-                session.expire(loaded)
 
-    def _sign_receipt(self, session: Session, event: _Event, purpose: Purpose) -> None:
+    def _sign_receipt(self, session: Session | Connection, event: _Event, purpose: Purpose) -> None:
         facts = ReceiptFacts(
             receipt_id=event.receipt_id, event_id=event.id, customer_id=event.customer_id,
             event_type=event.event_type, status=event.status, consent_type=event.consent_type,
@@ -320,13 +350,29 @@ class Ledger:
                            actor, now, event_type="confirm")
 
 
-def _tick(session: Session, now: datetime) -> datetime:
-    """Strictly increasing times within one transaction, so ledger order is total."""
-    last: datetime | None = session.info.get("consent.last_tick")
+def _tick(info: dict[str, Any], now: datetime) -> datetime:
+    """Strictly increasing times within one transaction, so ledger order is total
+    (``info``: the session's info, or the shared dict of a group-committed batch)."""
+    last: datetime | None = info.get("consent.last_tick")
     if last is not None and now <= last:
         now = last + timedelta(microseconds=1)
-    session.info["consent.last_tick"] = now
+    info["consent.last_tick"] = now
     return now
+
+
+def _audit_details(event: _Event, purpose: Purpose, d: Decision) -> dict[str, Any]:
+    return {"purpose": purpose.key, "purpose_version": purpose.version,
+            "status": event.status, "event_id": event.id,
+            "collection_method": d.collection_method}
+
+
+def _changed(event: _Event, purpose: Purpose) -> DomainEvent:
+    return DomainEvent(
+        "consent.changed",
+        {"customer_id": event.customer_id, "purpose": purpose.key,
+         "purpose_version": purpose.version, "status": event.status, "event_id": event.id,
+         "receipt_id": event.receipt_id, "recorded_at": rfc3339(event.recorded_at)},
+        customer_id=event.customer_id, purpose=purpose.key)
 
 
 def _state(row: Any) -> State | None:

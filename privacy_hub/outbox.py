@@ -27,6 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     CheckConstraint,
+    Connection,
     Index,
     Integer,
     LargeBinary,
@@ -47,6 +48,7 @@ from sqlalchemy.orm import (
 )
 
 import audit
+from audit import log as audit_log
 from audit.db import UTCDateTime, new_id, new_metadata, rfc3339, utcnow
 from consent import events
 from consent.events import DomainEvent, JSONValue
@@ -255,7 +257,7 @@ class _Subscriber:
         return self.purposes is None or purpose is None or purpose in self.purposes
 
 
-def _subscribers(session: Session) -> list[_Subscriber]:
+def _subscribers(session: Session | Connection) -> list[_Subscriber]:
     rows = session.execute(
         select(System.id, System.purposes)
         .where(System.webhook_url.is_not(None), System.disabled_at.is_(None))
@@ -286,6 +288,47 @@ def _rows_for(aead: AESGCM, ev: DomainEvent, now: datetime,
     return [_row(aead, WEBHOOK, payload, now=now, system_id=s.id, event_id=event_id,
                  event_type=ev.type, customer_id=ev.customer_id)
             for s in subscribers if s.sees(ev.purpose)]
+
+
+_BATCH_ROWS = "outbox.rows"
+_BATCH_SUBSCRIBERS = "outbox.subscribers"
+
+
+def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[str, Any],
+                 queued: list[DomainEvent]) -> None:
+    """The outbox rows of ``queued``, for a work of a group-committed transaction
+    (audit.Appender.run on sessions of ``factory``, which must be installed here): as
+    ``_before_commit`` does for a session, in the same transaction as the work. The
+    subscribers are read once per transaction, inside it (so a system registered before
+    it began gets its events), and the rows of all its works go in one insert just before
+    the audit chain. Call ``jobs_written()`` once the work has committed.
+    """
+    config = _CONFIGS.get(factory.class_)
+    if config is None:
+        raise OutboxError("this session's factory was not passed to outbox.install()")
+    aead = config.aead
+    now = utcnow()
+    rows: list[dict[str, Any]] | None = shared.get(_BATCH_ROWS)
+    if rows is None:
+        rows = shared[_BATCH_ROWS] = []
+
+        def finish(c: Connection) -> None:
+            if rows:
+                c.execute(insert(OutboxJob), rows)
+
+        shared.setdefault(audit_log.BEFORE_CHAIN, {})["outbox"] = finish
+    for ev in queued:
+        subscribers: list[_Subscriber] = []
+        if is_webhook_type(ev.type):
+            subscribers = shared.get(_BATCH_SUBSCRIBERS) or []
+            if _BATCH_SUBSCRIBERS not in shared:
+                subscribers = shared[_BATCH_SUBSCRIBERS] = _subscribers(conn)
+        rows.extend(_rows_for(aead, ev, now, subscribers))
+
+
+def jobs_written() -> None:
+    """Wake an in-process worker after a group-committed transaction wrote jobs."""
+    jobs_added.set()
 
 
 # -- the session hooks ----------------------------------------------------------------

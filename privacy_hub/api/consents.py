@@ -13,19 +13,24 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from consent import ledger as ledger_mod
 from consent import purposes as registry
 from consent.ledger import Decision
+from privacy_hub import outbox
 from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.customers import customer_id_or_404
+from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem
 from privacy_hub.api.schemas import Strict
 from privacy_hub.gatekeeper import Gatekeeper, Reader
 from privacy_hub.unsubscribe import make_token
 from privacy_hub.vault.errors import CustomerNotFound
-from privacy_hub.web import db, hub, read_only_request
+from privacy_hub.vault.service import HotPath
+from privacy_hub.web import db, hot_path, hub, read_only_request
 
 blp = Blueprint("consents", __name__, url_prefix="/api/v1",
                 description="Consent decisions with proof: the ledger, current state, receipts.")
@@ -168,6 +173,36 @@ def _customer(customer_id: str) -> str:
     return cid
 
 
+def _record_grouped(hot: HotPath, customer_id: str,
+                    decision: Decision) -> ledger_mod.Recorded | None:
+    """``decision`` recorded in a group-committed transaction (hot.writer); None, having
+    changed nothing, when it needs the request's session (Ledger.record_on)."""
+    h = hub()
+    actor = current_principal().actor
+
+    def work(conn: Connection, shared: dict[str, Any]) -> tuple[Any, list[Any]]:
+        done = h.ledger.record_on(conn, shared, customer_id, decision, actor=actor)
+        if done is None:
+            return None, []
+        recorded, entry, event = done
+        outbox.write_events(h.sessions, conn, shared, [event])
+        return recorded, [entry]
+
+    try:
+        recorded: ledger_mod.Recorded | None = hot.writer.run(work)
+    except IntegrityError:
+        raise Problem(409, "The change conflicts with a concurrent change; nothing was saved. "
+                      "Retry the request.", type_="concurrent-change") from None
+    except OperationalError as exc:
+        if exc.connection_invalidated:
+            raise
+        raise Problem(503, "The database is unavailable; nothing was saved. Retry the "
+                      "request.", headers={"Retry-After": "1"}) from None
+    if recorded is not None:
+        outbox.jobs_written()
+    return recorded
+
+
 def _visible(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     principal = current_principal()
     return [i for i in items if principal.may_use_purpose(i["purpose"])]
@@ -186,6 +221,18 @@ class Consents(MethodView):
         sale-or-sharing purpose the customer did not explicitly grant here.
         """
         cid = _customer(customer_id)
+        hot = hot_path()
+        # One short group-committed transaction (the event, the state, the receipt, the
+        # audit entry and the outbox rows), unless the request needs the session: an
+        # Idempotency-Key (its stored response commits with the change), an address to
+        # hash (the key store), a GPC signal or a double opt-in (more than one decision,
+        # a token and a mail).
+        if (hot is not None and request.headers.get(IDEMPOTENCY_HEADER) is None
+                and "ip_address" not in (body.get("evidence") or {})):
+            with hot.writer.upcoming():
+                recorded = _record_grouped(hot, cid, _decision(body))
+            if recorded is not None:
+                return recorded.public()
         recorded = hub().ledger.record(db(), cid, _decision(body), actor=current_principal().actor)
         return recorded.public()
 
