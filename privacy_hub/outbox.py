@@ -295,19 +295,21 @@ _BATCH_SUBSCRIBERS = "outbox.subscribers"
 
 
 def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[str, Any],
-                 queued: list[DomainEvent]) -> None:
+                 queued: list[DomainEvent]) -> bool:
     """The outbox rows of ``queued``, for a work of a group-committed transaction
     (audit.Appender.run on sessions of ``factory``, which must be installed here): as
     ``_before_commit`` does for a session, in the same transaction as the work. The
     subscribers are read once per transaction, inside it (so a system registered before
     it began gets its events), and the rows of all its works go in one insert just before
-    the audit chain. Call ``jobs_written()`` once the work has committed.
+    the audit chain. True if it queued rows: then call ``jobs_written()`` once the work
+    has committed (not otherwise: a woken in-process worker takes the write lock).
     """
     config = _CONFIGS.get(factory.class_)
     if config is None:
         raise OutboxError("this session's factory was not passed to outbox.install()")
     aead = config.aead
     now = utcnow()
+    wrote = False
     rows: list[dict[str, Any]] | None = shared.get(_BATCH_ROWS)
     if rows is None:
         rows = shared[_BATCH_ROWS] = []
@@ -323,7 +325,10 @@ def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[
             subscribers = shared.get(_BATCH_SUBSCRIBERS) or []
             if _BATCH_SUBSCRIBERS not in shared:
                 subscribers = shared[_BATCH_SUBSCRIBERS] = _subscribers(conn)
-        rows.extend(_rows_for(aead, ev, now, subscribers))
+        new = _rows_for(aead, ev, now, subscribers)
+        rows.extend(new)
+        wrote = wrote or bool(new)
+    return wrote
 
 
 def jobs_written() -> None:

@@ -183,13 +183,13 @@ def _record_grouped(hot: HotPath, customer_id: str,
     def work(conn: Connection, shared: dict[str, Any]) -> tuple[Any, list[Any]]:
         done = h.ledger.record_on(conn, shared, customer_id, decision, actor=actor)
         if done is None:
-            return None, []
+            return (None, False), []
         recorded, entry, event = done
-        outbox.write_events(h.sessions, conn, shared, [event])
-        return recorded, [entry]
+        return (recorded, outbox.write_events(h.sessions, conn, shared, [event])), [entry]
 
     try:
-        recorded: ledger_mod.Recorded | None = hot.writer.run(work)
+        recorded: ledger_mod.Recorded | None
+        recorded, wrote_jobs = hot.writer.run(work)
     except IntegrityError:
         raise Problem(409, "The change conflicts with a concurrent change; nothing was saved. "
                       "Retry the request.", type_="concurrent-change") from None
@@ -198,7 +198,7 @@ def _record_grouped(hot: HotPath, customer_id: str,
             raise
         raise Problem(503, "The database is unavailable; nothing was saved. Retry the "
                       "request.", headers={"Retry-After": "1"}) from None
-    if recorded is not None:
+    if wrote_jobs:
         outbox.jobs_written()
     return recorded
 
@@ -220,7 +220,6 @@ class Consents(MethodView):
         A browser's `Sec-GPC: 1` (or `"gpc": true` in `evidence`) also refuses every
         sale-or-sharing purpose the customer did not explicitly grant here.
         """
-        cid = _customer(customer_id)
         hot = hot_path()
         # One short group-committed transaction (the event, the state, the receipt, the
         # audit entry and the outbox rows), unless the request needs the session: an
@@ -229,10 +228,15 @@ class Consents(MethodView):
         # a token and a mail).
         if (hot is not None and request.headers.get(IDEMPOTENCY_HEADER) is None
                 and "ip_address" not in (body.get("evidence") or {})):
+            # Announced before the customer's read, so that a batch about to begin waits
+            # for this request rather than leave it for the next commit.
             with hot.writer.upcoming():
-                recorded = _record_grouped(hot, cid, _decision(body))
-            if recorded is not None:
-                return recorded.public()
+                cid = _customer(customer_id)
+                grouped = _record_grouped(hot, cid, _decision(body))
+            if grouped is not None:
+                return grouped.public()
+        else:
+            cid = _customer(customer_id)
         recorded = hub().ledger.record(db(), cid, _decision(body), actor=current_principal().actor)
         return recorded.public()
 

@@ -149,3 +149,18 @@ def test_idempotency_gpc_and_double_opt_in_still_use_the_session(
         mails = session.scalar(select(func.count()).select_from(OutboxJob)
                                .where(OutboxJob.kind == "mail"))
     assert mails == 1
+
+
+def test_the_worker_is_woken_only_when_jobs_were_written(
+        hub: Hub, client: FlaskClient, auth: dict[str, str], catalogue: None,
+        customer_id: str, no_session_path: None) -> None:
+    from privacy_hub.outbox import jobs_added
+
+    jobs_added.clear()
+    assert record(client, auth, customer_id, purpose="marketing.sms",
+                  granted=True).status_code == 201
+    assert not jobs_added.is_set()  # no subscriber: no job, no write lock for the worker
+    add_system(hub, "crm", "https://crm.example/hook")
+    assert record(client, auth, customer_id, purpose="marketing.sms",
+                  granted=False).status_code == 201
+    assert jobs_added.is_set()
