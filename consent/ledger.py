@@ -22,6 +22,7 @@ import audit
 from audit import log as audit_log
 from audit.chain import Unchained
 from audit.db import new_id, rfc3339, utcnow
+from audit.log import Prepared
 from consent import purposes as registry
 from consent.errors import InvalidInput, TokenInvalid
 from consent.events import DomainEvent, emit
@@ -53,6 +54,18 @@ _STATES = cast(Table, ConsentState.__table__)
 _RECEIPTS = cast(Table, Receipt.__table__)
 _UPDATE_STATE = update(_STATES).where(_STATES.c.customer_id == bindparam("customer_id_"),
                                       _STATES.c.purpose == bindparam("purpose_"))
+_STATE_VALUES = ("status", "purpose_version", "granted_at", "expires_at", "source",
+                 "last_event_id", "updated_at")
+# The writes of a group-committed decision (record_on), straight on the driver's cursor:
+# SQLAlchemy's execution path costs more than the statements, under the write lock.
+_INSERT_EVENT_RAW = Prepared(insert(_EVENTS))
+_INSERT_STATE_RAW = Prepared(insert(_STATES))
+_UPDATE_STATE_RAW = Prepared(
+    update(_STATES).where(_STATES.c.customer_id == bindparam("customer_id_"),
+                          _STATES.c.purpose == bindparam("purpose_"))
+    .values({name: bindparam(f"v_{name}", type_=_STATES.c[name].type)
+             for name in _STATE_VALUES}))
+_INSERT_RECEIPT_RAW = Prepared(insert(_RECEIPTS))
 
 
 class _Event(NamedTuple):
@@ -204,9 +217,10 @@ class Ledger:
 
     def _write(self, conn: Session | Connection, current: Any, customer_id: str, d: Decision,
                purpose: Purpose, notice_sha: str | None, actor: audit.Actor, now: datetime,
-               event_type: str | None) -> tuple[Recorded, _Event, Status]:
+               event_type: str | None, raw: bool = False) -> tuple[Recorded, _Event, Status]:
         """The ledger row, the current state and the receipt (Core statements on ``conn``,
-        a session or a connection); the caller adds the audit entry and the event."""
+        a session or a connection; ``raw``: on the connection's driver cursor); the caller
+        adds the audit entry and the event."""
         rule = Rule(purpose.key, purpose.legal_basis, purpose.version, purpose.direct_marketing)
         before = effective_status(rule, _state(current), now)
         if d.granted:
@@ -229,13 +243,39 @@ class Ledger:
             notice_sha256=notice_sha, evidence=json.dumps(dict(d.evidence), sort_keys=True),
             collected_at=d.collected_at or now, recorded_at=now, expires_at=expires_at,
             actor_type=actor.kind, actor_id=actor.id, receipt_id=receipt_id)
-        # Core statements, no ORM units of work: the event, the state, the receipt.
-        conn.execute(insert(_EVENTS), event._asdict())
-        self._set_state(conn, current, customer_id, purpose, status, event, now)
-        self._sign_receipt(conn, event, purpose)
+        if raw and isinstance(conn, Connection):
+            self._write_raw(conn, current, purpose, status, event)
+        else:
+            # Core statements, no ORM units of work: the event, the state, the receipt.
+            conn.execute(insert(_EVENTS), event._asdict())
+            self._set_state(conn, current, customer_id, purpose, status, event, now)
+            self._sign_receipt(conn, event, purpose)
         recorded = Recorded(event_id, purpose.key, purpose.version, d.granted, str(status), now,
                             receipt_id)
         return recorded, event, status
+
+    def _write_raw(self, conn: Connection, current: Any, purpose: Purpose, status: Status,
+                   event: _Event) -> None:
+        """_write's statements on the driver's cursor (as _set_state, _sign_receipt)."""
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        dialect = conn.dialect
+        _INSERT_EVENT_RAW.execute(cursor, dialect, event._asdict())
+        now = event.recorded_at
+        values = {"status": str(status), "purpose_version": purpose.version,
+                  "granted_at": now if status is Status.GRANTED else None,
+                  "expires_at": event.expires_at, "source": event.source,
+                  "last_event_id": event.id, "updated_at": now}
+        if current is None:
+            _INSERT_STATE_RAW.execute(cursor, dialect, {"customer_id": event.customer_id,
+                                                        "purpose": purpose.key, **values})
+        else:
+            _UPDATE_STATE_RAW.execute(cursor, dialect, {
+                "customer_id_": event.customer_id, "purpose_": purpose.key,
+                **{f"v_{k}": v for k, v in values.items()}})
+        payload, jws = self._receipt(event, purpose)
+        _INSERT_RECEIPT_RAW.execute(cursor, dialect, {
+            "id": event.receipt_id, "event_id": event.id, "customer_id": event.customer_id,
+            "payload": payload, "jws": jws, "created_at": event.recorded_at})
 
     def record_on(self, conn: Connection, shared: dict[str, Any], customer_id: str,
                   decision: Decision, *, actor: audit.Actor
@@ -257,7 +297,7 @@ class Ledger:
         current = conn.execute(_CURRENT, {"customer_id": customer_id,
                                           "purpose": purpose.key}).first()
         recorded, event, _status = self._write(conn, current, customer_id, decision, purpose,
-                                               notice_sha, actor, now, None)
+                                               notice_sha, actor, now, None, raw=True)
         entry = audit_log.entry(actor, f"consent.{event.event_type}", customer_id,
                                 _audit_details(event, purpose, decision))
         return recorded, entry, _changed(event, purpose)
@@ -277,6 +317,13 @@ class Ledger:
                                             "purpose_": purpose.key, **values})
 
     def _sign_receipt(self, session: Session | Connection, event: _Event, purpose: Purpose) -> None:
+        payload, jws = self._receipt(event, purpose)
+        session.execute(insert(_RECEIPTS), {
+            "id": event.receipt_id, "event_id": event.id, "customer_id": event.customer_id,
+            "payload": payload, "jws": jws, "created_at": event.recorded_at})
+
+    def _receipt(self, event: _Event, purpose: Purpose) -> tuple[str, str]:
+        """The receipt's payload JSON and its JWS."""
         facts = ReceiptFacts(
             receipt_id=event.receipt_id, event_id=event.id, customer_id=event.customer_id,
             event_type=event.event_type, status=event.status, consent_type=event.consent_type,
@@ -284,10 +331,7 @@ class Ledger:
             recorded_at=event.recorded_at, expires_at=event.expires_at,
             notice_version=event.notice_version, notice_language=event.notice_language,
             notice_sha256=event.notice_sha256)
-        payload, jws = sign(build(facts, purpose, self.controller), self.signer)
-        session.execute(insert(_RECEIPTS), {
-            "id": event.receipt_id, "event_id": event.id, "customer_id": event.customer_id,
-            "payload": payload, "jws": jws, "created_at": event.recorded_at})
+        return sign(build(facts, purpose, self.controller), self.signer)
 
     def _request_confirmation(self, session: Session, customer_id: str, purpose: Purpose,
                               event_id: str, now: datetime) -> None:

@@ -291,6 +291,7 @@ def _rows_for(aead: AESGCM, ev: DomainEvent, now: datetime,
 
 
 _BATCH_ROWS = "outbox.rows"
+_INSERT_JOB_RAW = audit_log.Prepared(insert(OutboxJob))
 _BATCH_SUBSCRIBERS = "outbox.subscribers"
 
 
@@ -316,7 +317,8 @@ def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[
 
         def finish(c: Connection) -> None:
             if rows:
-                c.execute(insert(OutboxJob), rows)
+                cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                _INSERT_JOB_RAW.executemany(cursor, c.dialect, rows)
 
         shared.setdefault(audit_log.BEFORE_CHAIN, {})["outbox"] = finish
     for ev in queued:

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
@@ -15,9 +16,10 @@ import audit
 from audit.models import AuditEntry
 from consent.ledger import Ledger
 from consent.models import ConsentEvent, ConsentState, Receipt
+from consent.receipts import verify
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
-from privacy_hub.outbox import OutboxJob
+from privacy_hub.outbox import OutboxJob, open_payload
 
 ACTOR = audit.Actor("cli", "tests")
 
@@ -68,6 +70,13 @@ def test_a_decision_writes_everything_in_one_group_commit(
         assert {j.system_id for j in jobs} == {system_id} and len(jobs) == 2
         report = audit.verify_chain(session, hub.audit_public_keys())
         assert report.ok, report
+        aead = AESGCM(hub.keyring.hub_key(session, "app_secrets"))
+        payload = open_payload(aead, jobs[0].id, jobs[0].payload_ct or b"")
+        assert payload["type"] == "consent.changed"
+        assert payload["data"]["event_id"] in {body["id"], again.json["id"]}
+    got = client.get(f"/api/v1/receipts/{body['receipt_id']}", headers=auth).json
+    jwks = client.get("/api/v1/keys/receipts").json
+    assert verify(got["jws"], jwks)["iso27560"]["event_state"] == "granted"
 
 
 def test_a_system_registered_before_a_write_gets_its_event(
