@@ -21,7 +21,7 @@ from consent import purposes as registry
 from consent.ledger import Decision
 from privacy_hub import outbox
 from privacy_hub.api.auth import current_principal, require, require_purpose
-from privacy_hub.api.customers import customer_id_or_404
+from privacy_hub.api.customers import customer_id_or_404, json_response
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem
@@ -214,7 +214,7 @@ class Consents(MethodView):
     @idempotent
     @blp.arguments(_DECISION)
     @blp.response(201, RecordedSchema)
-    def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], customer_id: str) -> Any:
         """Record one decision, with its proof; returns the resulting status and receipt id.
 
         A browser's `Sec-GPC: 1` (or `"gpc": true` in `evidence`) also refuses every
@@ -234,7 +234,8 @@ class Consents(MethodView):
                 cid = _customer(customer_id)
                 grouped = _record_grouped(hot, cid, _decision(body))
             if grouped is not None:
-                return grouped.public()
+                # As RecordedSchema would dump it, without marshmallow.
+                return json_response(grouped.public(), 201)
         else:
             cid = _customer(customer_id)
         recorded = hub().ledger.record(db(), cid, _decision(body), actor=current_principal().actor)

@@ -173,3 +173,15 @@ def test_the_worker_is_woken_only_when_jobs_were_written(
     assert record(client, auth, customer_id, purpose="marketing.sms",
                   granted=False).status_code == 201
     assert jobs_added.is_set()
+
+
+def test_the_group_committed_answer_is_shaped_as_the_schema_dumps_it(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, customer_id: str) -> None:
+    grouped = record(client, auth, customer_id, purpose="marketing.sms", granted=True)
+    keyed = client.post(f"/api/v1/customers/{customer_id}/consents",
+                        headers={**auth, "Idempotency-Key": "shape"},
+                        json={"purpose": "marketing.sms", "granted": False})
+    assert grouped.status_code == keyed.status_code == 201
+    assert grouped.mimetype == keyed.mimetype == "application/json"
+    assert {k: type(v) for k, v in grouped.json.items()} == {
+        k: type(v) for k, v in keyed.json.items()}
