@@ -91,18 +91,15 @@ def init_app(app: Flask) -> None:
             # transaction committed before its audit entries failed (audit.Appender).
             session.close()
             log.info("commit refused by a constraint; answered 409")
-            from privacy_hub.api.problems import problem_response
+            from privacy_hub.api.problems import CONFLICT_DETAIL, problem_response
 
-            return problem_response(
-                409, "The change conflicts with a concurrent change; nothing was saved. "
-                "Retry the request.", type_="concurrent-change")
+            return problem_response(409, CONFLICT_DETAIL, type_="concurrent-change")
         except OperationalError:
             session.close()
             log.exception("commit failed")
-            from privacy_hub.api.problems import problem_response
+            from privacy_hub.api.problems import UNAVAILABLE_DETAIL, problem_response
 
-            return problem_response(503, "The database is unavailable; nothing was saved. "
-                                    "Retry the request.", headers={"Retry-After": "1"})
+            return problem_response(503, UNAVAILABLE_DETAIL, headers={"Retry-After": "1"})
         return response
 
     @app.errorhandler(DBAPIError)

@@ -14,7 +14,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from consent import ledger as ledger_mod
 from consent import purposes as registry
@@ -24,7 +23,7 @@ from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.customers import customer_id_or_404, json_response
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
-from privacy_hub.api.problems import Problem
+from privacy_hub.api.problems import Problem, committing
 from privacy_hub.api.schemas import Strict
 from privacy_hub.gatekeeper import Gatekeeper, Reader
 from privacy_hub.unsubscribe import make_token
@@ -187,17 +186,9 @@ def _record_grouped(hot: HotPath, customer_id: str,
         recorded, entry, event = done
         return (recorded, outbox.write_events(h.sessions, conn, shared, [event])), [entry]
 
-    try:
-        recorded: ledger_mod.Recorded | None
+    recorded: ledger_mod.Recorded | None
+    with committing():
         recorded, wrote_jobs = hot.writer.run(work)
-    except IntegrityError:
-        raise Problem(409, "The change conflicts with a concurrent change; nothing was saved. "
-                      "Retry the request.", type_="concurrent-change") from None
-    except OperationalError as exc:
-        if exc.connection_invalidated:
-            raise
-        raise Problem(503, "The database is unavailable; nothing was saved. Retry the "
-                      "request.", headers={"Retry-After": "1"}) from None
     if wrote_jobs:
         outbox.jobs_written()
     return recorded

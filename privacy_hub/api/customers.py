@@ -15,14 +15,13 @@ from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 import audit
 from consent.events import DomainEvent, JSONValue, emit
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
-from privacy_hub.api.problems import Problem
+from privacy_hub.api.problems import Problem, committing, unavailable
 from privacy_hub.api.schemas import (
     CustomerCreateSchema,
     CustomerPatchSchema,
@@ -91,11 +90,6 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(_JSON(body), status=status, mimetype="application/json")
 
 
-def _unavailable() -> Problem:
-    return Problem(503, "The database is unavailable; nothing was saved. Retry the request.",
-                   headers={"Retry-After": "1"})
-
-
 def customer_id_or_404(value: str) -> str:
     try:
         return str(uuid.UUID(value))
@@ -119,15 +113,8 @@ class Customers(MethodView):
             return self._upsert(load_body(_CREATE, fast_customer_fields))
         with hot.writer.upcoming():
             fields = load_body(_CREATE, fast_customer_fields)
-            try:
+            with committing():
                 created = hub().vault.create_new(hot, fields, actor=current_principal().actor)
-            except IntegrityError:
-                raise Problem(409, "The change conflicts with a concurrent change; nothing "
-                              "was saved. Retry the request.", type_="concurrent-change") from None
-            except OperationalError as exc:
-                if exc.connection_invalidated:
-                    raise
-                raise _unavailable() from None
         if created is not None:
             return json_response(created, 201)
         return self._upsert(fields)
@@ -157,7 +144,7 @@ class Lookup(MethodView):
                 try:
                     ids = hub().vault.lookup(None, actor=actor, hot=hot, **query)
                 except NotLogged:
-                    raise _unavailable() from None
+                    raise unavailable() from None
         return json_response({"items": [{"id": i} for i in ids]})
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Response, json
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from consent.errors import Conflict as ConsentConflict
@@ -56,6 +58,31 @@ class Problem(Exception):
         self.type_ = type_
         self.headers = dict(headers or {})
         self.extra = extra
+
+
+CONFLICT_DETAIL = ("The change conflicts with a concurrent change; nothing was saved. "
+                   "Retry the request.")
+UNAVAILABLE_DETAIL = "The database is unavailable; nothing was saved. Retry the request."
+
+
+def unavailable() -> Problem:
+    """503 with Retry-After: the database could not take the change (nothing was saved)."""
+    return Problem(503, UNAVAILABLE_DETAIL, headers={"Retry-After": "1"})
+
+
+@contextmanager
+def committing() -> Iterator[None]:
+    """Around a write committed in the handler (a group commit): a constraint that refused
+    it answers 409, a database that could not take it 503. A dropped connection goes on to
+    the app's handler (503 after the pool is replaced)."""
+    try:
+        yield
+    except IntegrityError:
+        raise Problem(409, CONFLICT_DETAIL, type_="concurrent-change") from None
+    except OperationalError as exc:
+        if exc.connection_invalidated:
+            raise
+        raise unavailable() from None
 
 
 def problem_response(status: int, detail: str, *, errors: Mapping[str, list[str]] | None = None,
