@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import hmac
 import io
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -157,9 +159,25 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+@functools.cache
+def _summary_template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("privacy_hub", "templates"),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson_pretty"] = _pretty
+    env.filters["tojson_compact"] = functools.partial(json.dumps, ensure_ascii=False)
+    return env.get_template("exports/index.html")
+
+
 def build_zip(data: dict[str, Any], info: dict[str, Any]) -> bytes:
+    """The archive: ``index.html`` (a readable summary, R-ACC-04), ``data.json`` and
+    ``information.json`` (everything, machine-readable) and one CSV per table."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("index.html", _summary_template().render(data=data, info=info))
         zf.writestr("data.json", json.dumps(data, indent=2, ensure_ascii=False))
         zf.writestr("information.json", json.dumps(info, indent=2, ensure_ascii=False))
         zf.writestr("profile.csv", _csv([data["profile"]]))

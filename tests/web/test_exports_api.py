@@ -136,3 +136,25 @@ def test_export_waits_for_systems_and_merges_what_they_send(
                                       headers=auth).data)["data.json"])
     assert data["downstream_systems"] == [{"system": "shop-orders", "status": "done",
                                            "data": {"orders": [{"id": "A-1", "total": "19.90"}]}}]
+
+
+def test_access_export_has_a_readable_html_summary_with_everything_escaped(
+        client: FlaskClient, auth: dict[str, str], catalogue: None) -> None:
+    """R-ACC-04: a commonly used human-readable part (text/html) beside the JSON and CSV,
+    rendered from the same data; values are escaped, never markup."""
+    cid = _customer_with_history(client, auth)
+    client.patch(f"/api/v1/customers/{cid}", json={"last_name": "<script>alert(1)</script>"},
+                 headers=auth)
+    client.post(f"/api/v1/customers/{cid}/statements",
+                json={"text": "I moved in May & the old address is wrong.",
+                      "concerns": ["address"]}, headers=auth)
+    req = _request(client, auth, cid, "access")
+    files = _zip(client.get(f"/api/v1/requests/{req['id']}/export", headers=auth).data)
+    page = files["index.html"]
+    assert page.startswith("<!doctype html>")
+    assert SEED_EMAIL.lower() in page and "SKU-2" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "I moved in May &amp; the old address is wrong." in page
+    assert "analytics.behaviour" in page and "Art. 77" in page
+    data = json.loads(files["data.json"])
+    assert data["profile"]["last_name"] == "<script>alert(1)</script>"
