@@ -15,14 +15,27 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import requests
 
 #: Generous: the first start of a fresh interpreter and gunicorn on a loaded CI box.
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0,
+             interval: float = 0.2) -> Any:
+    """Poll ``check`` until it returns something truthy (returned), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def free_port() -> int:

@@ -12,12 +12,10 @@ import io
 import json
 import re
 import threading
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -25,19 +23,10 @@ import requests
 from examples.newsletter_service.newsletter import Newsletter, webhook_server
 from privacy_hub.client import HubClient
 from tests.conftest import SEED_EMAIL
-from tests.e2e.live import LiveHub, free_port
+from tests.e2e.live import LiveHub, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

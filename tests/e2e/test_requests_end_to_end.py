@@ -9,9 +9,8 @@ import io
 import json
 import re
 import threading
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from aiosmtpd.controller import Controller
 
 from privacy_hub.client import HubClient
 from tests.conftest import SEED_EMAIL
-from tests.e2e.live import LiveHub, free_port
+from tests.e2e.live import LiveHub, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -35,15 +34,6 @@ class Inbox:
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Downstream:
