@@ -41,8 +41,8 @@ from privacy_hub.vault.models import Customer
 CHUNK = 10_000
 
 
-#: the vault's covering index of customers (id, status), where the schema has one: SQLite's
-#: planner prefers the primary key's index for equality, which costs a row lookup each
+#: the vault's covering index of customers (id, status), migration 0008: named on SQLite,
+#: whose planner prefers the primary key's index for equality (a row lookup each)
 CUSTOMERS_INDEX = "ix_customers_id_status"
 
 
@@ -50,27 +50,26 @@ class _Sql:
     """One statement, written with ``:name`` parameters, compiled once per dialect.
 
     The SQLite text may name indexes: ``{check}`` (consent state by customer) and
-    ``{customers}`` (CUSTOMERS_INDEX, only where it exists).
+    ``{customers}`` (CUSTOMERS_INDEX).
     """
 
     def __init__(self, sql: str, *, sqlite: str | None = None) -> None:
         self._sql = sql
         self._sqlite = sqlite or sql
-        self._plans: dict[tuple[str, bool], tuple[str, tuple[str, ...] | None]] = {}
+        self._plans: dict[str, tuple[str, tuple[str, ...] | None]] = {}
 
-    def plan(self, dialect: Dialect, covered: bool = False
-             ) -> tuple[str, tuple[str, ...] | None]:
-        plan = self._plans.get((dialect.name, covered))
+    def plan(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+        plan = self._plans.get(dialect.name)
         if plan is None:
             if dialect.name == "sqlite":
                 source = self._sqlite.format(
                     check=" INDEXED BY ix_consent_state_check",
-                    customers=f" INDEXED BY {CUSTOMERS_INDEX}" if covered else "")
+                    customers=f" INDEXED BY {CUSTOMERS_INDEX}")
             else:
                 source = self._sql.format(check="", customers="")
             compiled = text(source).compile(dialect=dialect)
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            plan = self._plans[(dialect.name, covered)] = (compiled.string, order)
+            plan = self._plans[dialect.name] = (compiled.string, order)
         return plan
 
 
@@ -113,7 +112,6 @@ _FLAGGED = _Sql(
     "SELECT customer_id, restricted, erased FROM processing_flags "
     "WHERE customer_id > :after AND customer_id <= :last AND (restricted OR erased)")
 _CUSTOMER_STATUS = _Sql("SELECT status FROM customers WHERE id = :customer_id")
-_HAS_INDEX = _Sql("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :name")
 _OBJECTED = _Sql(
     "SELECT customer_id, purpose, compelling_grounds IS NOT NULL FROM objections "
     "WHERE customer_id > :after AND customer_id <= :last AND purpose IN (:purpose, '*')")
@@ -132,18 +130,9 @@ class Reader:
     _bind_time: Any
     _result_time: Any
 
-    #: per database: whether the schema has CUSTOMERS_INDEX (SQLite only)
-    _covered: dict[str, bool] = {}
-
-    def __init__(self, dialect: Dialect, run: Callable[[str, Any], list[Any]],
-                 database: str = "") -> None:
+    def __init__(self, dialect: Dialect, run: Callable[[str, Any], list[Any]]) -> None:
         self.dialect = dialect
         self._run = run
-        covered = self._covered.get(database) if dialect.name == "sqlite" else False
-        if covered is None:
-            statement, _ = _HAS_INDEX.plan(dialect)
-            covered = self._covered[database] = bool(run(statement, (CUSTOMERS_INDEX,)))
-        self.covered = covered
         self._json_ids = dialect.name == "sqlite"
         procs = self._processors.get(dialect.name)
         if procs is None:
@@ -153,7 +142,7 @@ class Reader:
         self._bind_time, self._result_time = procs
 
     def rows(self, sql: _Sql, params: dict[str, Any]) -> list[Any]:
-        statement, order = sql.plan(self.dialect, self.covered)
+        statement, order = sql.plan(self.dialect)
         return self._run(statement, params if order is None else tuple(params[k] for k in order))
 
     def time_param(self, value: datetime) -> Any:
@@ -169,8 +158,7 @@ class Reader:
     def of_session(cls, session: Session) -> Reader:
         """Within the session's transaction (the request's own reads and writes)."""
         conn = session.connection()
-        return cls(conn.dialect, lambda sql, params: list(conn.exec_driver_sql(sql, params)),
-                   conn.engine.url.database or "")
+        return cls(conn.dialect, lambda sql, params: list(conn.exec_driver_sql(sql, params)))
 
     @classmethod
     @contextmanager
@@ -196,7 +184,7 @@ class Reader:
                                               connection_invalidated=lost) from err
 
         try:
-            yield cls(dialect, run, engine.url.database or "")
+            yield cls(dialect, run)
         finally:
             try:
                 if cursor is not None:
