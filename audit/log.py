@@ -708,8 +708,7 @@ def _insert_links(conn: Connection, links: list[Link], cursor: Any = None) -> No
     if dialect.name == "postgresql" and _PG_COLUMNS_MATCH and len(rows) <= _PG_MULTIROW_MAX:
         # A group commit's few entries: one statement with a row of values per entry
         # (psycopg's executemany runs a pipeline, which costs more for a handful of rows).
-        # A bulk load's thousands go through executemany below: a statement with tens of
-        # thousands of parameters costs psycopg more to build than the pipeline.
+        # More (a bulk load's thousands) go through COPY below.
         for start in range(0, len(rows), _PG_MULTIROW_MAX):
             chunk = rows[start:start + _PG_MULTIROW_MAX]
             # Only constants and placeholders go into the text; the values are parameters.
@@ -720,6 +719,17 @@ def _insert_links(conn: Connection, links: list[Link], cursor: Any = None) -> No
             except dialect.loaded_dbapi.Error as err:
                 raise exc.DBAPIError.instance(text, None, err, dialect.loaded_dbapi.Error,
                                               dialect=dialect) from err
+        return
+    if dialect.name == "postgresql" and _PG_COLUMNS_MATCH:
+        # COPY: a sixth of the CPU of an executemany pipeline for a thousand entries, and
+        # one statement to build instead of one with tens of thousands of parameters.
+        try:
+            with cursor.copy(_PG_COPY) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except dialect.loaded_dbapi.Error as err:
+            raise exc.DBAPIError.instance(_PG_COPY, None, err, dialect.loaded_dbapi.Error,
+                                          dialect=dialect) from err
         return
     positional = isinstance(params, tuple) and list(_INSERT_ENTRIES_RAW.names(dialect)) == list(
         Link._fields)
@@ -737,6 +747,7 @@ _LINK_TIME = Link._fields.index("recorded_at")
 _PG_COLUMNS_MATCH = {c.name for c in _ENTRIES.c} == set(Link._fields)
 _PG_NAMES = ", ".join(Link._fields)
 _PG_ROW = "(" + ", ".join(["%s"] * len(Link._fields)) + ")"
+_PG_COPY = f"COPY {_ENTRIES.name} ({_PG_NAMES}) FROM STDIN"
 
 
 def _checkpoint(

@@ -116,7 +116,8 @@ def test_entries_chain_across_commits_and_verify_with_checkpoints(hub: Hub) -> N
 @pytest.mark.parametrize("per_commit", [3, 64, 65, 1001])
 def test_a_commit_of_any_size_chains_every_entry_once(hub: Hub, per_commit: int) -> None:
     """Small group commits and bulk loads take different insert paths (a multi-row
-    statement on PostgreSQL up to 64 entries, executemany beyond): both chain alike."""
+    statement on PostgreSQL up to 64 entries, COPY beyond; executemany on SQLite): all
+    chain alike."""
     write(hub, 1, per_commit=per_commit)
     write(hub, 1, per_commit=2)
     report = hub.verify()
