@@ -459,12 +459,12 @@ class _Loader:
                 conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
             wanted = {name: [r.data[name] for r in rows if r.data and name in r.data]
                       for name in IDENTIFIERS}
-            for name in IDENTIFIERS:  # external_id first: upsert's order
-                vault.lock_identifiers(session, name, wanted[name])
             # The sealed rows carry their blind indexes: not computed a second time.
             indexes = {(name, r.data[name]): r.sealed[f"{name}_bidx"]
                        for r in rows if r.data and r.sealed
                        for name in IDENTIFIERS if name in r.data}
+            for name in IDENTIFIERS:  # external_id first: upsert's order
+                vault.lock_identifiers(session, name, wanted[name], indexes=indexes)
             existing = self._existing(session, wanted, indexes)
             new: list[_Checked] = []
             for row in rows:

@@ -554,16 +554,21 @@ class Vault:
         return True
 
     # -- bulk loads (CRM import) ---------------------------------------------------
-    def lock_identifiers(self, session: Session, name: str, values: Iterable[str]) -> None:
+    def lock_identifiers(self, session: Session, name: str, values: Iterable[str], *,
+                         indexes: Mapping[tuple[str, str], bytes] | None = None) -> None:
         """Take _lock_identifier's locks for many values in one statement (PostgreSQL).
 
         Locks are taken in ascending order; call it for external_id before email, the
         order upsert locks in, so a bulk load and single upserts cannot deadlock.
+        ``indexes`` has blind indexes already computed, as for existing_identifiers.
         """
         if session.get_bind().dialect.name != "postgresql":
             return
+        known = indexes or {}
+        column = f"{TABLE}.{name}"
         lock_ids = sorted({
-            zlib.crc32(name.encode() + b"|" + self.indexer.index(f"{TABLE}.{name}", value))
+            zlib.crc32(name.encode() + b"|" + (known.get((name, value))
+                                               or self.indexer.index(column, value)))
             for value in values
         })
         if lock_ids:
