@@ -302,8 +302,7 @@ class Ledger:
         if purpose.double_opt_in and decision.granted:
             return None
         now = _tick(shared, now)
-        current = conn.execute(_CURRENT, {"customer_id": customer_id,
-                                          "purpose": purpose.key}).first()
+        current = _current_raw(conn, customer_id, purpose.key)
         recorded, event, _status = self._write(conn, current, customer_id, decision, purpose,
                                                notice_sha, actor, now, None, raw=True)
         entry = audit_log.entry(actor, f"consent.{event.event_type}", customer_id,
@@ -425,6 +424,37 @@ def _changed(event: _Event, purpose: Purpose) -> DomainEvent:
          "purpose_version": purpose.version, "status": event.status, "event_id": event.id,
          "receipt_id": event.receipt_id, "recorded_at": rfc3339(event.recorded_at)},
         customer_id=event.customer_id, purpose=purpose.key)
+
+
+class _Current(NamedTuple):
+    """The current-state row as _CURRENT returns it."""
+
+    status: str
+    purpose_version: int
+    expires_at: datetime | None
+    last_event_id: str
+
+
+_CURRENT_RAW = Prepared(_CURRENT)
+_READ_TIME: dict[str, Any] = {}
+
+
+def _current_raw(conn: Connection, customer_id: str, purpose: str) -> _Current | None:
+    """_CURRENT on the driver's cursor (locked on PostgreSQL): SQLAlchemy's execution path
+    costs several times the statement, and it runs while the batch holds the write lock."""
+    dialect = conn.dialect
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    row = _CURRENT_RAW.execute(cursor, dialect, {"customer_id": customer_id,
+                                                 "purpose": purpose}).fetchone()
+    if row is None:
+        return None
+    read_time = _READ_TIME.get(dialect.name)
+    if read_time is None:
+        proc = ConsentState.__table__.c.expires_at.type.dialect_impl(dialect).result_processor(
+            dialect, None)
+        read_time = _READ_TIME[dialect.name] = proc or (lambda value: value)
+    status, version, expires_at, last_event_id = row
+    return _Current(status, int(version), read_time(expires_at), last_event_id)
 
 
 def _state(row: Any) -> State | None:

@@ -257,14 +257,22 @@ class _Subscriber:
         return self.purposes is None or purpose is None or purpose in self.purposes
 
 
+_SUBSCRIBERS = (select(System.id, System.purposes)
+                .where(System.webhook_url.is_not(None), System.disabled_at.is_(None))
+                .order_by(System.id))
+_SUBSCRIBERS_RAW = audit_log.Prepared(_SUBSCRIBERS)
+
+
 def _subscribers(session: Session | Connection) -> list[_Subscriber]:
-    rows = session.execute(
-        select(System.id, System.purposes)
-        .where(System.webhook_url.is_not(None), System.disabled_at.is_(None))
-        .order_by(System.id)
-    ).all()
-    return [_Subscriber(r.id, None if r.purposes is None else frozenset(json.loads(r.purposes)))
-            for r in rows]
+    if isinstance(session, Connection):
+        # On the driver's cursor: a group-committed batch reads them with the write lock
+        # held (id and purposes are text: nothing to convert).
+        cursor = session.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        rows = _SUBSCRIBERS_RAW.execute(cursor, session.dialect, {}).fetchall()
+    else:
+        rows = session.execute(_SUBSCRIBERS).all()
+    return [_Subscriber(system_id, None if purposes is None else frozenset(json.loads(purposes)))
+            for system_id, purposes in rows]
 
 
 def _rows_for(aead: AESGCM, ev: DomainEvent, now: datetime,
