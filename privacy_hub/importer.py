@@ -31,8 +31,8 @@ import marshmallow as ma
 
 import audit
 from audit.db import new_id
-from privacy_hub.api.schemas import CustomerCreateSchema
 from privacy_hub.db import transaction
+from privacy_hub.schemas import CustomerCreateSchema
 from privacy_hub.vault.bulk import insert_customers, store_data_keys
 from privacy_hub.vault.errors import InvalidCustomerData, KeyMissing, VaultError
 from privacy_hub.vault.models import Customer

@@ -25,8 +25,8 @@ from privacy_hub.api.customers import customer_id_or_404, json_body, json_respon
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem, committing
-from privacy_hub.api.schemas import Strict
 from privacy_hub.gatekeeper import Gatekeeper, Reader
+from privacy_hub.schemas import Strict
 from privacy_hub.unsubscribe import make_token
 from privacy_hub.vault.errors import CustomerNotFound
 from privacy_hub.vault.service import HotPath

@@ -22,7 +22,7 @@ from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem, committing, unavailable
-from privacy_hub.api.schemas import (
+from privacy_hub.schemas import (
     CustomerCreateSchema,
     CustomerPatchSchema,
     CustomerSchema,

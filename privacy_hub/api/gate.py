@@ -23,9 +23,9 @@ from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.pagination import decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.api.schemas import Strict
 from privacy_hub.checklog import CheckLog
 from privacy_hub.gatekeeper import Gatekeeper, Reader
+from privacy_hub.schemas import Strict
 from privacy_hub.vault.models import CustomerEvent
 from privacy_hub.web import db, hub, read_only_request
 

@@ -15,7 +15,7 @@ from privacy_hub import outbox
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.problems import Problem
-from privacy_hub.api.schemas import Strict
+from privacy_hub.schemas import Strict
 from privacy_hub.web import db, hub
 
 blp = Blueprint("processing", __name__, url_prefix="/api/v1/customers",

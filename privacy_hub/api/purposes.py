@@ -15,7 +15,7 @@ from consent.purposes import CookieCategory, LegalBasis
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.problems import Problem
-from privacy_hub.api.schemas import Strict
+from privacy_hub.schemas import Strict
 from privacy_hub.vault.models import PERSONAL_FIELDS
 from privacy_hub.web import db
 

@@ -18,10 +18,10 @@ from privacy_hub.api.auth import authenticate, current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.api.schemas import CustomerPatchSchema, Strict
 from privacy_hub.dsar_adapters import requests_service
 from privacy_hub.exports import ExportGone, Exports
 from privacy_hub.ratelimit import RateLimiter
+from privacy_hub.schemas import CustomerPatchSchema, Strict
 from privacy_hub.web import db, hub
 
 blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",

@@ -12,13 +12,13 @@ from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.api.schemas import (
+from privacy_hub.models import System
+from privacy_hub.schemas import (
     SystemCreatedSchema,
     SystemCreateSchema,
     SystemPageSchema,
     SystemSchema,
 )
-from privacy_hub.models import System
 from privacy_hub.systems import SystemRegistry, validate_webhook_url
 from privacy_hub.web import db, hub
 

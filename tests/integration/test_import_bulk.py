@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 import audit
-from privacy_hub.api.schemas import CustomerCreateSchema
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
 from privacy_hub.importer import (
@@ -33,6 +32,7 @@ from privacy_hub.importer import (
     _columns,
     import_csv,
 )
+from privacy_hub.schemas import CustomerCreateSchema
 from tests.hubs import make_hub
 from tests.integration.test_import import HEADER, lookup, read, row, write_csv
 

@@ -1,4 +1,5 @@
-"""Request and response schemas of the API (marshmallow). Unknown fields are rejected."""
+"""Request and response schemas of the API (marshmallow), shared with the CSV import: no
+Flask here, so `privacy-hub import` does not load the web app. Unknown fields are rejected."""
 
 from __future__ import annotations
 
