@@ -91,11 +91,17 @@ _PURPOSE = _Sql('SELECT legal_basis, version, direct_marketing, fields FROM purp
 _MANY_TAIL = ("LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose "
               "LEFT JOIN processing_flags f ON f.customer_id = c.id " + _OBJECTIONS_JOIN)
 #: many customers in one statement: SQLite walks a JSON array of (sorted) ids, so the
-#: statement is the same for any number of them; PostgreSQL takes one array parameter
+#: statement is the same for any number of them; PostgreSQL takes one array parameter.
+#: Customers with the same inputs come back as one row with their ids joined by commas:
+#: a handful of rows for 10,000 customers, not 10,000 (each row fetched costs a tuple,
+#: and on SQLite a hand-over of the GIL; all of that was a quarter of a batch's CPU).
+_GROUPED = "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
 _MANY = _Sql(
-    f"SELECT {_INPUT_COLUMNS} FROM customers c {_MANY_TAIL} WHERE c.id = ANY(:ids)",  # noqa: S608
-    sqlite=f"SELECT {_INPUT_COLUMNS} FROM json_each(:ids) j "  # noqa: S608
-           f"JOIN customers c{{customers}} ON c.id = j.value {_MANY_TAIL}")
+    f"SELECT {_INPUT_COLUMNS.removeprefix('c.id, ')}, string_agg(c.id, ',') "  # noqa: S608
+    f"FROM customers c {_MANY_TAIL} WHERE c.id = ANY(:ids) {_GROUPED}",
+    sqlite=f"SELECT {_INPUT_COLUMNS.removeprefix('c.id, ')}, group_concat(c.id) "  # noqa: S608
+           f"FROM json_each(:ids) j JOIN customers c{{customers}} ON c.id = j.value "
+           f"{_MANY_TAIL} {_GROUPED}")
 #: audience candidates, in customer id order: a consent in force (the covering index
 #: ix_consent_state_audience), or, for other bases, every customer; never the erased
 _CANDIDATES_CONSENT = _Sql(
@@ -254,25 +260,25 @@ class Gatekeeper:
         """Decisions in the order of ``customer_ids`` (None: an id no customer can have)."""
         rule = self.purpose(reader, purpose).rule
         unknown = decide(rule, None, UNKNOWN, now)
-        unique = sorted({c for c in customer_ids if c})
+        # No customer id holds a comma (they are UUIDs): the statement joins ids with them.
+        unique = sorted({c for c in customer_ids if c and "," not in c})
         found: dict[str, Decision] = {}
-        memo: dict[tuple[Any, ...], Decision] = {}
         objected: dict[str, list[tuple[str, Any]]] = {}
         inputs: dict[str, tuple[Any, ...]] = {}
         for start in range(0, len(unique), CHUNK):
             rows = reader.rows(_MANY, {"purpose": purpose,
                                        "ids": reader.ids_param(unique[start:start + CHUNK])})
-            for cid, cstatus, status, pversion, expires, restricted, erased, opurpose, grounds \
-                    in rows:
+            for cstatus, status, pversion, expires, restricted, erased, opurpose, grounds, \
+                    joined in rows:
                 key = (cstatus, status, pversion, expires, restricted, erased)
+                group = joined.split(",")
                 if opurpose is not None:  # rare: decided below with all of its objections
-                    objected.setdefault(cid, []).append((opurpose, grounds))
-                    inputs[cid] = key
+                    for cid in group:
+                        objected.setdefault(cid, []).append((opurpose, grounds))
+                        inputs[cid] = key
                     continue
-                d = memo.get(key)
-                if d is None:
-                    d = memo[key] = self._decide(reader, rule, purpose, key, (), now)
-                found[cid] = d
+                found.update(dict.fromkeys(group, self._decide(reader, rule, purpose, key, (),
+                                                               now)))
         for cid, objections in objected.items():
             found[cid] = self._decide(reader, rule, purpose, inputs[cid], objections, now)
         return [found.get(c, unknown) if c else unknown for c in customer_ids], rule
