@@ -44,13 +44,16 @@ CHUNK = 10_000
 #: the vault's covering index of customers (id, status), migration 0008: named on SQLite,
 #: whose planner prefers the primary key's index for equality (a row lookup each)
 CUSTOMERS_INDEX = "ix_customers_id_status"
+#: the vault's partial index of erased customers (migration 0009): an audience of consents
+#: checks each candidate against the few erased customers, not against all of them
+ERASED_INDEX = "ix_customers_erased"
 
 
 class _Sql:
     """One statement, written with ``:name`` parameters, compiled once per dialect.
 
-    The SQLite text may name indexes: ``{check}`` (consent state by customer) and
-    ``{customers}`` (CUSTOMERS_INDEX).
+    The SQLite text may name indexes: ``{check}`` (consent state by customer),
+    ``{customers}`` (CUSTOMERS_INDEX) and ``{erased}`` (ERASED_INDEX).
     """
 
     def __init__(self, sql: str, *, sqlite: str | None = None) -> None:
@@ -64,9 +67,10 @@ class _Sql:
             if dialect.name == "sqlite":
                 source = self._sqlite.format(
                     check=" INDEXED BY ix_consent_state_check",
-                    customers=f" INDEXED BY {CUSTOMERS_INDEX}")
+                    customers=f" INDEXED BY {CUSTOMERS_INDEX}",
+                    erased=f" INDEXED BY {ERASED_INDEX}")
             else:
-                source = self._sql.format(check="", customers="")
+                source = self._sql.format(check="", customers="", erased="")
             compiled = text(source).compile(dialect=dialect)
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
             plan = self._plans[dialect.name] = (compiled.string, order)
@@ -105,11 +109,11 @@ _MANY = _Sql(
 #: audience candidates, in customer id order: a consent in force (the covering index
 #: ix_consent_state_audience), or, for other bases, every customer; never the erased
 _CANDIDATES_CONSENT = _Sql(
-    "SELECT s.customer_id FROM consent_state s JOIN customers c{customers} "
-    "ON c.id = s.customer_id "
+    "SELECT s.customer_id FROM consent_state s "
     "WHERE s.purpose = :purpose AND s.status = 'granted' AND s.customer_id > :after "
     "AND s.purpose_version >= :version AND (s.expires_at IS NULL OR s.expires_at > :now) "
-    "AND c.status != 'erased' ORDER BY s.customer_id LIMIT :n")
+    "AND NOT EXISTS (SELECT 1 FROM customers e{erased} WHERE e.id = s.customer_id "
+    "AND e.status = 'erased') ORDER BY s.customer_id LIMIT :n")
 _CANDIDATES_ALL = _Sql(
     "SELECT c.id FROM customers c WHERE c.id > :after AND c.status != 'erased' "
     "ORDER BY c.id LIMIT :n")
