@@ -642,8 +642,9 @@ _INSERT_CHECKPOINT_RAW = Prepared(_INSERT_CHECKPOINT)
 _TIME_READERS: dict[str, Callable[[Any], datetime | None]] = {}
 
 
-def _time_reader(dialect: Any) -> Callable[[Any], datetime | None]:
-    """Converts a timestamp of the head, as the driver returns it, to an aware datetime."""
+def time_reader(dialect: Any) -> Callable[[Any], datetime | None]:
+    """Converts a UTCDateTime value as the driver returns it (a Prepared statement's
+    result) to an aware datetime."""
     reader = _TIME_READERS.get(dialect.name)
     if reader is None:
         proc = _HEAD.c.recorded_at.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -791,7 +792,7 @@ def _lock_head(conn: Connection, cursor: Any = None
         if row is None:  # pragma: no cover - created just above
             raise AuditError("the audit head could not be created")
     seq, hash_, recorded_at, checkpoint_at = row
-    read_time = _time_reader(dialect)
+    read_time = time_reader(dialect)
     return int(seq), str(hash_), read_time(recorded_at), read_time(checkpoint_at)
 
 

@@ -255,7 +255,7 @@ class Ledger:
         else:
             # Core statements, no ORM units of work: the event, the state, the receipt.
             conn.execute(insert(_EVENTS), event._asdict())
-            self._set_state(conn, current, customer_id, purpose, status, event, now)
+            self._set_state(conn, current, purpose, status, event)
             self._sign_receipt(conn, event, purpose)
         recorded = Recorded(event_id, purpose.key, purpose.version, d.granted, str(status), now,
                             receipt_id)
@@ -267,11 +267,7 @@ class Ledger:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         dialect = conn.dialect
         _INSERT_EVENT_RAW.execute(cursor, dialect, event._asdict())
-        now = event.recorded_at
-        values = {"status": str(status), "purpose_version": purpose.version,
-                  "granted_at": now if status is Status.GRANTED else None,
-                  "expires_at": event.expires_at, "source": event.source,
-                  "last_event_id": event.id, "updated_at": now}
+        values = _state_values(purpose, status, event)
         if current is None:
             _INSERT_STATE_RAW.execute(cursor, dialect, {"customer_id": event.customer_id,
                                                         "purpose": purpose.key, **values})
@@ -310,17 +306,14 @@ class Ledger:
         return recorded, entry, _changed(event, purpose)
 
     @staticmethod
-    def _set_state(session: Session | Connection, current: Any, customer_id: str,
-                   purpose: Purpose, status: Status, event: _Event, now: datetime) -> None:
-        values = {"status": str(status), "purpose_version": purpose.version,
-                  "granted_at": now if status is Status.GRANTED else None,
-                  "expires_at": event.expires_at, "source": event.source,
-                  "last_event_id": event.id, "updated_at": now}
+    def _set_state(session: Session | Connection, current: Any, purpose: Purpose,
+                   status: Status, event: _Event) -> None:
+        values = _state_values(purpose, status, event)
         if current is None:
-            session.execute(insert(_STATES), {"customer_id": customer_id,
+            session.execute(insert(_STATES), {"customer_id": event.customer_id,
                                               "purpose": purpose.key, **values})
         else:
-            session.execute(_UPDATE_STATE, {"customer_id_": customer_id,
+            session.execute(_UPDATE_STATE, {"customer_id_": event.customer_id,
                                             "purpose_": purpose.key, **values})
 
     def _sign_receipt(self, session: Session | Connection, event: _Event, purpose: Purpose) -> None:
@@ -411,6 +404,15 @@ def _tick(info: dict[str, Any], now: datetime) -> datetime:
     return now
 
 
+def _state_values(purpose: Purpose, status: Status, event: _Event) -> dict[str, Any]:
+    """The current-state row's values after ``event`` (every column but the key)."""
+    now = event.recorded_at
+    return {"status": str(status), "purpose_version": purpose.version,
+            "granted_at": now if status is Status.GRANTED else None,
+            "expires_at": event.expires_at, "source": event.source,
+            "last_event_id": event.id, "updated_at": now}
+
+
 def _audit_details(event: _Event, purpose: Purpose, d: Decision) -> dict[str, Any]:
     return {"purpose": purpose.key, "purpose_version": purpose.version,
             "status": event.status, "event_id": event.id,
@@ -436,7 +438,6 @@ class _Current(NamedTuple):
 
 
 _CURRENT_RAW = Prepared(_CURRENT)
-_READ_TIME: dict[str, Any] = {}
 
 
 def _current_raw(conn: Connection, customer_id: str, purpose: str) -> _Current | None:
@@ -448,13 +449,9 @@ def _current_raw(conn: Connection, customer_id: str, purpose: str) -> _Current |
                                                  "purpose": purpose}).fetchone()
     if row is None:
         return None
-    read_time = _READ_TIME.get(dialect.name)
-    if read_time is None:
-        proc = ConsentState.__table__.c.expires_at.type.dialect_impl(dialect).result_processor(
-            dialect, None)
-        read_time = _READ_TIME[dialect.name] = proc or (lambda value: value)
     status, version, expires_at, last_event_id = row
-    return _Current(status, int(version), read_time(expires_at), last_event_id)
+    return _Current(status, int(version), audit_log.time_reader(dialect)(expires_at),
+                    last_event_id)
 
 
 def _state(row: Any) -> State | None:

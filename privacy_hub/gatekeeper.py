@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exc, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from consent import purposes as registry
 from consent.errors import UnknownPurpose
 from consent.gate import UNKNOWN, Decision, Flags, Rule, State, decide
 from consent.purposes import LegalBasis
-from privacy_hub.db import IdleReaders
+from privacy_hub.db import driver_reader
 from privacy_hub.vault.models import Customer
 
 #: ids per statement in batches on backends without json_each (PostgreSQL takes one array)
@@ -78,8 +78,10 @@ class _Sql:
 
 
 _OBJECTIONS_JOIN = "LEFT JOIN objections o ON o.customer_id = c.id AND o.purpose IN (:purpose, '*')"
-_INPUT_COLUMNS = ("c.id, c.status, s.status, s.purpose_version, s.expires_at, f.restricted, "
-                  "f.erased, o.purpose, o.compelling_grounds IS NOT NULL")
+#: what decide needs of a customer, after their id
+_INPUT_FIELDS = ("c.status, s.status, s.purpose_version, s.expires_at, f.restricted, f.erased, "
+                 "o.purpose, o.compelling_grounds IS NOT NULL")
+_INPUT_COLUMNS = "c.id, " + _INPUT_FIELDS
 
 #: one round trip for a single check: the purpose, and the customer's inputs if they exist
 #: (two rows when the customer objects both to this purpose and to all direct marketing)
@@ -101,9 +103,9 @@ _MANY_TAIL = ("LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.pu
 #: and on SQLite a hand-over of the GIL; all of that was a quarter of a batch's CPU).
 _GROUPED = "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
 _MANY = _Sql(
-    f"SELECT {_INPUT_COLUMNS.removeprefix('c.id, ')}, string_agg(c.id, ',') "  # noqa: S608
+    f"SELECT {_INPUT_FIELDS}, string_agg(c.id, ',') "  # noqa: S608
     f"FROM customers c {_MANY_TAIL} WHERE c.id = ANY(:ids) {_GROUPED}",
-    sqlite=f"SELECT {_INPUT_COLUMNS.removeprefix('c.id, ')}, group_concat(c.id) "  # noqa: S608
+    sqlite=f"SELECT {_INPUT_FIELDS}, group_concat(c.id) "  # noqa: S608
            f"FROM json_each(:ids) j JOIN customers c{{customers}} ON c.id = j.value "
            f"{_MANY_TAIL} {_GROUPED}")
 #: audience candidates, in customer id order: a consent in force (the covering index
@@ -173,37 +175,15 @@ class Reader:
     @classmethod
     @contextmanager
     def connect(cls, engine: Engine) -> Iterator[Reader]:
-        """A driver connection of the gate's own, each statement on its own committed
-        snapshot (SQLite: no transaction; PostgreSQL: autocommit)."""
-        idle = IdleReaders.of(engine)
-        conn = idle.take(engine)
-        dialect = engine.dialect
-        cursor: Any = None
-        lost = False
+        """A driver connection of the gate's own (db.driver_reader), each statement on its
+        own committed snapshot (SQLite: no transaction; PostgreSQL: autocommit)."""
+        with driver_reader(engine) as (cursor, dialect):
 
-        def run(sql: str, params: Any) -> list[Any]:
-            nonlocal cursor, lost
-            try:
-                if cursor is None:
-                    cursor = conn.cursor()
+            def run(sql: str, params: Any) -> list[Any]:
                 cursor.execute(sql, params)
                 return cursor.fetchall()  # type: ignore[no-any-return]
-            except dialect.loaded_dbapi.Error as err:
-                lost = dialect.is_disconnect(err, conn, cursor)
-                raise exc.DBAPIError.instance(sql, params, err, dialect.loaded_dbapi.Error,
-                                              connection_invalidated=lost) from err
 
-        try:
             yield cls(dialect, run)
-        finally:
-            try:
-                if cursor is not None:
-                    cursor.close()
-            except dialect.loaded_dbapi.Error:
-                lost = True
-            idle.give(conn, lost)
-
-
 
 
 def _rule(key: str, legal_basis: str, version: int, direct_marketing: Any) -> Rule:

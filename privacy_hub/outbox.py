@@ -332,9 +332,9 @@ def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[
     for ev in queued:
         subscribers: list[_Subscriber] = []
         if is_webhook_type(ev.type):
-            subscribers = shared.get(_BATCH_SUBSCRIBERS) or []
             if _BATCH_SUBSCRIBERS not in shared:
-                subscribers = shared[_BATCH_SUBSCRIBERS] = _subscribers(conn)
+                shared[_BATCH_SUBSCRIBERS] = _subscribers(conn)
+            subscribers = shared[_BATCH_SUBSCRIBERS]
         new = _rows_for(aead, ev, now, subscribers)
         rows.extend(new)
         wrote = wrote or bool(new)

@@ -53,7 +53,6 @@ from privacy_hub.vault.models import (
 TABLE = "customers"
 ErasureHook = Callable[[Session, str], None]
 
-_SORTED_FIELDS = tuple(sorted(PERSONAL_FIELDS))
 # Built once (compiled once) for the hot paths: lookups and creates.
 _CUSTOMERS = cast(Table, Customer.__table__)
 _KEYS = cast(Table, CustomerKey.__table__)
