@@ -40,6 +40,10 @@ class PurposeRow(ConsentBase):
     recipients: Mapped[str] = mapped_column(Text)
     lia_ref: Mapped[str | None] = mapped_column(String(500))
     dpv: Mapped[str | None] = mapped_column(String(200))
+    #: further processing (Art. 6(4)): the purpose the data was first collected for
+    source_purpose: Mapped[str | None] = mapped_column(String(100))
+    #: where the compatibility assessment of that further processing is documented
+    compatibility_ref: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

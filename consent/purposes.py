@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.db import utcnow
+from consent import dpv as vocabulary
 from consent.errors import Conflict, InvalidInput, UnknownPurpose
 from consent.models import PurposeRow, PurposeVersion
 
@@ -65,6 +66,8 @@ class Purpose:
     special_category: bool
     lia_ref: str | None
     dpv: str | None
+    source_purpose: str | None
+    compatibility_ref: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -77,6 +80,8 @@ class Purpose:
         data["legal_basis"] = str(self.legal_basis)
         for name in ("fields", "data_categories", "recipients"):
             data[name] = list(data[name])
+        data["dpv_iri"] = vocabulary.purpose_iri(self.dpv)
+        data["dpv_legal_basis"] = vocabulary.LEGAL_BASES[str(self.legal_basis)]
         return data
 
 
@@ -85,6 +90,7 @@ EDITABLE = (
     "title", "description", "cookie_category", "fields", "retention_days",
     "consent_lifetime_days", "double_opt_in", "direct_marketing", "sale_or_sharing",
     "data_categories", "recipients", "special_category", "lia_ref", "dpv",
+    "source_purpose", "compatibility_ref",
 )
 _LIST_FIELDS = ("fields", "data_categories", "recipients")
 
@@ -98,7 +104,9 @@ def from_row(row: PurposeRow) -> Purpose:
         direct_marketing=row.direct_marketing, sale_or_sharing=row.sale_or_sharing,
         version=row.version, data_categories=tuple(json.loads(row.data_categories)),
         recipients=tuple(json.loads(row.recipients)), special_category=row.special_category,
-        lia_ref=row.lia_ref, dpv=row.dpv, created_at=row.created_at, updated_at=row.updated_at,
+        lia_ref=row.lia_ref, dpv=row.dpv, source_purpose=row.source_purpose,
+        compatibility_ref=row.compatibility_ref, created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
@@ -130,8 +138,34 @@ def _check(values: Mapping[str, Any], allowed_fields: Collection[str] | None) ->
         unknown = sorted(set(values.get("fields") or ()) - set(allowed_fields))
         if unknown:
             errors["fields"] = [f"not a customer field: {', '.join(unknown)}"]
+    term = values.get("dpv")
+    if term is not None and vocabulary.purpose_term(term) is None:
+        errors["dpv"] = ["a purpose term of the W3C Data Privacy Vocabulary, e.g. "
+                         "dpv:DirectMarketing (or its IRI, https://w3id.org/dpv#DirectMarketing)"]
+    if values.get("source_purpose") and not consent and not values.get("compatibility_ref"):
+        errors["compatibility_ref"] = [
+            "required when data collected for source_purpose is processed further on a basis "
+            "other than consent: where the compatibility assessment (Art. 6(4)) is documented"]
+    if values.get("compatibility_ref") and not values.get("source_purpose"):
+        errors["source_purpose"] = ["required with compatibility_ref: the purpose the data "
+                                    "was collected for"]
     if errors:
         raise InvalidInput(errors)
+
+
+def _check_source(session: Session, key: str, source: str | None) -> None:
+    """A further purpose's source is another registered purpose, and no source chain
+    leads back to ``key``."""
+    seen = {key}
+    while source is not None:
+        if source in seen:
+            raise InvalidInput({"source_purpose": [
+                "must name another purpose; its own source chain must not lead back here"]})
+        seen.add(source)
+        row = session.get(PurposeRow, source)
+        if row is None:
+            raise InvalidInput({"source_purpose": [f"no purpose {source!r} is registered"]})
+        source = row.source_purpose
 
 
 def _snapshot(session: Session, row: PurposeRow, material: bool) -> None:
@@ -158,6 +192,7 @@ def create(session: Session, values: Mapping[str, Any], *, actor: audit.Actor,
     _check(merged, allowed_fields)
     if session.get(PurposeRow, key) is not None:
         raise Conflict(f"a purpose {key!r} already exists")
+    _check_source(session, key, merged.get("source_purpose"))
     now = utcnow()
     row = PurposeRow(
         key=key, legal_basis=str(basis), version=1, created_at=now, updated_at=now,
@@ -170,6 +205,8 @@ def create(session: Session, values: Mapping[str, Any], *, actor: audit.Actor,
         sale_or_sharing=bool(merged.get("sale_or_sharing")),
         special_category=bool(merged.get("special_category")),
         lia_ref=merged.get("lia_ref"), dpv=merged.get("dpv"),
+        source_purpose=merged.get("source_purpose"),
+        compatibility_ref=merged.get("compatibility_ref"),
         **{name: json.dumps(list(merged.get(name) or [])) for name in _LIST_FIELDS},
     )
     session.add(row)
@@ -195,6 +232,8 @@ def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: aud
     merged.update({k: v for k, v in changes.items() if k in EDITABLE})
     merged["legal_basis"] = current.legal_basis
     _check(merged, allowed_fields)
+    if changes.get("source_purpose") is not None:
+        _check_source(session, key, changes["source_purpose"])
     material = bool(changes.get("material"))
     for name in EDITABLE:
         if name not in changes:

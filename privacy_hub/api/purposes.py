@@ -46,7 +46,18 @@ class PurposeFields(Strict):
     recipients = _strings()
     special_category = ma.fields.Boolean()
     lia_ref = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=500))
-    dpv = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
+    dpv = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=200), metadata={
+        "description": "A purpose term of the W3C Data Privacy Vocabulary: dpv:DirectMarketing "
+                       "or https://w3id.org/dpv#DirectMarketing"})
+    source_purpose = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=100),
+                                      metadata={"description": (
+                                          "Further processing (Art. 6(4)): the registered "
+                                          "purpose the data was first collected for")})
+    compatibility_ref = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=500),
+                                         metadata={"description": (
+                                             "Where the compatibility assessment is documented; "
+                                             "required with source_purpose unless the legal "
+                                             "basis is consent")})
 
 
 class PurposeCreate(PurposeFields):
@@ -84,6 +95,12 @@ class PurposeSchema(ma.Schema):
     special_category = ma.fields.Boolean()
     lia_ref = ma.fields.String(allow_none=True)
     dpv = ma.fields.String(allow_none=True)
+    dpv_iri = ma.fields.String(allow_none=True, metadata={"description": "The IRI of `dpv`"})
+    dpv_legal_basis = ma.fields.String(metadata={
+        "description": "The legal basis as a DPV EU GDPR term, e.g. "
+                       "https://w3id.org/dpv/legal/eu/gdpr#A6-1-a for consent"})
+    source_purpose = ma.fields.String(allow_none=True)
+    compatibility_ref = ma.fields.String(allow_none=True)
     created_at = ma.fields.DateTime(format="iso")
     updated_at = ma.fields.DateTime(format="iso")
 

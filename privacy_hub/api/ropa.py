@@ -15,6 +15,7 @@ from marshmallow import validate
 from sqlalchemy import select
 
 from audit.db import rfc3339, utcnow
+from consent import dpv
 from consent import purposes as registry
 from privacy_hub.api.auth import require
 from privacy_hub.models import System
@@ -46,7 +47,10 @@ def activities() -> dict[str, Any]:
         items.append({
             "purpose": p.key, "name": p.title, "description": p.description,
             "version": p.version, "legal_basis": str(p.legal_basis), "lia_ref": p.lia_ref,
-            "dpv": p.dpv, "categories_of_data_subjects": ["customers and prospects"],
+            "dpv": p.dpv, "dpv_legal_basis": dpv.LEGAL_BASES[str(p.legal_basis)],
+            "further_processing_of": p.source_purpose,
+            "compatibility_ref": p.compatibility_ref,
+            "categories_of_data_subjects": ["customers and prospects"],
             "categories_of_personal_data": list(p.data_categories),
             "special_category": p.special_category,
             "recipients": list(p.recipients),
@@ -79,6 +83,7 @@ class Ropa(MethodView):
             return jsonify(record)
         out = io.StringIO()
         columns = ["purpose", "name", "version", "legal_basis", "lia_ref",
+                   "further_processing_of", "compatibility_ref",
                    "categories_of_data_subjects", "categories_of_personal_data", "recipients",
                    "third_country_transfers", "retention", "security_measures"]
         writer = csv.writer(out)

@@ -104,3 +104,65 @@ def test_records_of_processing_and_gpc_resource(client: FlaskClient, auth: dict[
     assert csv_resp.mimetype == "text/csv" and csv_resp.data.count(b"\n") == 10
     gpc = client.get("/.well-known/gpc.json")
     assert gpc.mimetype == "application/json" and gpc.json["gpc"] is True
+
+
+def test_dpv_terms_come_from_the_vocabulary_with_the_legal_basis_as_a_gdpr_term(
+        client: FlaskClient, auth: dict[str, str], catalogue: None) -> None:
+    """R-PURP-06: a purpose's DPV term must be one of DPV's purposes; its basis maps to DPV."""
+    bad = client.post("/api/v1/purposes", json={**NEW, "dpv": "dpv:MakeMoneySomehow"}, headers=auth)
+    assert bad.status_code == 422 and list(bad.json["errors"]) == ["dpv"]
+    for spelling in ("dpv:CustomerRelationshipManagement",
+                     "https://w3id.org/dpv#CustomerRelationshipManagement"):
+        resp = client.post("/api/v1/purposes", json={**NEW, "key": f"k{len(spelling)}",
+                                                     "dpv": spelling}, headers=auth)
+        assert resp.status_code == 201, resp.json
+        assert resp.json["dpv"] == spelling
+        assert resp.json["dpv_iri"] == "https://w3id.org/dpv#CustomerRelationshipManagement"
+        assert resp.json["dpv_legal_basis"] == "https://w3id.org/dpv/legal/eu/gdpr#A6-1-b"
+    patched = client.patch("/api/v1/purposes/invoicing", json={"dpv": "dpv:Nope"}, headers=auth)
+    assert patched.status_code == 422 and "dpv" in patched.json["errors"]
+    # Every purpose of the demo catalogue carries a valid term and its basis.
+    items = client.get("/api/v1/purposes", headers=auth).json["items"]
+    demo = [p for p in items if p["key"] in {"invoicing", "marketing.email", "fraud_prevention"}]
+    assert {p["key"]: (p["dpv_iri"], p["dpv_legal_basis"].rsplit("#", 1)[1]) for p in demo} == {
+        "invoicing": ("https://w3id.org/dpv#LegalCompliance", "A6-1-c"),
+        "marketing.email": ("https://w3id.org/dpv#DirectMarketing", "A6-1-a"),
+        "fraud_prevention": ("https://w3id.org/dpv#FraudPreventionAndDetection", "A6-1-f")}
+    ropa = client.get("/api/v1/ropa", headers=auth).json["activities"]
+    assert all(a["dpv_legal_basis"].startswith("https://w3id.org/dpv/legal/eu/gdpr#A6-1-")
+               for a in ropa)
+
+
+def test_further_processing_needs_a_registered_source_and_a_compatibility_assessment(
+        client: FlaskClient, auth: dict[str, str], catalogue: None) -> None:
+    """R-PURP-05: reusing data collected for purpose A on a basis other than consent needs
+    the Art. 6(4) compatibility assessment; consent to the new purpose needs none."""
+    further = {**NEW, "key": "analytics.orders", "legal_basis": "legitimate_interests",
+               "lia_ref": "LIA-9", "source_purpose": "orders.fulfilment"}
+    resp = client.post("/api/v1/purposes", json=further, headers=auth)
+    assert resp.status_code == 422 and list(resp.json["errors"]) == ["compatibility_ref"]
+    unknown = client.post("/api/v1/purposes", json={**further, "source_purpose": "no.such",
+                                                    "compatibility_ref": "CA-1"}, headers=auth)
+    assert unknown.status_code == 422 and "source_purpose" in unknown.json["errors"]
+    lone_ref = {k: v for k, v in further.items() if k != "source_purpose"}
+    orphan = client.post("/api/v1/purposes", json={**lone_ref, "compatibility_ref": "CA-1"},
+                         headers=auth)
+    assert orphan.status_code == 422 and "source_purpose" in orphan.json["errors"]
+    ok = client.post("/api/v1/purposes", json={**further, "compatibility_ref": "CA-2026-04"},
+                     headers=auth)
+    assert ok.status_code == 201, ok.json
+    assert (ok.json["source_purpose"], ok.json["compatibility_ref"]) == ("orders.fulfilment",
+                                                                         "CA-2026-04")
+    consented = client.post("/api/v1/purposes", json={
+        **NEW, "key": "marketing.post", "legal_basis": "consent",
+        "source_purpose": "orders.fulfilment"}, headers=auth)
+    assert consented.status_code == 201, consented.json
+    # A source chain never leads back to the purpose itself.
+    loop = client.patch("/api/v1/purposes/orders.fulfilment", json={
+        "source_purpose": "analytics.orders", "compatibility_ref": "CA-3"}, headers=auth)
+    assert loop.status_code == 422 and "source_purpose" in loop.json["errors"]
+    assert client.get("/api/v1/purposes/orders.fulfilment",
+                      headers=auth).json["source_purpose"] is None
+    ropa = {a["purpose"]: a for a in client.get("/api/v1/ropa", headers=auth).json["activities"]}
+    assert ropa["analytics.orders"]["further_processing_of"] == "orders.fulfilment"
+    assert ropa["analytics.orders"]["compatibility_ref"] == "CA-2026-04"
