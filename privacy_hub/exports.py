@@ -35,7 +35,7 @@ from dsar.models import DataSubjectRequest, RequestSystem
 from privacy_hub import outbox
 from privacy_hub.hub import Hub
 from privacy_hub.models import ExportFile, System
-from privacy_hub.vault import crypto
+from privacy_hub.vault import crypto, tc_strings
 from privacy_hub.vault.models import CustomerEvent
 
 LINK_TTL = timedelta(days=7)
@@ -112,6 +112,9 @@ def collect(hub: Hub, session: Session, req: DataSubjectRequest, *, portability:
         "profile": profile, "consents": consents,
         "events": _events(hub, session, cid, purposes if portability else None),
         "requests": requests, "downstream_systems": systems,
+        # R-SIG-03: the CMP's TC strings, verbatim; consent choices the subject gave, so
+        # in the portability export too, as their consent decisions are.
+        "tc_strings": tc_strings.for_export(hub.vault, session, cid),
     }
     if not portability:
         # Art. 16: statements completing the data are part of what is held about them.
@@ -181,7 +184,7 @@ def build_zip(data: dict[str, Any], info: dict[str, Any]) -> bytes:
         zf.writestr("data.json", json.dumps(data, indent=2, ensure_ascii=False))
         zf.writestr("information.json", json.dumps(info, indent=2, ensure_ascii=False))
         zf.writestr("profile.csv", _csv([data["profile"]]))
-        for table in ("consents", "events", "requests", "downstream_systems",
+        for table in ("consents", "tc_strings", "events", "requests", "downstream_systems",
                       "supplementary_statements"):
             if table in data:
                 zf.writestr(f"{table}.csv", _csv(data[table]))

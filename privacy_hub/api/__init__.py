@@ -19,6 +19,7 @@ from privacy_hub.api import (
     requests,
     ropa,
     systems,
+    tcf,
     webhooks,
 )
 from privacy_hub.api.input_guard import reject_unstorable_text
@@ -104,8 +105,8 @@ def init_app(app: Flask) -> Api:
         "description": "Retry-safe writes: a retry with the same key and body returns the first response.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     })
-    for module in (customers, consents, gate, purposes, requests, processing, systems, audit_log,
-                   webhooks, ropa):
+    for module in (customers, consents, tcf, gate, purposes, requests, processing, systems,
+                   audit_log, webhooks, ropa):
         api.register_blueprint(module.blp)
     _document_problems(api)
     app.register_blueprint(ropa.well_known)

@@ -102,6 +102,37 @@ class CustomerStatement(VaultBase):
     added_by: Mapped[str] = mapped_column(String(160))
 
 
+class CustomerTcString(VaultBase):
+    """An IAB TCF TC string a CMP produced for the customer, stored verbatim (R-SIG-03).
+
+    The string is sealed under the customer's key (a TC string can be personal data,
+    CJEU C-604/22), so erasure makes it unreadable. The plain columns are its core
+    segment's header: which CMP made it, when, against which vendor list and policy.
+    """
+
+    __tablename__ = "customer_tc_strings"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: the string exactly as given (ASCII), sealed under the customer's data key
+    tc_string_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    tcf_version: Mapped[int] = mapped_column(Integer)
+    cmp_id: Mapped[int] = mapped_column(Integer)
+    cmp_version: Mapped[int] = mapped_column(Integer)
+    #: two letters, e.g. "EN"
+    consent_language: Mapped[str] = mapped_column(String(2))
+    vendor_list_version: Mapped[int] = mapped_column(Integer)
+    tcf_policy_version: Mapped[int] = mapped_column(Integer)
+    #: the string's own Created and LastUpdated fields
+    tc_created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    tc_updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: when the CMP collected it, as the caller says (optional)
+    collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the name of the system that sent it
+    recorded_by: Mapped[str] = mapped_column(String(160))
+
+
 class RetainedRecord(VaultBase):
     """Data kept after erasure under a legal retention duty (Art. 17(3)(b)).
 
