@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, case, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 import audit
@@ -18,7 +20,7 @@ from consent import purposes as registry
 from consent.errors import Conflict, InvalidInput
 from consent.events import DomainEvent, emit
 from consent.gate import ALL_DIRECT_MARKETING, OBJECTABLE, Flags
-from consent.models import FlagEvent, Objection, ProcessingFlags
+from consent.models import CustomerRelationship, FlagEvent, Objection, ProcessingFlags
 
 #: Art. 18(1)(a)-(d)
 RESTRICTION_GROUNDS = ("accuracy_contested", "unlawful_processing", "legal_claims",
@@ -187,3 +189,38 @@ def flags_at(session: Session, customer_id: str, at: datetime) -> Flags:
         elif ev.kind == "grounds_recorded" and ev.purpose:
             objected[ev.purpose] = "recorded"
     return _flags(restricted, erased, objected.items())
+
+
+# -- the soft opt-in ---------------------------------------------------------------------
+
+def record_purchase(session: Session, customer_id: str, at: datetime, *,
+                    actor: audit.Actor) -> None:
+    """The customer bought something at ``at``: purposes on the soft opt-in (ePrivacy
+    Art. 13(2)) may now reach them, until they object. Callers commit.
+
+    One row per customer, its first and last purchase; concurrent first purchases meet in
+    the upsert, not in a unique-key error. Only the first purchase is audited (it changes
+    what the gate answers); the purchase itself is in the caller's own entry.
+    """
+    table = cast(Table, CustomerRelationship.__table__)
+    first = session.execute(select(table.c.first_purchase_at)
+                            .where(table.c.customer_id == customer_id)).first()
+    upsert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
+              else sqlite.insert)(table).values(customer_id=customer_id, first_purchase_at=at,
+                                                last_purchase_at=at)
+    new = upsert.excluded
+    session.execute(upsert.on_conflict_do_update(index_elements=[table.c.customer_id], set_={
+        "first_purchase_at": case((new.first_purchase_at < table.c.first_purchase_at,
+                                   new.first_purchase_at), else_=table.c.first_purchase_at),
+        "last_purchase_at": case((new.last_purchase_at > table.c.last_purchase_at,
+                                  new.last_purchase_at), else_=table.c.last_purchase_at)}))
+    if first is None:
+        audit.record(session, actor=actor, action="processing.customer_relationship",
+                     customer_id=customer_id, details={})
+
+
+def customer_since(session: Session, customer_id: str, at: datetime) -> bool:
+    """Whether the customer had bought something by ``at``."""
+    return session.scalar(select(CustomerRelationship.customer_id).where(
+        CustomerRelationship.customer_id == customer_id,
+        CustomerRelationship.first_purchase_at <= at)) is not None

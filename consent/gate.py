@@ -9,8 +9,9 @@ state space. Order of precedence, strongest first:
    public-task purposes unless a DPO recorded compelling grounds (21(1)); a named
    consent purpose is denied too; contract and legal-obligation purposes are not
    objectable;
-4. a basis other than consent: allowed on that basis;
-5. consent: allowed only while a consent to the current version is in force.
+4. the soft opt-in (ePrivacy Art. 13(2)): only for customers who bought something;
+5. a basis other than consent: allowed on that basis;
+6. consent: allowed only while a consent to the current version is in force.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Rule:
     legal_basis: LegalBasis
     version: int
     direct_marketing: bool
+    #: email marketing of own similar products to customers, until they object
+    soft_opt_in: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class Flags:
     objections: frozenset[str] = frozenset()
     #: purposes for which a DPO recorded compelling legitimate grounds (Art. 21(1))
     compelling_grounds: frozenset[str] = frozenset()
+    #: bought something: contact details obtained in the context of a sale
+    customer_relationship: bool = False
 
 
 NO_FLAGS = Flags()
@@ -143,6 +148,8 @@ def decide(rule: Rule, state: State | None, flags: Flags, now: datetime) -> Deci
         return Decision(False, Reason.RESTRICTED, basis)
     if _objected(rule, flags):
         return Decision(False, Reason.OBJECTED, basis)
+    if rule.soft_opt_in and not flags.customer_relationship:
+        return Decision(False, Reason.NOT_GRANTED, basis)
     if basis is not LegalBasis.CONSENT:
         return Decision(True, Reason.LEGAL_BASIS, basis)
     status = effective_status(rule, state, now)

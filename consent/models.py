@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from audit.db import UTCDateTime, new_metadata
@@ -35,6 +35,9 @@ class PurposeRow(ConsentBase):
     direct_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
     sale_or_sharing: Mapped[bool] = mapped_column(Boolean, default=False)
     special_category: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: ePrivacy Art. 13(2): email marketing of the shop's own similar products to its
+    #: customers, without consent, until they object; fixed for life like the basis
+    soft_opt_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     version: Mapped[int] = mapped_column(Integer, default=1)
     data_categories: Mapped[str] = mapped_column(Text)
     recipients: Mapped[str] = mapped_column(Text)
@@ -140,6 +143,17 @@ class ProcessingFlags(ConsentBase):
     restriction_ground: Mapped[str | None] = mapped_column(String(32))
     erased: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CustomerRelationship(ConsentBase):
+    """A customer who bought something (ePrivacy Art. 13(2): contact details obtained in
+    the context of a sale), for purposes on the soft opt-in."""
+
+    __tablename__ = "customer_relationships"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    first_purchase_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_purchase_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Objection(ConsentBase):

@@ -64,6 +64,7 @@ class Purpose:
     data_categories: tuple[str, ...]
     recipients: tuple[str, ...]
     special_category: bool
+    soft_opt_in: bool
     lia_ref: str | None
     dpv: str | None
     source_purpose: str | None
@@ -90,8 +91,10 @@ EDITABLE = (
     "title", "description", "cookie_category", "fields", "retention_days",
     "consent_lifetime_days", "double_opt_in", "direct_marketing", "sale_or_sharing",
     "data_categories", "recipients", "special_category", "lia_ref", "dpv",
-    "source_purpose", "compatibility_ref",
+    "source_purpose", "compatibility_ref", "soft_opt_in",
 )
+#: fixed at creation, like the legal basis: they are the ground the purpose stands on
+FIXED = ("soft_opt_in",)
 _LIST_FIELDS = ("fields", "data_categories", "recipients")
 
 
@@ -104,6 +107,7 @@ def from_row(row: PurposeRow) -> Purpose:
         direct_marketing=row.direct_marketing, sale_or_sharing=row.sale_or_sharing,
         version=row.version, data_categories=tuple(json.loads(row.data_categories)),
         recipients=tuple(json.loads(row.recipients)), special_category=row.special_category,
+        soft_opt_in=row.soft_opt_in,
         lia_ref=row.lia_ref, dpv=row.dpv, source_purpose=row.source_purpose,
         compatibility_ref=row.compatibility_ref, created_at=row.created_at,
         updated_at=row.updated_at,
@@ -118,6 +122,15 @@ def _check(values: Mapping[str, Any], allowed_fields: Collection[str] | None) ->
     if basis == LegalBasis.LEGITIMATE_INTERESTS and not values.get("lia_ref"):
         errors["lia_ref"] = ["required for legitimate_interests: where the balancing test "
                              "(LIA) is documented"]
+    if consent:
+        # R-CONSENT-04: consent is informed only if the request says what the data is used
+        # for and which data; a consent purpose without them cannot be asked for.
+        if not (values.get("description") or "").strip():
+            errors["description"] = ["required for consent purposes: what the data is used for, "
+                                     "as customers will read it"]
+        if not values.get("data_categories"):
+            errors["data_categories"] = ["required for consent purposes: the categories of "
+                                         "personal data used"]
     if values.get("special_category") and not consent:
         errors["special_category"] = ["special-category data needs explicit consent "
                                       "(legal_basis consent, Art. 9(2)(a))"]
@@ -138,6 +151,17 @@ def _check(values: Mapping[str, Any], allowed_fields: Collection[str] | None) ->
         unknown = sorted(set(values.get("fields") or ()) - set(allowed_fields))
         if unknown:
             errors["fields"] = [f"not a customer field: {', '.join(unknown)}"]
+    if values.get("soft_opt_in"):
+        problems = []
+        if basis != LegalBasis.LEGITIMATE_INTERESTS:
+            problems.append("needs legal_basis legitimate_interests (Art. 6(1)(f), Recital 47)")
+        if not values.get("direct_marketing"):
+            problems.append("is for direct marketing by email: set direct_marketing")
+        if values.get("sale_or_sharing"):
+            problems.append("covers only the shop's own similar products, never sharing "
+                            "with third parties (ePrivacy Art. 13(2))")
+        if problems:
+            errors["soft_opt_in"] = problems
     term = values.get("dpv")
     if term is not None and vocabulary.purpose_term(term) is None:
         errors["dpv"] = ["a purpose term of the W3C Data Privacy Vocabulary, e.g. "
@@ -204,6 +228,7 @@ def create(session: Session, values: Mapping[str, Any], *, actor: audit.Actor,
         direct_marketing=bool(merged.get("direct_marketing")),
         sale_or_sharing=bool(merged.get("sale_or_sharing")),
         special_category=bool(merged.get("special_category")),
+        soft_opt_in=bool(merged.get("soft_opt_in")),
         lia_ref=merged.get("lia_ref"), dpv=merged.get("dpv"),
         source_purpose=merged.get("source_purpose"),
         compatibility_ref=merged.get("compatibility_ref"),
@@ -227,6 +252,9 @@ def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: aud
         raise Conflict("the legal basis of a purpose never changes; register a new purpose")
     if "key" in changes and changes["key"] != key:
         raise Conflict("a purpose's key never changes")
+    for name in FIXED:
+        if name in changes and bool(changes[name]) != bool(getattr(row, name)):
+            raise Conflict(f"{name} of a purpose never changes; register a new purpose")
     current = from_row(row)
     merged = {name: getattr(current, name) for name in EDITABLE}
     merged.update({k: v for k, v in changes.items() if k in EDITABLE})
@@ -241,7 +269,8 @@ def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: aud
         value = changes[name]
         if name in _LIST_FIELDS:
             value = json.dumps(list(value or []))
-        elif name in ("double_opt_in", "direct_marketing", "sale_or_sharing", "special_category"):
+        elif name in ("double_opt_in", "direct_marketing", "sale_or_sharing", "special_category",
+                      "soft_opt_in"):
             value = bool(value)
         setattr(row, name, value)
     if material:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -83,17 +83,22 @@ _INPUT_FIELDS = ("c.status, s.status, s.purpose_version, s.expires_at, f.restric
                  "o.purpose, o.compelling_grounds IS NOT NULL")
 _INPUT_COLUMNS = "c.id, " + _INPUT_FIELDS
 
+#: whether the customer bought something (for purposes on the soft opt-in)
+_RELATIONSHIP = ("EXISTS (SELECT 1 FROM customer_relationships r "
+                 "WHERE r.customer_id = c.id)")
 #: one round trip for a single check: the purpose, and the customer's inputs if they exist
-#: (two rows when the customer objects both to this purpose and to all direct marketing)
+#: (two rows when the customer objects both to this purpose and to all direct marketing);
+#: the customer relationship is looked up only for a purpose on the soft opt-in
 _SINGLE = _Sql(
-    'SELECT p.legal_basis, p.version, p.direct_marketing, ' + _INPUT_COLUMNS + ' '
+    'SELECT p.legal_basis, p.version, p.direct_marketing, ' + _INPUT_COLUMNS + ', '
+    f'p.soft_opt_in, CASE WHEN p.soft_opt_in THEN {_RELATIONSHIP} END '
     'FROM purposes p '
     'LEFT JOIN customers c{customers} ON c.id = :customer_id '
     'LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose '
     'LEFT JOIN processing_flags f ON f.customer_id = c.id '
     + _OBJECTIONS_JOIN + ' WHERE p."key" = :purpose')
-_PURPOSE = _Sql('SELECT legal_basis, version, direct_marketing, fields FROM purposes '
-                'WHERE "key" = :purpose')
+_PURPOSE = _Sql('SELECT legal_basis, version, direct_marketing, fields, soft_opt_in '
+                'FROM purposes WHERE "key" = :purpose')
 _MANY_TAIL = ("LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose "
               "LEFT JOIN processing_flags f ON f.customer_id = c.id " + _OBJECTIONS_JOIN)
 #: many customers in one statement: SQLite walks a JSON array of (sorted) ids, so the
@@ -108,6 +113,14 @@ _MANY = _Sql(
     sqlite=f"SELECT {_INPUT_FIELDS}, group_concat(c.id) "  # noqa: S608
            f"FROM json_each(:ids) j JOIN customers c{{customers}} ON c.id = j.value "
            f"{_MANY_TAIL} {_GROUPED}")
+#: the same for a purpose on the soft opt-in, with whether each customer bought something
+_SOFT_JOIN = "LEFT JOIN customer_relationships r ON r.customer_id = c.id"
+_MANY_SOFT = _Sql(
+    f"SELECT {_INPUT_FIELDS}, r.customer_id IS NOT NULL, string_agg(c.id, ',') "  # noqa: S608
+    f"FROM customers c {_MANY_TAIL} {_SOFT_JOIN} WHERE c.id = ANY(:ids) {_GROUPED}, 9",
+    sqlite=f"SELECT {_INPUT_FIELDS}, r.customer_id IS NOT NULL, group_concat(c.id) "  # noqa: S608
+           f"FROM json_each(:ids) j JOIN customers c{{customers}} ON c.id = j.value "
+           f"{_MANY_TAIL} {_SOFT_JOIN} {_GROUPED}, 9")
 #: audience candidates, in customer id order: a consent in force (the covering index
 #: ix_consent_state_audience), or, for other bases, every customer; never the erased
 _CANDIDATES_CONSENT = _Sql(
@@ -116,6 +129,10 @@ _CANDIDATES_CONSENT = _Sql(
     "AND s.purpose_version >= :version AND (s.expires_at IS NULL OR s.expires_at > :now) "
     "AND NOT EXISTS (SELECT 1 FROM customers e{erased} WHERE e.id = s.customer_id "
     "AND e.status = 'erased') ORDER BY s.customer_id LIMIT :n")
+_CANDIDATES_CUSTOMERS = _Sql(
+    "SELECT r.customer_id FROM customer_relationships r WHERE r.customer_id > :after "
+    "AND NOT EXISTS (SELECT 1 FROM customers e{erased} WHERE e.id = r.customer_id "
+    "AND e.status = 'erased') ORDER BY r.customer_id LIMIT :n")
 _CANDIDATES_ALL = _Sql(
     "SELECT c.id FROM customers c WHERE c.id > :after AND c.status != 'erased' "
     "ORDER BY c.id LIMIT :n")
@@ -186,17 +203,19 @@ class Reader:
             yield cls(dialect, run)
 
 
-def _rule(key: str, legal_basis: str, version: int, direct_marketing: Any) -> Rule:
-    return Rule(key, LegalBasis(legal_basis), version, bool(direct_marketing))
+def _rule(key: str, legal_basis: str, version: int, direct_marketing: Any,
+          soft_opt_in: Any) -> Rule:
+    return Rule(key, LegalBasis(legal_basis), version, bool(direct_marketing), bool(soft_opt_in))
 
 
 def _flags(purpose: str, customer_status: str, restricted: Any, erased: Any,
-           objections: Sequence[tuple[str, Any]]) -> Flags:
+           objections: Sequence[tuple[str, Any]], relationship: Any = False) -> Flags:
     """The customer's flags from their processing flags and objections rows."""
     objected = frozenset(p for p, _ in objections)
     grounds = frozenset(p for p, g in objections if g and p == purpose)
     return Flags(exists=True, erased=bool(erased) or customer_status == "erased",
-                 restricted=bool(restricted), objections=objected, compelling_grounds=grounds)
+                 restricted=bool(restricted), objections=objected, compelling_grounds=grounds,
+                 customer_relationship=bool(relationship))
 
 
 class Gatekeeper:
@@ -207,8 +226,8 @@ class Gatekeeper:
         rows = reader.rows(_PURPOSE, {"purpose": purpose})
         if not rows:
             raise UnknownPurpose(purpose)
-        basis, version, dm, fields = rows[0]
-        return PurposeInfo(_rule(purpose, basis, version, dm), fields)
+        basis, version, dm, fields, soft = rows[0]
+        return PurposeInfo(_rule(purpose, basis, version, dm, soft), fields)
 
     def rule(self, session: Session, purpose: str) -> PurposeInfo:
         return self.purpose(Reader.of_session(session), purpose)
@@ -226,13 +245,14 @@ class Gatekeeper:
         if not rows:
             raise UnknownPurpose(purpose)
         basis, version, dm, cid, cstatus, status, pversion, expires, restricted, erased, \
-            _, _ = rows[0]
-        rule = _rule(purpose, basis, version, dm)
+            _, _, soft, relationship = rows[0]
+        rule = _rule(purpose, basis, version, dm, soft)
         if cid is None:
             return decide(rule, None, UNKNOWN, now)
         state = None if status is None else State(status, pversion, reader.time_value(expires))
         objections = [(r[10], r[11]) for r in rows if r[10] is not None]
-        return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections), now)
+        return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections,
+                                          relationship), now)
 
     def check(self, session: Session, customer_id: str, purpose: str,
               now: datetime) -> Decision:
@@ -249,12 +269,15 @@ class Gatekeeper:
         found: dict[str, Decision] = {}
         objected: dict[str, list[tuple[str, Any]]] = {}
         inputs: dict[str, tuple[Any, ...]] = {}
+        statement = _MANY_SOFT if rule.soft_opt_in else _MANY
         for start in range(0, len(unique), CHUNK):
-            rows = reader.rows(_MANY, {"purpose": purpose,
-                                       "ids": reader.ids_param(unique[start:start + CHUNK])})
-            for cstatus, status, pversion, expires, restricted, erased, opurpose, grounds, \
-                    joined in rows:
-                key = (cstatus, status, pversion, expires, restricted, erased)
+            rows = reader.rows(statement, {"purpose": purpose,
+                                           "ids": reader.ids_param(unique[start:start + CHUNK])})
+            for row in rows:
+                cstatus, status, pversion, expires, restricted, erased, opurpose, grounds = row[:8]
+                joined = row[-1]
+                relationship = row[8] if rule.soft_opt_in else False
+                key = (cstatus, status, pversion, expires, restricted, erased, relationship)
                 group = joined.split(",")
                 if opurpose is not None:  # rare: decided below with all of its objections
                     for cid in group:
@@ -274,22 +297,24 @@ class Gatekeeper:
     @staticmethod
     def _decide(reader: Reader, rule: Rule, purpose: str, key: tuple[Any, ...],
                 objections: Sequence[tuple[str, Any]], now: datetime) -> Decision:
-        cstatus, status, pversion, expires, restricted, erased = key
+        cstatus, status, pversion, expires, restricted, erased, relationship = key
         state = None if status is None else State(status, pversion, reader.time_value(expires))
-        return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections), now)
+        return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections,
+                                          relationship), now)
 
     # -- audiences -------------------------------------------------------------------
     def audience_page(self, reader: Reader, purpose: str, now: datetime, *, after: str | None,
                       limit: int) -> tuple[list[str], str | None]:
         """Ids allowed for ``purpose`` among all customers, in id order, one page.
 
-        Candidates come in id order from an index (a consent in force, or any customer
-        not erased); the processing flags and objections of the candidates' id range are
+        Candidates come in id order from an index (a consent in force, a customer who
+        bought something for the soft opt-in, or any customer not erased); the processing flags and objections of the candidates' id range are
         read apart (few rows), and only the candidates they name go through ``decide``.
         """
         rule = self.purpose(reader, purpose).rule
         consent = rule.legal_basis is LegalBasis.CONSENT
-        sql = _CANDIDATES_CONSENT if consent else _CANDIDATES_ALL
+        sql = (_CANDIDATES_CONSENT if consent
+               else _CANDIDATES_CUSTOMERS if rule.soft_opt_in else _CANDIDATES_ALL)
         # what the candidate query established: a consent to the current version in force
         state = State("granted", rule.version) if consent else None
         params: dict[str, Any] = {"purpose": purpose}
@@ -328,7 +353,9 @@ class Gatekeeper:
         denied = set()
         for cid in flags.keys() | objections.keys():
             restricted, erased = flags.get(cid, (False, False))
-            f = _flags(purpose, "active", restricted, erased, objections.get(cid, ()))
+            # every candidate of a soft opt-in audience bought something
+            f = _flags(purpose, "active", restricted, erased, objections.get(cid, ()),
+                       rule.soft_opt_in)
             if not decide(rule, state, f, now).allowed:
                 denied.add(cid)
         return denied
@@ -340,10 +367,13 @@ class Gatekeeper:
         version = registry.version_at(session, purpose, at)
         customer = session.execute(select(Customer.created_at, Customer.erased_at)
                                    .where(Customer.id == customer_id)).first()
-        rule = Rule(purpose, current.rule.legal_basis, version or 1, current.rule.direct_marketing)
+        rule = replace(current.rule, version=version or 1)
         if customer is None or customer.created_at > at:
             return decide(rule, None, UNKNOWN, at)
         flags = flag_service.flags_at(session, customer_id, at)
+        if rule.soft_opt_in:
+            flags = replace(flags, customer_relationship=flag_service.customer_since(
+                session, customer_id, at))
         if customer.erased_at is not None and customer.erased_at <= at:
             flags = Flags(exists=True, erased=True)
         return decide(rule, ledger.state_at(session, customer_id, purpose, at), flags, at)

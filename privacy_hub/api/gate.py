@@ -18,6 +18,7 @@ from marshmallow import validate
 
 import audit
 from audit.db import new_id, rfc3339, utcnow
+from consent import flags as flag_service
 from consent.gate import Decision
 from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.customers import customer_id_or_404
@@ -35,6 +36,8 @@ blp = Blueprint("gate", __name__, url_prefix="/api/v1",
 MAX_BATCH = 10_000
 MAX_AUDIENCE_PAGE = 100_000
 MAX_EVENTS = 1_000
+#: the event type that makes a customer of a prospect (the soft opt-in's relationship)
+PURCHASE = "purchase"
 gatekeeper = Gatekeeper()
 
 
@@ -392,6 +395,9 @@ class Events(MethodView):
                 payload_ct=key.seal("customer_events", "payload_ct", row_id, payload)))
             accepted += 1
             per_customer[e["customer_id"]] = per_customer.get(e["customer_id"], 0) + 1
+            if e["type"] == PURCHASE:  # the soft opt-in's customer relationship
+                flag_service.record_purchase(session, e["customer_id"], e["occurred_at"],
+                                             actor=current_principal().actor)
         for cid, count in per_customer.items():
             audit.record(session, actor=current_principal().actor, action="events.ingested",
                          customer_id=cid, details={"count": count})

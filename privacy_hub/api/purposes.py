@@ -45,6 +45,10 @@ class PurposeFields(Strict):
     data_categories = _strings()
     recipients = _strings()
     special_category = ma.fields.Boolean()
+    soft_opt_in = ma.fields.Boolean(metadata={"description": (
+        "ePrivacy Art. 13(2): email offers of the shop's own similar products to customers "
+        "who bought something, until they object; legitimate_interests and direct_marketing "
+        "only, never sale_or_sharing. Fixed for life (409)")})
     lia_ref = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=500))
     dpv = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=200), metadata={
         "description": "A purpose term of the W3C Data Privacy Vocabulary: dpv:DirectMarketing "
@@ -93,6 +97,7 @@ class PurposeSchema(ma.Schema):
     data_categories = ma.fields.List(ma.fields.String())
     recipients = ma.fields.List(ma.fields.String())
     special_category = ma.fields.Boolean()
+    soft_opt_in = ma.fields.Boolean()
     lia_ref = ma.fields.String(allow_none=True)
     dpv = ma.fields.String(allow_none=True)
     dpv_iri = ma.fields.String(allow_none=True, metadata={"description": "The IRI of `dpv`"})

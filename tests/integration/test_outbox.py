@@ -591,6 +591,8 @@ def test_double_opt_in_mail_goes_out_over_smtp_with_a_working_link(
         with transaction(hub.sessions) as session:
             purposes.create(session, {"key": "newsletter", "title": "Weekly newsletter",
                                       "legal_basis": "consent", "retention_days": 365,
+                                      "description": "Our weekly newsletter",
+                                      "data_categories": ["contact data"],
                                       "double_opt_in": True}, actor=ACTOR)
         with transaction(hub.sessions) as session:
             recorded = hub.ledger.record(session, customer_id, Decision(

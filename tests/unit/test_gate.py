@@ -23,7 +23,8 @@ NOW = datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
 KEYS = ["marketing.email", "analytics", "fraud", "orders", "invoices"]
 
 rules = st.builds(Rule, key=st.sampled_from(KEYS), legal_basis=st.sampled_from(list(LegalBasis)),
-                  version=st.integers(1, 4), direct_marketing=st.booleans())
+                  version=st.integers(1, 4), direct_marketing=st.booleans(),
+                  soft_opt_in=st.booleans())
 states = st.one_of(st.none(), st.builds(
     State, status=st.sampled_from(["granted", "refused", "withdrawn", "pending_confirmation"]),
     purpose_version=st.integers(1, 4),
@@ -31,7 +32,8 @@ states = st.one_of(st.none(), st.builds(
 flag_sets = st.builds(
     Flags, exists=st.booleans(), erased=st.booleans(), restricted=st.booleans(),
     objections=st.frozensets(st.sampled_from([*KEYS, ALL_DIRECT_MARKETING])),
-    compelling_grounds=st.frozensets(st.sampled_from(KEYS)))
+    compelling_grounds=st.frozensets(st.sampled_from(KEYS)),
+    customer_relationship=st.booleans())
 times = st.integers(-30, 30).map(lambda d: NOW + timedelta(days=d))
 
 
@@ -52,6 +54,8 @@ def oracle(rule: Rule, state: State | None, flags: Flags, now: datetime) -> tupl
         return False, "objected"  # Art. 21(1): unless compelling grounds recorded
     if named and rule.legal_basis == "consent":
         return False, "objected"
+    if rule.soft_opt_in and not flags.customer_relationship:
+        return False, "not_granted"  # ePrivacy Art. 13(2): only customers who bought something
     if rule.legal_basis != "consent":
         return True, "legal_basis"
     if state is None or state.status == "refused":
@@ -146,3 +150,20 @@ def test_effective_status_names() -> None:
     assert effective_status(rule, None, NOW) is Status.NOT_SET
     assert effective_status(rule, State("refused", 1), NOW) is Status.REFUSED
     assert effective_status(rule, State("pending_confirmation", 1), NOW) is Status.PENDING_CONFIRMATION
+
+
+@given(st.booleans(), states, flag_sets, times)
+def test_the_soft_opt_in_reaches_only_customers_who_bought_and_never_objected(
+        bought: bool, state: State | None, flags: Flags, now: datetime) -> None:
+    """R-EPRIV-03: (a) no purchase, no consent: denied; (b) a customer who bought: allowed
+    on the basis; (c) who opted out (an objection): denied, whatever else holds."""
+    rule = Rule("marketing.email_customers", LegalBasis.LEGITIMATE_INTERESTS, 1,
+                direct_marketing=True, soft_opt_in=True)
+    customer = Flags(customer_relationship=bought)
+    assert decide(rule, state, customer, now).allowed is bought
+    opted_out = Flags(customer_relationship=True,
+                      objections=frozenset({rule.key}), compelling_grounds=frozenset({rule.key}))
+    assert decide(rule, state, opted_out, now).reason is Reason.OBJECTED
+    decision = decide(rule, state, flags, now)
+    if decision.allowed:
+        assert flags.customer_relationship and decision.reason is Reason.LEGAL_BASIS

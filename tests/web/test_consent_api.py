@@ -145,6 +145,8 @@ def test_special_category_needs_explicit_consent(
     """R-CONSENT-11."""
     client.post("/api/v1/purposes", json={"key": "health.tips", "title": "Health tips",
                                           "legal_basis": "consent", "special_category": True,
+                                          "description": "Tips for your health",
+                                          "data_categories": ["health data"],
                                           "retention_days": 30}, headers=auth)
     regular = record(client, auth, customer_id, purpose="health.tips", granted=True)
     assert regular.status_code == 422 and "consent_type" in regular.json["errors"]

@@ -20,7 +20,13 @@ from sqlalchemy import insert, select
 
 from audit.db import utcnow
 from consent.gate import ALL_DIRECT_MARKETING, UNKNOWN, Flags, Rule, State, decide
-from consent.models import ConsentState, Objection, ProcessingFlags, PurposeRow
+from consent.models import (
+    ConsentState,
+    CustomerRelationship,
+    Objection,
+    ProcessingFlags,
+    PurposeRow,
+)
 from consent.purposes import LegalBasis
 from privacy_hub.gatekeeper import Gatekeeper, Reader
 from privacy_hub.hub import Hub
@@ -34,7 +40,7 @@ def _seed(hub: Hub, n: int, seed: int) -> dict[str, Any]:
     now = utcnow()
     with hub.engine.begin() as conn:
         purposes = {r.key: r for r in conn.execute(select(PurposeRow))}
-    customers, states, flags, objections = [], [], [], []
+    customers, states, flags, objections, bought = [], [], [], [], []
     for _ in range(n):
         cid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         erased = rng.random() < 0.1
@@ -53,6 +59,8 @@ def _seed(hub: Hub, n: int, seed: int) -> dict[str, Any]:
             flags.append({"customer_id": cid, "restricted": rng.random() < 0.5,
                           "restriction_ground": None, "erased": rng.random() < 0.2,
                           "updated_at": now})
+        if rng.random() < 0.5:
+            bought.append({"customer_id": cid, "first_purchase_at": now, "last_purchase_at": now})
         for key in rng.sample([*purposes, ALL_DIRECT_MARKETING], rng.choice([0, 0, 0, 1, 2])):
             objections.append({"customer_id": cid, "purpose": key, "created_at": now,
                                "compelling_grounds": "grounds" if rng.random() < 0.5 else None})
@@ -63,14 +71,16 @@ def _seed(hub: Hub, n: int, seed: int) -> dict[str, Any]:
             conn.execute(insert(ProcessingFlags.__table__), flags)
         if objections:
             conn.execute(insert(Objection.__table__), objections)
+        conn.execute(insert(CustomerRelationship.__table__), bought)
     return {"purposes": purposes, "customers": customers, "states": states, "flags": flags,
-            "objections": objections}
+            "objections": objections, "bought": {b["customer_id"] for b in bought}}
 
 
 def _expected(data: dict[str, Any], key: str, now: Any) -> dict[str, Any]:
     """decide() for every seeded customer, from the seeded rows."""
     p = data["purposes"][key]
-    rule = Rule(key, LegalBasis(p.legal_basis), p.version, bool(p.direct_marketing))
+    rule = Rule(key, LegalBasis(p.legal_basis), p.version, bool(p.direct_marketing),
+                bool(p.soft_opt_in))
     out = {}
     for c in data["customers"]:
         cid = c["id"]
@@ -83,7 +93,8 @@ def _expected(data: dict[str, Any], key: str, now: Any) -> dict[str, Any]:
             restricted=bool(fl and fl["restricted"]),
             objections=frozenset(o["purpose"] for o in objs),
             compelling_grounds=frozenset(o["purpose"] for o in objs
-                                         if o["purpose"] == key and o["compelling_grounds"]))
+                                         if o["purpose"] == key and o["compelling_grounds"]),
+            customer_relationship=cid in data["bought"])
         state = None if st is None else State(st["status"], st["purpose_version"],
                                                st["expires_at"])
         out[cid] = decide(rule, state, flags, now)
@@ -119,14 +130,15 @@ def test_checks_batches_and_audiences_agree_with_decide(hub: Hub, catalogue: Non
                     if after is None:
                         break
                 assert pages == allowed, (key, limit)
-    assert data["objections"] and data["flags"]
+    assert data["objections"] and data["flags"] and data["bought"]
+    assert any(p.soft_opt_in for p in data["purposes"].values())
 
 
 def test_the_api_answers_as_the_gatekeeper(client: FlaskClient, auth: dict[str, str],
                                            hub: Hub, catalogue: None) -> None:
     data = _seed(hub, 40, seed=5)
     ids = [c["id"] for c in data["customers"]]
-    for key in ("marketing.sms", "fraud_prevention", "invoicing"):
+    for key in ("marketing.sms", "fraud_prevention", "invoicing", "marketing.email_customers"):
         expected = _expected(data, key, utcnow())
         for cid in ids[:15]:
             body = client.get(f"/api/v1/consent-check?customer_id={cid}&purpose={key}",

@@ -10,6 +10,7 @@ from privacy_hub.hub import Hub
 from tests.web.conftest import new_key
 
 NEW = {"key": "loyalty.points", "title": "Loyalty points", "legal_basis": "contract",
+       "description": "Collect and redeem loyalty points on your orders.",
        "retention_days": 365, "fields": ["email", "first_name"],
        "data_categories": ["contact data"], "recipients": ["loyalty"], "dpv": "dpv:CustomerRelationshipManagement"}
 
@@ -95,13 +96,13 @@ def test_records_of_processing_and_gpc_resource(client: FlaskClient, auth: dict[
                                                 catalogue: None) -> None:
     """R-ROPA-01/02, R-SIG-02."""
     ropa = client.get("/api/v1/ropa", headers=auth).json
-    assert len(ropa["activities"]) == 9
+    assert len(ropa["activities"]) == 10
     fraud = next(a for a in ropa["activities"] if a["purpose"] == "fraud_prevention")
     for key in ("legal_basis", "categories_of_data_subjects", "categories_of_personal_data",
                 "recipients", "third_country_transfers", "retention", "security_measures"):
         assert fraud[key], key
     csv_resp = client.get("/api/v1/ropa?format=csv", headers=auth)
-    assert csv_resp.mimetype == "text/csv" and csv_resp.data.count(b"\n") == 10
+    assert csv_resp.mimetype == "text/csv" and csv_resp.data.count(b"\n") == 11
     gpc = client.get("/.well-known/gpc.json")
     assert gpc.mimetype == "application/json" and gpc.json["gpc"] is True
 
@@ -166,3 +167,20 @@ def test_further_processing_needs_a_registered_source_and_a_compatibility_assess
     ropa = {a["purpose"]: a for a in client.get("/api/v1/ropa", headers=auth).json["activities"]}
     assert ropa["analytics.orders"]["further_processing_of"] == "orders.fulfilment"
     assert ropa["analytics.orders"]["compatibility_ref"] == "CA-2026-04"
+
+
+def test_a_consent_purpose_says_what_it_is_for_and_which_data(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    """R-CONSENT-04: consent can only be asked for with the purpose's description and data
+    categories; other bases do not ask, so they may leave them out."""
+    consent = {**NEW, "key": "marketing.catalogue", "legal_basis": "consent"}
+    for missing, field in (({"description": "  "}, "description"),
+                           ({"data_categories": []}, "data_categories")):
+        resp = client.post("/api/v1/purposes", json={**consent, **missing}, headers=auth)
+        assert resp.status_code == 422 and list(resp.json["errors"]) == [field], resp.json
+    assert client.post("/api/v1/purposes", json=consent, headers=auth).status_code == 201
+    blanked = client.patch("/api/v1/purposes/marketing.catalogue", json={"description": ""},
+                           headers=auth)
+    assert blanked.status_code == 422 and "description" in blanked.json["errors"]
+    contract = {k: v for k, v in NEW.items() if k not in ("description", "data_categories")}
+    assert client.post("/api/v1/purposes", json=contract, headers=auth).status_code == 201
