@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -22,6 +22,23 @@ MAX_ATTRIBUTES_BYTES = 16 * 1024
 class Strict(ma.Schema):
     class Meta:
         unknown = ma.RAISE
+
+
+class UtcDateTime(ma.fields.AwareDateTime):
+    """An RFC 3339 time with its offset, loaded as UTC. A time with no UTC equivalent
+    (year 1 at +01:00, year 9999 at -01:00) is invalid input, not an overflow later on."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("format", "iso")
+        kwargs.setdefault("default_timezone", None)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        loaded: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return loaded.astimezone(UTC)
+        except OverflowError:
+            raise ma.ValidationError("lies outside the range of times in UTC") from None
 
 
 def _text(max_len: int, **kw: Any) -> ma.fields.String:

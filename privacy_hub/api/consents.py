@@ -26,7 +26,7 @@ from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem, committing
 from privacy_hub.gatekeeper import Gatekeeper, Reader
-from privacy_hub.schemas import Strict
+from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.unsubscribe import make_token
 from privacy_hub.vault.errors import CustomerNotFound
 from privacy_hub.vault.service import HotPath
@@ -67,7 +67,7 @@ class DecisionSchema(Strict):
     notice_version = ma.fields.String(validate=validate.Length(min=1, max=64))
     language = ma.fields.String(load_default="en", validate=validate.Regexp(
         r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", error="a language tag, e.g. en or de-DE"))
-    collected_at = ma.fields.AwareDateTime(format="iso", default_timezone=None)
+    collected_at = UtcDateTime()
     consent_type = ma.fields.String(load_default="regular",
                                     validate=validate.OneOf(["regular", "explicit"]))
     evidence = ma.fields.Nested(EvidenceSchema, load_default=dict)

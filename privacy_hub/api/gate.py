@@ -26,7 +26,7 @@ from privacy_hub.api.pagination import decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
 from privacy_hub.checklog import CheckLog
 from privacy_hub.gatekeeper import Gatekeeper, Reader
-from privacy_hub.schemas import Strict
+from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.vault.models import CustomerEvent
 from privacy_hub.web import db, hub, read_only_request
 
@@ -63,7 +63,7 @@ _REASONS = ("granted", "not_granted", "withdrawn", "expired", "pending_confirmat
 class CheckQuery(ma.Schema):
     customer_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=64))
     purpose = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
-    at = ma.fields.AwareDateTime(format="iso", default_timezone=None, metadata={
+    at = UtcDateTime(metadata={
         "description": "Answer as it held at this time (needs audit:read)"})
 
 
@@ -341,7 +341,7 @@ class EventIn(Strict):
     type = ma.fields.String(required=True, validate=validate.Regexp(
         r"^[a-z][a-z0-9_.]{0,39}$", error="a lowercase code, e.g. page_view, cart_add"))
     purpose = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
-    occurred_at = ma.fields.AwareDateTime(required=True, format="iso", default_timezone=None)
+    occurred_at = UtcDateTime(required=True)
     properties = ma.fields.Dict(load_default=dict)
 
     @ma.validates("properties")

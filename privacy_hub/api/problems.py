@@ -22,6 +22,7 @@ from privacy_hub.vault.errors import (
     DecryptionError,
     DuplicateIdentifier,
     InvalidCustomerData,
+    KeyDestroyed,
     KeyMissing,
 )
 
@@ -188,7 +189,9 @@ def from_domain_error(exc: Exception) -> Response | None:
                                 + ", ".join(sorted(exc.errors)), errors=exc.errors)
     if isinstance(exc, CustomerNotFound):
         return problem_response(404, "No customer with this id.")
-    if isinstance(exc, CustomerErased):
+    # KeyDestroyed: a concurrent erasure shredded the key after this request found the
+    # customer active; for this request, too, the customer is erased.
+    if isinstance(exc, CustomerErased | KeyDestroyed):
         return problem_response(409, "This customer was erased; their data can no longer be changed.",
                                 type_="customer-erased")
     if isinstance(exc, DuplicateIdentifier):

@@ -21,7 +21,7 @@ from privacy_hub.api.problems import Problem
 from privacy_hub.dsar_adapters import requests_service
 from privacy_hub.exports import ExportGone, Exports
 from privacy_hub.ratelimit import RateLimiter
-from privacy_hub.schemas import CustomerPatchSchema, Strict
+from privacy_hub.schemas import CustomerPatchSchema, Strict, UtcDateTime
 from privacy_hub.web import db, hub
 
 blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
@@ -77,7 +77,7 @@ class RequestCreate(Strict):
     details = ma.fields.Nested(DetailsSchema, load_default=dict)
     channel = ma.fields.String(load_default="api", validate=validate.OneOf(
         ["api", "portal", "email", "letter", "phone", "console"]))
-    received_at = ma.fields.AwareDateTime(format="iso", default_timezone=None, metadata={
+    received_at = UtcDateTime(metadata={
         "description": "The real receipt date of a request logged by a DPO (requests:manage)"})
 
     @ma.validates_schema

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 import marshmallow as ma
@@ -14,7 +13,7 @@ from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem
-from privacy_hub.schemas import Strict
+from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.vault import tc_strings
 from privacy_hub.web import db, hub, read_only_request
 
@@ -35,15 +34,8 @@ class TcStringInSchema(Strict):
         "description": "The TC string exactly as the CMP produced it: base64url segments "
                        "separated by '.', the core segment (TCF version 2) first.",
         "minLength": 1, "maxLength": tcf.MAX_LENGTH, "pattern": tcf.PATTERN})
-    collected_at = ma.fields.AwareDateTime(format="iso", default_timezone=None, metadata={
+    collected_at = UtcDateTime(metadata={
         "description": "When the CMP collected it (optional; not in the future)"})
-
-    @ma.validates("collected_at")
-    def _representable(self, value: Any, **_: Any) -> None:
-        try:
-            value.astimezone(UTC)
-        except OverflowError:
-            raise ma.ValidationError("not a representable time") from None
 
 
 class TcStringSchema(ma.Schema):
