@@ -101,26 +101,28 @@ _PURPOSE = _Sql('SELECT legal_basis, version, direct_marketing, fields, soft_opt
                 'FROM purposes WHERE "key" = :purpose')
 _MANY_TAIL = ("LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose "
               "LEFT JOIN processing_flags f ON f.customer_id = c.id " + _OBJECTIONS_JOIN)
-#: many customers in one statement: SQLite walks a JSON array of (sorted) ids, so the
-#: statement is the same for any number of them; PostgreSQL takes one array parameter.
-#: Customers with the same inputs come back as one row with their ids joined by commas:
-#: a handful of rows for 10,000 customers, not 10,000 (each row fetched costs a tuple,
-#: and on SQLite a hand-over of the GIL; all of that was a quarter of a batch's CPU).
-_GROUPED = "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
-_MANY = _Sql(
-    f"SELECT {_INPUT_FIELDS}, string_agg(c.id, ',') "  # noqa: S608
-    f"FROM customers c {_MANY_TAIL} WHERE c.id = ANY(:ids) {_GROUPED}",
-    sqlite=f"SELECT {_INPUT_FIELDS}, group_concat(c.id) "  # noqa: S608
-           f"FROM json_each(:ids) j JOIN customers c{{customers}} ON c.id = j.value "
-           f"{_MANY_TAIL} {_GROUPED}")
+
+
+def _many(fields: str, joins: str, groups: int) -> _Sql:
+    """Many customers in one statement: SQLite walks a JSON array of (sorted) ids, so the
+    statement is the same for any number of them; PostgreSQL takes one array parameter.
+    Customers with the same inputs (the first ``groups`` fields) come back as one row
+    with their ids joined by commas: a handful of rows for 10,000 customers, not 10,000
+    (each row fetched costs a tuple, and on SQLite a hand-over of the GIL; all of that
+    was a quarter of a batch's CPU)."""
+    grouped = "GROUP BY " + ", ".join(str(n) for n in range(1, groups + 1))
+    return _Sql(
+        f"SELECT {fields}, string_agg(c.id, ',') "  # noqa: S608
+        f"FROM customers c {joins} WHERE c.id = ANY(:ids) {grouped}",
+        sqlite=f"SELECT {fields}, group_concat(c.id) "  # noqa: S608
+               f"FROM json_each(:ids) j JOIN customers c{{customers}} ON c.id = j.value "
+               f"{joins} {grouped}")
+
+
+_MANY = _many(_INPUT_FIELDS, _MANY_TAIL, 8)
 #: the same for a purpose on the soft opt-in, with whether each customer bought something
-_SOFT_JOIN = "LEFT JOIN customer_relationships r ON r.customer_id = c.id"
-_MANY_SOFT = _Sql(
-    f"SELECT {_INPUT_FIELDS}, r.customer_id IS NOT NULL, string_agg(c.id, ',') "  # noqa: S608
-    f"FROM customers c {_MANY_TAIL} {_SOFT_JOIN} WHERE c.id = ANY(:ids) {_GROUPED}, 9",
-    sqlite=f"SELECT {_INPUT_FIELDS}, r.customer_id IS NOT NULL, group_concat(c.id) "  # noqa: S608
-           f"FROM json_each(:ids) j JOIN customers c{{customers}} ON c.id = j.value "
-           f"{_MANY_TAIL} {_SOFT_JOIN} {_GROUPED}, 9")
+_MANY_SOFT = _many(_INPUT_FIELDS + ", r.customer_id IS NOT NULL",
+                   _MANY_TAIL + " LEFT JOIN customer_relationships r ON r.customer_id = c.id", 9)
 #: audience candidates, in customer id order: a consent in force (the covering index
 #: ix_consent_state_audience), or, for other bases, every customer; never the erased
 _CANDIDATES_CONSENT = _Sql(
