@@ -13,6 +13,7 @@ from privacy_hub.api import (
     audit_log,
     consents,
     customers,
+    evidence,
     gate,
     processing,
     purposes,
@@ -106,7 +107,7 @@ def init_app(app: Flask) -> Api:
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     })
     for module in (customers, consents, tcf, gate, purposes, requests, processing, systems,
-                   audit_log, webhooks, ropa):
+                   audit_log, evidence, webhooks, ropa):
         api.register_blueprint(module.blp)
     _document_problems(api)
     app.register_blueprint(ropa.well_known)
