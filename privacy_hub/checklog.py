@@ -69,6 +69,8 @@ class CheckLog:
         self._interval = interval
         self._buffer: deque[CheckRecord] = deque(maxlen=max_buffer)
         self._lock = threading.Lock()
+        #: held from taking a batch until it is committed: one flush at a time
+        self._flushing = threading.Lock()
         self._pid: int | None = None
         self._wake = threading.Event()
         self._stopped = False
@@ -85,6 +87,8 @@ class CheckLog:
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()
+            # a forked child has no writer thread: a lock a parent's flush held stays held
+            self._flushing = threading.Lock()
             thread = threading.Thread(target=self._run, name="privacy-hub-checklog", daemon=True)
             thread.start()
             atexit.register(self.flush)
@@ -101,7 +105,12 @@ class CheckLog:
                 log.exception("writing the consent check log failed; will retry")
 
     def flush(self) -> int:
-        """Write what is buffered (one transaction, one audit entry)."""
+        """Write what is buffered (one transaction, one audit entry). Returns once every
+        check added before the call is committed, also those a concurrent flush took."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             records = []
             while self._buffer:

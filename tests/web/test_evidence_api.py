@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 import uuid
 import zipfile
 from typing import Any
@@ -33,15 +32,12 @@ def pack(client: FlaskClient, auth: dict[str, str], cid: str, purpose: str = PUR
 
 def pack_with_checks(client: FlaskClient, auth: dict[str, str], cid: str,
                      at_least: int) -> dict[str, Any]:
-    """The pack once it holds ``at_least`` checks: the check log's background writer may
-    have taken a batch off the buffer and not committed it yet when the pack flushes."""
-    deadline = time.monotonic() + 5
-    while True:
-        resp = pack(client, auth, cid)
-        assert resp.status_code == 200, resp.get_data(as_text=True)
-        if len(resp.json["checks"]) >= at_least or time.monotonic() > deadline:
-            return resp.json  # type: ignore[no-any-return]
-        time.sleep(0.05)
+    """The pack, which must hold the ``at_least`` checks made before it: the pack flushes
+    the check log, and a flush waits for a batch the background writer is committing."""
+    resp = pack(client, auth, cid)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert len(resp.json["checks"]) >= at_least, resp.json["checks"]
+    return resp.json  # type: ignore[no-any-return]
 
 
 def grant_then_withdraw(client: FlaskClient, auth: dict[str, str], cid: str) -> None:
