@@ -17,6 +17,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 import audit
+from consent import flags as processing_flags
 from consent.events import DomainEvent, JSONValue, emit
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -186,6 +187,8 @@ class CustomerItem(MethodView):
         cid = customer_id_or_404(customer_id)
         session = db()
         hub().vault.crypto_shred(session, cid, actor=current_principal().actor)
+        # as an erasure request does: the gate's flags and their history say so too
+        processing_flags.mark_erased(session, cid, actor=current_principal().actor)
         return hub().vault.profile(session, hub().vault.get_row(session, cid))
 
 

@@ -228,6 +228,8 @@ def test_an_erased_customer_still_has_a_pack(
     assert all(r["verified"] for r in body["receipts"])
     assert body["current_decision"]["reason"] == "erased"
     assert body["audit_entries_verified"] is True
+    # DELETE erases as an erasure request does: the flag history records it
+    assert [f["kind"] for f in body["processing_flags"]] == ["erased"], body["processing_flags"]
 
 
 def test_the_pack_holds_no_personal_data(
