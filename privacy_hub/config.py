@@ -65,6 +65,13 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @property
+    def controller(self) -> dict[str, str]:
+        """The controller as records of processing and evidence packs name it."""
+        return {"name": self.controller_name, "contact": self.controller_email,
+                "address": self.controller_address,
+                "dpo": self.dpo_email or self.controller_email}
+
+    @property
     def root_key_path(self) -> Path:
         return self.root_key_file or self.instance_path / ROOT_KEY_FILE
 

@@ -60,9 +60,7 @@ def activities() -> dict[str, Any]:
             "security_measures": SECURITY_MEASURES,
         })
     return {
-        "controller": {"name": settings.controller_name, "contact": settings.controller_email,
-                       "address": settings.controller_address,
-                       "dpo": settings.dpo_email or settings.controller_email},
+        "controller": settings.controller,
         "generated_at": rfc3339(utcnow()),
         "activities": items,
     }
