@@ -48,7 +48,7 @@ from audit.chain import (
     checkpoint_message,
     link_entries,
 )
-from audit.db import rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
 from audit.errors import AuditError, AuditNotInstalled, InvalidAuditEntry, PersonalDataInAudit
 from audit.models import AuditCheckpoint, AuditEntry, AuditHead
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from audit.db import UTCDateTime, new_metadata
+from audit.sql import UTCDateTime, new_metadata
 
 
 class AuditBase(DeclarativeBase):

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from audit.chain import ChainWalker, Link, checkpoint_message
-from audit.db import rfc3339
+from audit.clock import rfc3339
 from audit.models import AuditBase, AuditCheckpoint, AuditEntry, AuditHead
 
 _ENTRIES = AuditBase.metadata.tables["audit_entries"]

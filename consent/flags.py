@@ -15,10 +15,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import utcnow
+from audit.clock import utcnow
 from consent import purposes as registry
+from consent.domain_events import DomainEvent, emit
 from consent.errors import Conflict, InvalidInput
-from consent.events import DomainEvent, emit
 from consent.gate import ALL_DIRECT_MARKETING, OBJECTABLE, Flags
 from consent.models import CustomerRelationship, FlagEvent, Objection, ProcessingFlags
 

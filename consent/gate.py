@@ -97,7 +97,9 @@ UNKNOWN = Flags(exists=False)
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Answer:
+    """The gate's answer to "may this purpose use this customer's data now?"."""
+
     allowed: bool
     reason: Reason
     legal_basis: LegalBasis
@@ -137,22 +139,22 @@ _DENY_BY_STATUS = {
 }
 
 
-def decide(rule: Rule, state: State | None, flags: Flags, now: datetime) -> Decision:
+def decide(rule: Rule, state: State | None, flags: Flags, now: datetime) -> Answer:
     """Allowed or not, and why."""
     basis = rule.legal_basis
     if not flags.exists:
-        return Decision(False, Reason.UNKNOWN_CUSTOMER, basis)
+        return Answer(False, Reason.UNKNOWN_CUSTOMER, basis)
     if flags.erased:
-        return Decision(False, Reason.ERASED, basis)
+        return Answer(False, Reason.ERASED, basis)
     if flags.restricted and basis is not LegalBasis.LEGAL_OBLIGATION:
-        return Decision(False, Reason.RESTRICTED, basis)
+        return Answer(False, Reason.RESTRICTED, basis)
     if _objected(rule, flags):
-        return Decision(False, Reason.OBJECTED, basis)
+        return Answer(False, Reason.OBJECTED, basis)
     if rule.soft_opt_in and not flags.customer_relationship:
-        return Decision(False, Reason.NOT_GRANTED, basis)
+        return Answer(False, Reason.NOT_GRANTED, basis)
     if basis is not LegalBasis.CONSENT:
-        return Decision(True, Reason.LEGAL_BASIS, basis)
+        return Answer(True, Reason.LEGAL_BASIS, basis)
     status = effective_status(rule, state, now)
     if status is Status.GRANTED:
-        return Decision(True, Reason.GRANTED, basis, state.expires_at if state else None)
-    return Decision(False, _DENY_BY_STATUS[status], basis)
+        return Answer(True, Reason.GRANTED, basis, state.expires_at if state else None)
+    return Answer(False, _DENY_BY_STATUS[status], basis)

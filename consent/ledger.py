@@ -21,11 +21,12 @@ from sqlalchemy.orm.util import identity_key
 import audit
 from audit import log as audit_log
 from audit.chain import Unchained
-from audit.db import new_id, rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
+from audit.ids import new_id
 from audit.log import Prepared
 from consent import purposes as registry
+from consent.domain_events import DomainEvent, emit
 from consent.errors import InvalidInput, TokenInvalid
-from consent.events import DomainEvent, emit
 from consent.gate import Rule, State, Status, effective_status
 from consent.models import (
     ConfirmationToken,

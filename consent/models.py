@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from audit.db import UTCDateTime, new_metadata
+from audit.sql import UTCDateTime, new_metadata
 
 
 class ConsentBase(DeclarativeBase):

@@ -8,7 +8,7 @@ import hmac
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import utcnow
+from audit.clock import utcnow
 from consent.errors import Conflict, UnknownNotice
 from consent.models import Notice
 

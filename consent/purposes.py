@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import utcnow
+from audit.clock import utcnow
 from consent import dpv as vocabulary
 from consent.errors import Conflict, InvalidInput, UnknownPurpose
 from consent.models import PurposeRow, PurposeVersion

@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from audit.db import rfc3339
+from audit.clock import rfc3339
 from consent.purposes import Purpose
 
 KANTARA_VERSION = "KI-CR-v1.1.0"

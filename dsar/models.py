@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from audit.db import UTCDateTime, new_metadata
+from audit.sql import UTCDateTime, new_metadata
 
 
 class DsarBase(DeclarativeBase):

@@ -1,7 +1,7 @@
 """What data subject requests need from the outside, as Protocols.
 
 dsar/ never imports the vault, the mailer or the webhooks; the application passes in
-objects that satisfy these (privacy_hub/dsar_adapters.py), and tests may pass fakes.
+objects that satisfy these (privacy_hub/rights/adapters.py), and tests may pass fakes.
 """
 
 from __future__ import annotations

@@ -20,11 +20,12 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import new_id, rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
+from audit.ids import new_id
 from consent import flags
 from consent import purposes as registry
+from consent.domain_events import DomainEvent, emit
 from consent.errors import UnknownPurpose
-from consent.events import DomainEvent, emit
 from consent.ledger import Decision, Ledger
 from consent.models import ConsentState
 from dsar.deadlines import due_at

@@ -7,11 +7,12 @@ import logging
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
-from privacy_hub import pages, web
 from privacy_hub.api import init_app as init_api
 from privacy_hub.api.idempotency import forget_customer
 from privacy_hub.config import Settings
 from privacy_hub.hub import Hub
+from privacy_hub.web import context as web
+from privacy_hub.web import pages
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from privacy_hub import webhooks
+from privacy_hub.jobs import webhooks
 
 __all__ = ["CheckResult", "Denied", "HubClient", "HubError", "HubUnavailable"]
 

@@ -62,7 +62,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
                           None if memory or path is None else _writer_lock(path))
         return engine
     # No pool_pre_ping: it costs a round trip on every checkout. A connection the server
-    # dropped fails its request (answered 503, retry; privacy_hub/web.py) and SQLAlchemy
+    # dropped fails its request (answered 503, retry; privacy_hub/web/context.py) and SQLAlchemy
     # then replaces every pooled connection older than the failure.
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_recycle=POOL_RECYCLE)
 

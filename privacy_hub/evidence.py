@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import rfc3339
+from audit.clock import rfc3339
 from consent import ledger
 from consent import purposes as registry
 from consent.gate import ALL_DIRECT_MARKETING
@@ -31,9 +31,9 @@ from consent.notices import sha256_of
 from consent.purposes import Purpose
 from consent.receipts import ReceiptInvalid
 from consent.receipts import verify as verify_jws
-from privacy_hub.checklog import CheckLog
 from privacy_hub.config import Settings
-from privacy_hub.gatekeeper import Gatekeeper
+from privacy_hub.gate.checklog import CheckLog
+from privacy_hub.gate.checks import Checker
 from privacy_hub.vault.errors import CustomerNotFound
 from privacy_hub.vault.models import Customer
 
@@ -51,7 +51,7 @@ RECEIPT_KEYS = "GET /api/v1/keys/receipts"
 #: flag history kinds that concern every purpose
 _EVERY_PURPOSE = frozenset({"restricted", "restriction_lifted", "erased"})
 
-gatekeeper = Gatekeeper()
+gatekeeper = Checker()
 
 
 def _same(a: str, b: str) -> bool:

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 import audit
 from consent.ledger import Ledger
 from consent.receipts import Controller, ReceiptSigner
-from privacy_hub import outbox
-from privacy_hub.checklog import CheckLog
 from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import make_engine, make_sessionmaker, read_only, transaction
+from privacy_hub.gate.checklog import CheckLog
+from privacy_hub.jobs import outbox
 from privacy_hub.systems import SystemRegistry
 from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
 from privacy_hub.vault.errors import KeyMissing

@@ -30,7 +30,7 @@ import click
 import marshmallow as ma
 
 import audit
-from audit.db import new_id
+from audit.ids import new_id
 from privacy_hub.db import transaction
 from privacy_hub.schemas import CustomerCreateSchema
 from privacy_hub.vault.bulk import insert_customers, store_data_keys

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from audit.db import UTCDateTime, new_metadata
+from audit.sql import UTCDateTime, new_metadata
 
 
 class AppBase(DeclarativeBase):

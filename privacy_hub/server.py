@@ -30,7 +30,7 @@ def _post_worker_init(worker: Any) -> None:
     """In each gunicorn worker: a daemon thread that runs the instance's background worker
     once it holds ``<instance>/worker.lock`` (one loop per instance; a restarted process
     takes over)."""
-    from privacy_hub.worker import BackgroundWorker, configure_logging
+    from privacy_hub.jobs.worker import BackgroundWorker, configure_logging
 
     configure_logging()
     hub = getattr(worker.wsgi, "extensions", {}).get("privacy_hub")

@@ -22,7 +22,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import new_id, rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
+from audit.ids import new_id
 from privacy_hub.models import System
 from privacy_hub.vault import crypto
 
@@ -35,17 +36,17 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 KEY_PREFIX = "phk_"
 
 
-class SystemError_(Exception):
+class SystemRegistryError(Exception):
     """Base for system registry errors."""
 
 
-class InvalidSystem(SystemError_):
+class InvalidSystem(SystemRegistryError):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("invalid system: " + ", ".join(sorted(errors)))
         self.errors = errors
 
 
-class SystemExists(SystemError_):
+class SystemExists(SystemRegistryError):
     pass
 
 

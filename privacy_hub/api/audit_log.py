@@ -12,7 +12,7 @@ import audit
 from privacy_hub.api.auth import require
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.web import db, hub, read_only_request
+from privacy_hub.web.context import db, hub, read_only_request
 
 #: seq is a BIGINT: a larger number cannot be bound (SQLite raises OverflowError).
 MAX_SEQ = 2**63 - 1

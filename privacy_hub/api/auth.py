@@ -10,7 +10,7 @@ from flask import g, request
 
 from privacy_hub.api.problems import Problem
 from privacy_hub.systems import Principal
-from privacy_hub.web import hub
+from privacy_hub.web.context import hub
 
 F = TypeVar("F", bound=Callable[..., Any])
 

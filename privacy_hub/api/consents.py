@@ -19,24 +19,24 @@ from sqlalchemy import Connection
 from consent import ledger as ledger_mod
 from consent import purposes as registry
 from consent.ledger import Decision
-from privacy_hub import outbox
 from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.customers import customer_id_or_404, json_body, json_response, load_body
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem, committing
-from privacy_hub.gatekeeper import Gatekeeper, Reader
+from privacy_hub.gate.checks import Checker, Reader
+from privacy_hub.jobs import outbox
 from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.unsubscribe import make_token
 from privacy_hub.vault.errors import CustomerNotFound
 from privacy_hub.vault.service import HotPath
-from privacy_hub.web import db, hot_path, hub, read_only_request
+from privacy_hub.web.context import db, hot_path, hub, read_only_request
 
 blp = Blueprint("consents", __name__, url_prefix="/api/v1",
                 description="Consent decisions with proof: the ledger, current state, receipts.")
 
 MAX_BATCH = 100
-gatekeeper = Gatekeeper()
+gatekeeper = Checker()
 
 
 class EvidenceSchema(Strict):

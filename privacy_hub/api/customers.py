@@ -18,7 +18,7 @@ from marshmallow import validate
 
 import audit
 from consent import flags as processing_flags
-from consent.events import DomainEvent, JSONValue, emit
+from consent.domain_events import DomainEvent, JSONValue, emit
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
@@ -35,7 +35,7 @@ from privacy_hub.schemas import (
 )
 from privacy_hub.vault.models import PERSONAL_FIELDS
 from privacy_hub.vault.service import NotLogged
-from privacy_hub.web import db, hot_path, hub, read_only_request
+from privacy_hub.web.context import db, hot_path, hub, read_only_request
 
 # Instances, not classes: given a class, webargs builds a new schema on every request.
 _CREATE, _LOOKUP, _PATCH = CustomerCreateSchema(), LookupSchema(), CustomerPatchSchema()

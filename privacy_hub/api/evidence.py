@@ -15,13 +15,13 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 import audit
-from audit.db import utcnow
+from audit.clock import utcnow
 from privacy_hub import evidence
 from privacy_hub.api.audit_log import AuditEntrySchema
 from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.gate import CheckResult
-from privacy_hub.web import db, hub, read_only_request
+from privacy_hub.web.context import db, hub, read_only_request
 
 blp = Blueprint("evidence", __name__, url_prefix="/api/v1",
                 description="Evidence packs for a supervisory authority (Art. 7(1), 31, 58(1)(a)).")

@@ -17,18 +17,19 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 import audit
-from audit.db import new_id, rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
+from audit.ids import new_id
 from consent import flags as flag_service
-from consent.gate import Decision
+from consent.gate import Answer
 from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.pagination import decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.checklog import CheckLog
-from privacy_hub.gatekeeper import Gatekeeper, Reader
+from privacy_hub.gate.checklog import CheckLog
+from privacy_hub.gate.checks import Checker, Reader
 from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.vault.models import CustomerEvent
-from privacy_hub.web import db, hub, read_only_request
+from privacy_hub.web.context import db, hub, read_only_request
 
 blp = Blueprint("gate", __name__, url_prefix="/api/v1",
                 description="The gate: check before you email, profile, track or share.")
@@ -38,7 +39,7 @@ MAX_AUDIENCE_PAGE = 100_000
 MAX_EVENTS = 1_000
 #: the event type that makes a customer of a prospect (the soft opt-in's relationship)
 PURCHASE = "purchase"
-gatekeeper = Gatekeeper()
+gatekeeper = Checker()
 
 
 def checklog() -> CheckLog:
@@ -142,14 +143,14 @@ def _json(body: str, status: int = 200) -> Response:
     return current_app.response_class(body, status=status, mimetype="application/json")
 
 
-def _answer(customer_id: str, purpose: str, d: Decision) -> Response:
+def _answer(customer_id: str, purpose: str, d: Answer) -> Response:
     return _json(json.dumps({
         "customer_id": customer_id, "purpose": purpose, "allowed": d.allowed,
         "legal_basis": str(d.legal_basis), "reason": str(d.reason),
         "valid_until": rfc3339(d.valid_until)}, separators=(",", ":")))
 
 
-def _past(query: dict[str, Any]) -> Decision:
+def _past(query: dict[str, Any]) -> Answer:
     """An answer about the past (`at`): audit:read only, rebuilt from the history."""
     if "audit:read" not in current_principal().scopes:
         raise Problem(403, "Answers about the past need the `audit:read` scope.",
@@ -215,7 +216,7 @@ class ConsentCheck(MethodView):
         with Reader.connect(hub().engine) as reader:
             decisions, _ = gatekeeper.decide_many(reader, valid, purpose, utcnow())
         # Serialised directly, one fragment per distinct decision (the few distinct
-        # Decision objects, by identity): the schema documents the shape; dumping 10,000
+        # Answer objects, by identity): the schema documents the shape; dumping 10,000
         # items through it would cost more than deciding them.
         tails: dict[int, str] = {}
         parts = []

@@ -20,12 +20,12 @@ from flask import Response, g, make_response, request
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from audit.db import utcnow
+from audit.clock import utcnow
 from privacy_hub.api.auth import current_principal
 from privacy_hub.api.problems import Problem
 from privacy_hub.models import IdempotencyRecord
 from privacy_hub.vault import crypto
-from privacy_hub.web import db, hub
+from privacy_hub.web.context import db, hub
 
 F = TypeVar("F", bound=Callable[..., Any])
 TTL = timedelta(hours=24)

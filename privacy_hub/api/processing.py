@@ -11,12 +11,12 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from consent import flags
-from privacy_hub import outbox
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.problems import Problem
+from privacy_hub.jobs import outbox
 from privacy_hub.schemas import Strict
-from privacy_hub.web import db, hub
+from privacy_hub.web.context import db, hub
 
 blp = Blueprint("processing", __name__, url_prefix="/api/v1/customers",
                 description="DPO actions on restrictions (Art. 18) and objections (Art. 21).")

@@ -17,7 +17,7 @@ from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.problems import Problem
 from privacy_hub.schemas import Strict
 from privacy_hub.vault.models import PERSONAL_FIELDS
-from privacy_hub.web import db
+from privacy_hub.web.context import db
 
 blp = Blueprint("purposes", __name__, url_prefix="/api/v1",
                 description="What personal data is used for, on which legal basis; privacy notices.")

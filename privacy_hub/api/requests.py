@@ -18,11 +18,11 @@ from privacy_hub.api.auth import authenticate, current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.dsar_adapters import requests_service
-from privacy_hub.exports import ExportGone, Exports
 from privacy_hub.ratelimit import RateLimiter
+from privacy_hub.rights.adapters import requests_service
+from privacy_hub.rights.exports import ExportGone, Exports
 from privacy_hub.schemas import CustomerPatchSchema, Strict, UtcDateTime
-from privacy_hub.web import db, hub
+from privacy_hub.web.context import db, hub
 
 blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
                 description="Data subject requests: access, portability, erasure, "

@@ -14,12 +14,12 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 from sqlalchemy import select
 
-from audit.db import rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
 from consent import dpv
 from consent import purposes as registry
 from privacy_hub.api.auth import require
 from privacy_hub.models import System
-from privacy_hub.web import db, hub, read_only_request
+from privacy_hub.web.context import db, hub, read_only_request
 
 blp = Blueprint("ropa", __name__, url_prefix="/api/v1",
                 description="Records of processing activities (Art. 30), generated from the registries.")

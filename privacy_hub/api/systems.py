@@ -20,7 +20,7 @@ from privacy_hub.schemas import (
     SystemSchema,
 )
 from privacy_hub.systems import SystemRegistry, validate_webhook_url
-from privacy_hub.web import db, hub
+from privacy_hub.web.context import db, hub
 
 blp = Blueprint("systems", __name__, url_prefix="/api/v1/systems",
                 description="Downstream systems, their scopes, purposes and webhooks.")

@@ -15,7 +15,7 @@ from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.api.problems import Problem
 from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.vault import tc_strings
-from privacy_hub.web import db, hub, read_only_request
+from privacy_hub.web.context import db, hub, read_only_request
 
 blp = Blueprint("tcf", __name__, url_prefix="/api/v1/customers",
                 description="IAB TCF v2 TC strings from a CMP, stored verbatim per customer. "

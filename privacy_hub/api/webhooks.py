@@ -10,13 +10,13 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from privacy_hub import outbox
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
+from privacy_hub.jobs import outbox
 from privacy_hub.systems import NAME_RE
-from privacy_hub.web import db
+from privacy_hub.web.context import db
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
                 description="Webhook deliveries to downstream systems: status, errors, retries.")

@@ -21,8 +21,8 @@ def main_metadata() -> list[MetaData]:
     from audit.models import AuditBase
     from consent.models import ConsentBase
     from dsar.models import DsarBase
+    from privacy_hub.jobs.outbox import OutboxBase
     from privacy_hub.models import AppBase
-    from privacy_hub.outbox import OutboxBase
     from privacy_hub.vault.models import VaultBase
 
     return [AuditBase.metadata, VaultBase.metadata, AppBase.metadata, ConsentBase.metadata,

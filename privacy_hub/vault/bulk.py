@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit import log as audit_log
-from audit.db import utcnow
+from audit.clock import utcnow
 from privacy_hub.vault.keystore import CustomerKey, KeyRing
 from privacy_hub.vault.models import PERSONAL_FIELDS, Customer
 

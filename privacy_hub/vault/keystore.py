@@ -32,7 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from audit.db import UTCDateTime, new_metadata, utcnow
+from audit.clock import utcnow
+from audit.sql import UTCDateTime, new_metadata
 from privacy_hub.db import Prepared, insert_many
 from privacy_hub.vault import crypto
 from privacy_hub.vault.errors import DecryptionError, KeyDestroyed, KeyMissing

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from audit.db import UTCDateTime, new_metadata
+from audit.sql import UTCDateTime, new_metadata
 
 
 class VaultBase(DeclarativeBase):
@@ -33,10 +33,10 @@ class Customer(VaultBase):
     __tablename__ = "customers"
     __table_args__ = (
         # Covers the gate's status reads by id (batches and audiences read only these two
-        # columns of up to a million rows; privacy_hub/gatekeeper.py CUSTOMERS_INDEX).
+        # columns of up to a million rows; privacy_hub/gate/checks.py CUSTOMERS_INDEX).
         Index("ix_customers_id_status", "id", "status"),
         # The erased customers alone (few): audiences of consents skip them with a probe
-        # of this index rather than of every customer (privacy_hub/gatekeeper.py).
+        # of this index rather than of every customer (privacy_hub/gate/checks.py).
         Index("ix_customers_erased", "id", sqlite_where=text("status = 'erased'"),
               postgresql_where=text("status = 'erased'")),
     )

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit import log as audit_log
-from audit.db import new_id, rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
+from audit.ids import new_id
 from privacy_hub.db import Prepared, driver_cursor, driver_reader
 from privacy_hub.vault.blind_index import (
     BlindIndexer,

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import new_id, rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
+from audit.ids import new_id
 from consent.ledger import FUTURE_TOLERANCE
 from privacy_hub import tcf
 from privacy_hub.vault.errors import CustomerErased, InvalidCustomerData, KeyDestroyed

@@ -2,7 +2,7 @@
 
 Client threads create and rectify customers against a real server (gunicorn, two worker
 processes) as fast as it answers; the whole process group is then SIGKILLed mid-write and
-the hub restarted. Acknowledged means durable (privacy_hub/web.py commits before the
+the hub restarted. Acknowledged means durable (privacy_hub/web/context.py commits before the
 response is sent), so afterwards:
 
 - every write that got a 2xx is there, with exactly the acknowledged values;

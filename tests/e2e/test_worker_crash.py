@@ -23,11 +23,11 @@ import pytest
 from sqlalchemy import select
 
 import audit
-from consent.events import DomainEvent, emit
+from consent.domain_events import DomainEvent, emit
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
-from privacy_hub.outbox import OutboxJob
-from privacy_hub.worker import INTERRUPTED
+from privacy_hub.jobs.outbox import OutboxJob
+from privacy_hub.jobs.worker import INTERRUPTED
 from tests.e2e.webhook_sink import WebhookSink, delivered_ids
 from tests.hubs import make_hub
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 import audit
 from audit import log as audit_log
-from audit.db import utcnow
+from audit.clock import utcnow
 from privacy_hub import systems as systems_module
 from privacy_hub.db import ReadOnlyViolation, insert_many, make_engine, transaction
 from privacy_hub.hub import Hub

@@ -29,18 +29,18 @@ from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import utcnow
+from audit.clock import utcnow
 from consent import purposes
-from consent.events import DomainEvent, emit
+from consent.domain_events import DomainEvent, emit
 from consent.ledger import Decision
-from privacy_hub import outbox, webhooks
 from privacy_hub.app import create_app
 from privacy_hub.cli import main as cli
 from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
-from privacy_hub.outbox import OutboxJob
-from privacy_hub.worker import INTERRUPTED, Worker, backoff_delay
+from privacy_hub.jobs import outbox, webhooks
+from privacy_hub.jobs.outbox import OutboxJob
+from privacy_hub.jobs.worker import INTERRUPTED, Worker, backoff_delay
 from tests.conftest import SEED_EMAIL, SEED_NAME
 from tests.e2e.webhook_sink import WebhookSink
 from tests.hubs import make_hub, make_settings, migrate

@@ -3,7 +3,7 @@
 import time
 import uuid
 
-from audit.db import new_id
+from audit.ids import new_id
 
 
 def test_new_ids_are_uuid_version_7_with_the_rfc_variant() -> None:

@@ -176,7 +176,7 @@ def _token_from_outbox(hub: Hub) -> str:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from sqlalchemy import select
 
-    from privacy_hub.outbox import OutboxJob, open_payload
+    from privacy_hub.jobs.outbox import OutboxJob, open_payload
 
     with hub.sessions() as session:
         aead = AESGCM(hub.keyring.hub_key(session, "app_secrets"))

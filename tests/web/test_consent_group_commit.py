@@ -19,7 +19,7 @@ from consent.models import ConsentEvent, ConsentState, Receipt
 from consent.receipts import verify
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
-from privacy_hub.outbox import OutboxJob, open_payload
+from privacy_hub.jobs.outbox import OutboxJob, open_payload
 
 ACTOR = audit.Actor("cli", "tests")
 
@@ -163,7 +163,7 @@ def test_idempotency_gpc_and_double_opt_in_still_use_the_session(
 def test_the_worker_is_woken_only_when_jobs_were_written(
         hub: Hub, client: FlaskClient, auth: dict[str, str], catalogue: None,
         customer_id: str, no_session_path: None) -> None:
-    from privacy_hub.outbox import jobs_added
+    from privacy_hub.jobs.outbox import jobs_added
 
     jobs_added.clear()
     assert record(client, auth, customer_id, purpose="marketing.sms",

@@ -113,7 +113,7 @@ def test_patch_tells_every_subscribed_system_which_fields_changed(
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from sqlalchemy import select
 
-    from privacy_hub.outbox import OutboxJob, open_payload
+    from privacy_hub.jobs.outbox import OutboxJob, open_payload
 
     crm = client.post("/api/v1/systems", json={"name": "crm", "scopes": ["customers:read"],
                                                "webhook_url": "http://127.0.0.1:9/crm"},

@@ -98,7 +98,7 @@ def test_export_is_encrypted_at_rest_and_the_subject_link_expires(
     got = client.get(link)
     assert got.status_code == 200 and "data.json" in _zip(got.data)
     assert client.get(link[:-2] + ("AA" if not link.endswith("AA") else "BB")).status_code == 410
-    from privacy_hub.exports import Exports
+    from privacy_hub.rights.exports import Exports
 
     with hub.sessions() as s:
         old = Exports(hub).link(s, req["id"], datetime.now(UTC) - timedelta(seconds=1))
@@ -109,7 +109,7 @@ def test_exports_are_deleted_after_their_retention(
         client: FlaskClient, auth: dict[str, str], catalogue: None, hub: Hub) -> None:
     import audit  # noqa: F401 - the deletion is audited by the job
     from privacy_hub.db import transaction
-    from privacy_hub.exports import Exports
+    from privacy_hub.rights.exports import Exports
 
     cid = _customer_with_history(client, auth)
     req = _request(client, auth, cid, "access")

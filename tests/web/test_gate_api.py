@@ -103,7 +103,7 @@ def test_historical_check_needs_audit_read(client: FlaskClient, auth: dict[str, 
     """R-CONSENT-07: a check at a time before the withdrawal answers as it did then."""
     grant(client, auth, customer_id, "marketing.sms")
     time.sleep(0.01)
-    from audit.db import rfc3339, utcnow
+    from audit.clock import rfc3339, utcnow
 
     between = rfc3339(utcnow())
     time.sleep(0.01)

@@ -18,7 +18,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 
-from audit.db import utcnow
+from audit.clock import utcnow
 from consent.gate import ALL_DIRECT_MARKETING, UNKNOWN, Flags, Rule, State, decide
 from consent.models import (
     ConsentState,
@@ -28,7 +28,7 @@ from consent.models import (
     PurposeRow,
 )
 from consent.purposes import LegalBasis
-from privacy_hub.gatekeeper import Gatekeeper, Reader
+from privacy_hub.gate.checks import Checker, Reader
 from privacy_hub.hub import Hub
 from privacy_hub.vault.models import Customer
 
@@ -104,7 +104,7 @@ def _expected(data: dict[str, Any], key: str, now: Any) -> dict[str, Any]:
 
 def test_checks_batches_and_audiences_agree_with_decide(hub: Hub, catalogue: None) -> None:
     data = _seed(hub, 120, seed=3)
-    gate = Gatekeeper()
+    gate = Checker()
     ids = [c["id"] for c in data["customers"]]
     for key in data["purposes"]:
         now = utcnow()

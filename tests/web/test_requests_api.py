@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from privacy_hub.hub import Hub
-from privacy_hub.outbox import OutboxJob, open_payload
+from privacy_hub.jobs.outbox import OutboxJob, open_payload
 from tests.conftest import SEED_EMAIL
 from tests.web.conftest import new_key
 
@@ -56,7 +56,7 @@ def test_a_customer_signed_in_to_the_portal_counts_as_verified(
     link; the request is verified at once, by the customer, on their own record."""
     from dsar.models import RequestHistory
     from privacy_hub.db import transaction
-    from privacy_hub.dsar_adapters import requests_service
+    from privacy_hub.rights.adapters import requests_service
 
     with transaction(hub.sessions) as session:
         req = requests_service(hub).submit_signed_in(
@@ -288,7 +288,7 @@ def test_erasure_waits_for_every_system_then_completes(
     closed = client.post(f"/api/v1/requests/{req['id']}/complete",
                          json={"note": "crm copy deleted by hand"}, headers=auth).json
     assert closed["status"] == "completed"
-    from privacy_hub.outbox import OutboxJob
+    from privacy_hub.jobs.outbox import OutboxJob
 
     with hub.sessions() as s:
         erased = s.scalars(select(OutboxJob).where(OutboxJob.event_type == "customer.erased")).all()
@@ -384,7 +384,7 @@ def test_dpo_reminders_are_scheduled_seven_and_two_days_before(
 
 def test_reminder_job_mails_the_dpo_only_while_the_request_is_open(
         client: FlaskClient, auth: dict[str, str], customer_id: str, hub: Hub) -> None:
-    from privacy_hub.retention import remind_dpo
+    from privacy_hub.jobs.retention import remind_dpo
 
     body = submit(client, auth, type="access", customer_id=customer_id).json
     dpo_hub = hub

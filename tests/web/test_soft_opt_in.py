@@ -12,7 +12,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from audit.db import rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
 from privacy_hub.hub import Hub
 
 SOFT = "marketing.email_customers"

@@ -7,7 +7,7 @@ Create Date: 2026-11-23 01:18:16.352847
 
 from alembic import op
 import sqlalchemy as sa
-import audit.db
+import audit.sql
 
 
 revision = 'k0001'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('dek_version', sa.Integer(), nullable=False),
     sa.Column('kek_version', sa.Integer(), nullable=False),
     sa.Column('wrapped', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('customer_id', 'key_class', name=op.f('pk_keystore_customer_keys'))
     )
     with op.batch_alter_table('keystore_customer_keys', schema=None) as batch_op:
@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('kek_version', sa.Integer(), nullable=False),
     sa.Column('wrapped', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_keystore_hub_keys'))
     )
     with op.batch_alter_table('keystore_hub_keys', schema=None) as batch_op:
@@ -45,8 +45,8 @@ def upgrade() -> None:
     sa.Column('wrapped', sa.LargeBinary(), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('root_key_id', sa.String(length=64), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('retired_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('retired_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('version', name=op.f('pk_keystore_keks'))
     )
     # ### end Alembic commands ###

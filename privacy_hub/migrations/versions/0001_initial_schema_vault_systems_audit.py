@@ -7,7 +7,7 @@ Create Date: 2026-11-23 01:18:10.656236
 
 from alembic import op
 import sqlalchemy as sa
-import audit.db
+import audit.sql
 
 
 revision = '0001'
@@ -21,14 +21,14 @@ def upgrade() -> None:
     op.create_table('audit_checkpoints',
     sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.Column('signed_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('signed_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.Column('key_id', sa.String(length=64), nullable=False),
     sa.Column('signature', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_checkpoints'))
     )
     op.create_table('audit_entries',
     sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('recorded_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor_type', sa.String(length=16), nullable=False),
     sa.Column('actor_id', sa.String(length=128), nullable=True),
     sa.Column('action', sa.String(length=64), nullable=False),
@@ -53,9 +53,9 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('key_version', sa.Integer(), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('erased_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('erased_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.Column('external_id_bidx', sa.LargeBinary(length=32), nullable=True),
     sa.Column('email_bidx', sa.LargeBinary(length=32), nullable=True),
     sa.Column('phone_bidx', sa.LargeBinary(length=32), nullable=True),
@@ -82,7 +82,7 @@ def upgrade() -> None:
     sa.Column('status_code', sa.Integer(), nullable=False),
     sa.Column('response_ct', sa.LargeBinary(), nullable=False),
     sa.Column('customer_id', sa.String(length=36), nullable=True),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('system_id', 'key', name=op.f('pk_idempotency_records'))
     )
     with op.batch_alter_table('idempotency_records', schema=None) as batch_op:
@@ -98,8 +98,8 @@ def upgrade() -> None:
     sa.Column('webhook_secret_ct', sa.LargeBinary(), nullable=False),
     sa.Column('key_id', sa.String(length=32), nullable=False),
     sa.Column('key_hash', sa.LargeBinary(length=32), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('disabled_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('disabled_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_systems')),
     sa.UniqueConstraint('key_id', name=op.f('uq_systems_key_id')),
     sa.UniqueConstraint('name', name=op.f('uq_systems_name'))

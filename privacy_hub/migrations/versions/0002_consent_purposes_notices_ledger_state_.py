@@ -7,7 +7,7 @@ Create Date: 2026-11-23 01:32:23.030842
 
 from alembic import op
 import sqlalchemy as sa
-import audit.db
+import audit.sql
 
 
 revision = '0002'
@@ -22,8 +22,8 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('customer_id', sa.String(length=36), nullable=False),
     sa.Column('purpose', sa.String(length=100), nullable=False),
-    sa.Column('occurred_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('recorded_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.Column('payload_ct', sa.LargeBinary(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_events'))
     )
@@ -32,7 +32,7 @@ def upgrade() -> None:
 
     op.create_table('consent_checks',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('checked_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('checked_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.Column('system', sa.String(length=64), nullable=False),
     sa.Column('customer_id', sa.String(length=36), nullable=True),
     sa.Column('purpose', sa.String(length=100), nullable=False),
@@ -49,8 +49,8 @@ def upgrade() -> None:
     sa.Column('event_id', sa.String(length=36), nullable=False),
     sa.Column('customer_id', sa.String(length=36), nullable=False),
     sa.Column('purpose', sa.String(length=100), nullable=False),
-    sa.Column('expires_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_consent_confirmation_tokens'))
     )
     with op.batch_alter_table('consent_confirmation_tokens', schema=None) as batch_op:
@@ -71,9 +71,9 @@ def upgrade() -> None:
     sa.Column('notice_language', sa.String(length=16), nullable=True),
     sa.Column('notice_sha256', sa.String(length=64), nullable=True),
     sa.Column('evidence', sa.Text(), nullable=False),
-    sa.Column('collected_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('recorded_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('collected_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.Column('actor_type', sa.String(length=16), nullable=False),
     sa.Column('actor_id', sa.String(length=128), nullable=True),
     sa.Column('receipt_id', sa.String(length=36), nullable=False),
@@ -90,7 +90,7 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.String(length=36), nullable=False),
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('jws', sa.Text(), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_receipts')),
     sa.UniqueConstraint('event_id', name=op.f('uq_consent_receipts_event_id'))
     )
@@ -102,11 +102,11 @@ def upgrade() -> None:
     sa.Column('purpose', sa.String(length=100), nullable=False),
     sa.Column('status', sa.String(length=24), nullable=False),
     sa.Column('purpose_version', sa.Integer(), nullable=False),
-    sa.Column('granted_at', audit.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('expires_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('granted_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.Column('source', sa.String(length=100), nullable=False),
     sa.Column('last_event_id', sa.String(length=36), nullable=False),
-    sa.Column('updated_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('customer_id', 'purpose', name=op.f('pk_consent_state'))
     )
     with op.batch_alter_table('consent_state', schema=None) as batch_op:
@@ -118,7 +118,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=24), nullable=False),
     sa.Column('purpose', sa.String(length=100), nullable=True),
     sa.Column('detail', sa.String(length=200), nullable=True),
-    sa.Column('recorded_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flag_events'))
     )
     with op.batch_alter_table('flag_events', schema=None) as batch_op:
@@ -129,15 +129,15 @@ def upgrade() -> None:
     sa.Column('language', sa.String(length=16), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('version', 'language', name=op.f('pk_notices'))
     )
     op.create_table('objections',
     sa.Column('customer_id', sa.String(length=36), nullable=False),
     sa.Column('purpose', sa.String(length=100), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.Column('compelling_grounds', sa.Text(), nullable=True),
-    sa.Column('grounds_recorded_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('grounds_recorded_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.Column('grounds_recorded_by', sa.String(length=128), nullable=True),
     sa.PrimaryKeyConstraint('customer_id', 'purpose', name=op.f('pk_objections'))
     )
@@ -146,7 +146,7 @@ def upgrade() -> None:
     sa.Column('restricted', sa.Boolean(), nullable=False),
     sa.Column('restriction_ground', sa.String(length=32), nullable=True),
     sa.Column('erased', sa.Boolean(), nullable=False),
-    sa.Column('updated_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_processing_flags'))
     )
     op.create_table('purpose_versions',
@@ -155,7 +155,7 @@ def upgrade() -> None:
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('snapshot', sa.Text(), nullable=False),
     sa.Column('material', sa.Boolean(), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key', 'version', 'revision', name=op.f('pk_purpose_versions'))
     )
     op.create_table('purposes',
@@ -176,8 +176,8 @@ def upgrade() -> None:
     sa.Column('recipients', sa.Text(), nullable=False),
     sa.Column('lia_ref', sa.String(length=500), nullable=True),
     sa.Column('dpv', sa.String(length=200), nullable=True),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_purposes'))
     )
     # ### end Alembic commands ###

@@ -7,7 +7,7 @@ Create Date: 2026-11-23 01:36:38.586375
 
 from alembic import op
 import sqlalchemy as sa
-import audit.db
+import audit.sql
 
 
 revision = '0003'
@@ -28,12 +28,12 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.String(length=36), nullable=True),
     sa.Column('payload_ct', sa.LargeBinary(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', audit.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('locked_until', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_until', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.Column('locked_by', sa.String(length=64), nullable=True),
     sa.Column('last_error', sa.String(length=200), nullable=True),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('delivered_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("status != 'delivered' OR delivered_at IS NOT NULL", name=op.f('ck_outbox_jobs_delivered_at')),
     sa.CheckConstraint("status IN ('pending', 'delivered', 'dead', 'cancelled')", name=op.f('ck_outbox_jobs_status')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_jobs'))

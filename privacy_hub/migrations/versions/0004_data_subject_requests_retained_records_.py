@@ -7,7 +7,7 @@ Create Date: 2026-11-23 02:29:25.358238
 
 from alembic import op
 import sqlalchemy as sa
-import audit.db
+import audit.sql
 
 
 revision = '0004'
@@ -23,9 +23,9 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.String(length=36), nullable=False),
     sa.Column('purpose', sa.String(length=100), nullable=False),
     sa.Column('legal_basis', sa.String(length=32), nullable=False),
-    sa.Column('hold_until', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('hold_until', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.Column('fields_ct', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_retained_records'))
     )
     with op.batch_alter_table('retained_records', schema=None) as batch_op:
@@ -38,10 +38,10 @@ def upgrade() -> None:
     sa.Column('file', sa.String(length=100), nullable=False),
     sa.Column('wrapped_key', sa.LargeBinary(), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('link_expires_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('delete_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('deleted_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('link_expires_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delete_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deleted_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('request_id', name=op.f('pk_exports'))
     )
     with op.batch_alter_table('exports', schema=None) as batch_op:
@@ -54,7 +54,7 @@ def upgrade() -> None:
     sa.Column('from_status', sa.String(length=24), nullable=True),
     sa.Column('to_status', sa.String(length=24), nullable=False),
     sa.Column('event', sa.String(length=32), nullable=False),
-    sa.Column('at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor_type', sa.String(length=16), nullable=False),
     sa.Column('actor_id', sa.String(length=128), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
@@ -68,15 +68,15 @@ def upgrade() -> None:
     sa.Column('system_id', sa.String(length=36), nullable=False),
     sa.Column('system', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('updated_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.Column('data_ct', sa.LargeBinary(), nullable=True),
     sa.PrimaryKeyConstraint('request_id', 'system_id', name=op.f('pk_request_systems'))
     )
     op.create_table('request_verification_tokens',
     sa.Column('token_hash', sa.LargeBinary(length=32), nullable=False),
     sa.Column('request_id', sa.String(length=36), nullable=False),
-    sa.Column('expires_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_request_verification_tokens'))
     )
     with op.batch_alter_table('request_verification_tokens', schema=None) as batch_op:
@@ -88,20 +88,20 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=24), nullable=False),
     sa.Column('customer_id', sa.String(length=36), nullable=True),
     sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('received_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('due_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.Column('extension_months', sa.Integer(), nullable=False),
     sa.Column('extension_reason', sa.Text(), nullable=True),
-    sa.Column('verified_at', audit.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('verified_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
     sa.Column('verification_method', sa.String(length=40), nullable=True),
     sa.Column('details', sa.Text(), nullable=False),
     sa.Column('details_ct', sa.LargeBinary(), nullable=True),
     sa.Column('contact_ct', sa.LargeBinary(), nullable=True),
     sa.Column('outcome', sa.Text(), nullable=True),
     sa.Column('rejection_reason', sa.Text(), nullable=True),
-    sa.Column('completed_at', audit.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', audit.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', audit.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', audit.sql.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', audit.sql.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('extension_months BETWEEN 0 AND 2', name=op.f('ck_requests_extension')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_requests'))
     )

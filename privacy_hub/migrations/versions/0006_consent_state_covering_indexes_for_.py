@@ -7,7 +7,7 @@ Create Date: 2026-11-23 04:29:48.393769
 
 from alembic import op
 import sqlalchemy as sa
-import audit.db
+import audit.sql
 
 
 revision = '0006'

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 05:35:00
 import sqlalchemy as sa
 from alembic import op
 
-import audit.db
+import audit.sql
 
 revision = '0007'
 down_revision = '0006'
@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column('customer_id', sa.String(length=36), nullable=False),
         sa.Column('fields', sa.String(length=400), nullable=True),
         sa.Column('text_ct', sa.LargeBinary(), nullable=False),
-        sa.Column('added_at', audit.db.UTCDateTime(), nullable=False),
+        sa.Column('added_at', audit.sql.UTCDateTime(), nullable=False),
         sa.Column('added_by', sa.String(length=160), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_statements')),
     )

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 10:30:00
 import sqlalchemy as sa
 from alembic import op
 
-import audit.db
+import audit.sql
 
 revision = '0011'
 down_revision = '0010'
@@ -28,10 +28,10 @@ def upgrade() -> None:
         sa.Column('consent_language', sa.String(length=2), nullable=False),
         sa.Column('vendor_list_version', sa.Integer(), nullable=False),
         sa.Column('tcf_policy_version', sa.Integer(), nullable=False),
-        sa.Column('tc_created_at', audit.db.UTCDateTime(), nullable=False),
-        sa.Column('tc_updated_at', audit.db.UTCDateTime(), nullable=False),
-        sa.Column('collected_at', audit.db.UTCDateTime(), nullable=True),
-        sa.Column('recorded_at', audit.db.UTCDateTime(), nullable=False),
+        sa.Column('tc_created_at', audit.sql.UTCDateTime(), nullable=False),
+        sa.Column('tc_updated_at', audit.sql.UTCDateTime(), nullable=False),
+        sa.Column('collected_at', audit.sql.UTCDateTime(), nullable=True),
+        sa.Column('recorded_at', audit.sql.UTCDateTime(), nullable=False),
         sa.Column('recorded_by', sa.String(length=160), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_tc_strings')),
     )

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 10:20:00
 import sqlalchemy as sa
 from alembic import op
 
-import audit.db
+import audit.sql
 
 revision = '0012'
 down_revision = '0011'
@@ -23,8 +23,8 @@ def upgrade() -> None:
     op.create_table(
         'customer_relationships',
         sa.Column('customer_id', sa.String(length=36), nullable=False),
-        sa.Column('first_purchase_at', audit.db.UTCDateTime(), nullable=False),
-        sa.Column('last_purchase_at', audit.db.UTCDateTime(), nullable=False),
+        sa.Column('first_purchase_at', audit.sql.UTCDateTime(), nullable=False),
+        sa.Column('last_purchase_at', audit.sql.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_customer_relationships')),
     )
 

@@ -27,12 +27,12 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from audit.db import UTCDateTime
+from audit.sql import UTCDateTime
 from consent import flags as flag_service
 from consent import ledger
 from consent import purposes as registry
 from consent.errors import UnknownPurpose
-from consent.gate import UNKNOWN, Decision, Flags, Rule, State, decide
+from consent.gate import UNKNOWN, Answer, Flags, Rule, State, decide
 from consent.purposes import LegalBasis
 from privacy_hub.db import driver_reader
 from privacy_hub.vault.models import Customer
@@ -220,7 +220,7 @@ def _flags(purpose: str, customer_status: str, restricted: Any, erased: Any,
                  customer_relationship=bool(relationship))
 
 
-class Gatekeeper:
+class Checker:
     """Answers "may we?" for one customer, many, or a whole audience."""
 
     # -- purposes --------------------------------------------------------------------
@@ -241,7 +241,7 @@ class Gatekeeper:
         return rows[0][0] if rows else None
 
     def decide_one(self, reader: Reader, customer_id: str | None, purpose: str,
-                   now: datetime) -> Decision:
+                   now: datetime) -> Answer:
         """The decision for one customer (None: an id no customer can have)."""
         rows = reader.rows(_SINGLE, {"purpose": purpose, "customer_id": customer_id or ""})
         if not rows:
@@ -257,18 +257,18 @@ class Gatekeeper:
                                           relationship), now)
 
     def check(self, session: Session, customer_id: str, purpose: str,
-              now: datetime) -> Decision:
+              now: datetime) -> Answer:
         return self.decide_one(Reader.of_session(session), customer_id, purpose, now)
 
     # -- many customers --------------------------------------------------------------
     def decide_many(self, reader: Reader, customer_ids: Sequence[str | None], purpose: str,
-                    now: datetime) -> tuple[list[Decision], Rule]:
+                    now: datetime) -> tuple[list[Answer], Rule]:
         """Decisions in the order of ``customer_ids`` (None: an id no customer can have)."""
         rule = self.purpose(reader, purpose).rule
         unknown = decide(rule, None, UNKNOWN, now)
         # No customer id holds a comma (they are UUIDs): the statement joins ids with them.
         unique = sorted({c for c in customer_ids if c and "," not in c})
-        found: dict[str, Decision] = {}
+        found: dict[str, Answer] = {}
         objected: dict[str, list[tuple[str, Any]]] = {}
         inputs: dict[str, tuple[Any, ...]] = {}
         statement = _MANY_SOFT if rule.soft_opt_in else _MANY
@@ -293,12 +293,12 @@ class Gatekeeper:
         return [found.get(c, unknown) if c else unknown for c in customer_ids], rule
 
     def check_many(self, session: Session, customer_ids: Sequence[str], purpose: str,
-                   now: datetime) -> list[Decision]:
+                   now: datetime) -> list[Answer]:
         return self.decide_many(Reader.of_session(session), customer_ids, purpose, now)[0]
 
     @staticmethod
     def _decide(reader: Reader, rule: Rule, purpose: str, key: tuple[Any, ...],
-                objections: Sequence[tuple[str, Any]], now: datetime) -> Decision:
+                objections: Sequence[tuple[str, Any]], now: datetime) -> Answer:
         cstatus, status, pversion, expires, restricted, erased, relationship = key
         state = None if status is None else State(status, pversion, reader.time_value(expires))
         return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections,
@@ -363,7 +363,7 @@ class Gatekeeper:
         return denied
 
     # -- the past --------------------------------------------------------------------
-    def check_at(self, session: Session, customer_id: str, purpose: str, at: datetime) -> Decision:
+    def check_at(self, session: Session, customer_id: str, purpose: str, at: datetime) -> Answer:
         """The answer that held at ``at``, rebuilt from the ledger and the flag history."""
         current = self.rule(session, purpose)
         version = registry.version_at(session, purpose, at)

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
 
 import audit
-from audit.db import UTCDateTime, utcnow
+from audit.clock import utcnow
+from audit.sql import UTCDateTime
 
 log = logging.getLogger(__name__)
 

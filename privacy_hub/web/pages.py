@@ -18,7 +18,7 @@ from consent.errors import TokenInvalid, UnknownPurpose
 from consent.ledger import Decision
 from consent.models import ConfirmationToken
 from privacy_hub.unsubscribe import InvalidLink, read_token
-from privacy_hub.web import db, hub
+from privacy_hub.web.context import db, hub
 
 bp = Blueprint("pages", __name__)
 
@@ -137,8 +137,8 @@ def download_export(token: str) -> Any:
     """The subject's signed, expiring link to their data (no login)."""
     from flask import Response
 
-    from audit.db import utcnow
-    from privacy_hub.exports import ExportGone, Exports
+    from audit.clock import utcnow
+    from privacy_hub.rights.exports import ExportGone, Exports
 
     exports = Exports(hub())
     try:

@@ -1,12 +1,12 @@
 """The outbox: background jobs (webhook deliveries, mails, ...) written in the caller's
 transaction.
 
-Lower layers ``emit`` domain events into the session (consent/events.py). ``install()``
+Lower layers ``emit`` domain events into the session (consent/domain_events.py). ``install()``
 puts a ``before_commit`` listener on the session factory that turns them into rows of
 ``outbox_jobs`` inside the same transaction: one webhook delivery for each registered
 system allowed to see the event, or a mail for a private event (double opt-in). So a
 job exists exactly when the change it describes was committed (DESIGN.md
-"Transactions", "Background work"); privacy_hub/worker.py runs it at least once.
+"Transactions", "Background work"); privacy_hub/jobs/worker.py runs it at least once.
 
 Every payload is sealed under the hub's ``app_secrets`` key with associated data naming
 the job, so the table holds no personal data and no token in clear. A finished job keeps
@@ -49,9 +49,11 @@ from sqlalchemy.orm import (
 
 import audit
 from audit import log as audit_log
-from audit.db import UTCDateTime, new_id, new_metadata, rfc3339, utcnow
-from consent import events
-from consent.events import DomainEvent, JSONValue
+from audit.clock import rfc3339, utcnow
+from audit.ids import new_id
+from audit.sql import UTCDateTime, new_metadata
+from consent import domain_events
+from consent.domain_events import DomainEvent, JSONValue
 from privacy_hub.models import System
 from privacy_hub.vault import crypto
 
@@ -95,7 +97,7 @@ class OutboxJob(OutboxBase):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    #: webhook | mail | any kind a handler is registered for in privacy_hub/worker.py
+    #: webhook | mail | any kind a handler is registered for in privacy_hub/jobs/worker.py
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     #: webhooks: the receiving system (no foreign key: deliveries outlive their system)
@@ -195,7 +197,7 @@ def enqueue(session: Session, kind: str, payload: Mapping[str, Any],
     """Queue a job in the caller's transaction; returns its id. ``payload`` is sealed.
 
     The worker runs it at ``run_at`` (default: now) with the handler registered for
-    ``kind`` in privacy_hub/worker.py.
+    ``kind`` in privacy_hub/jobs/worker.py.
     """
     if not 0 < len(kind) <= 32:
         raise OutboxError("a job kind is 1 to 32 characters")
@@ -215,7 +217,7 @@ def enqueue_mail(session: Session, *, template: str, customer_id: str | None = N
     ``to_staff`` is an address (e.g. ``settings.dpo_email``). ``secrets`` (a one-time
     ``token``, or a ready ``link``) are sealed like the rest of the payload.
     """
-    from privacy_hub.mail import TEMPLATES
+    from privacy_hub.jobs.mail import TEMPLATES
 
     if template not in TEMPLATES:
         raise OutboxError(f"unknown mail template {template!r}")
@@ -349,7 +351,7 @@ def jobs_written() -> None:
 # -- the session hooks ----------------------------------------------------------------
 
 def _before_commit(session: Session) -> None:
-    if not events.pending(session) or session.in_nested_transaction():
+    if not domain_events.pending(session) or session.in_nested_transaction():
         # Nothing queued costs nothing. A savepoint's events wait for the outer commit,
         # so that rolling back an enclosing savepoint can still drop exactly them.
         return
@@ -358,7 +360,7 @@ def _before_commit(session: Session) -> None:
     now = utcnow()
     rows: list[dict[str, Any]] = []
     subscribers: list[_Subscriber] | None = None
-    while queued := events.take(session):
+    while queued := domain_events.take(session):
         for ev in queued:
             if subscribers is None and is_webhook_type(ev.type):
                 subscribers = _subscribers(session)
@@ -371,7 +373,7 @@ def _before_commit(session: Session) -> None:
 def _after_transaction_create(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:
         marks: dict[SessionTransaction, int] = session.info.setdefault(_MARKS, {})
-        marks[transaction] = len(events.pending(session))
+        marks[transaction] = len(domain_events.pending(session))
 
 
 def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
@@ -379,20 +381,20 @@ def _after_soft_rollback(session: Session, previous_transaction: SessionTransact
     while not boundary.nested and boundary.parent is not None:
         boundary = boundary.parent
     if not boundary.nested:
-        events.discard(session)
+        domain_events.discard(session)
         return
     marks: dict[SessionTransaction, int] = session.info.get(_MARKS, {})
     mark = marks.pop(boundary, None)
     if mark is not None:
         # Events are only appended until the outer commit, so the ones emitted inside
         # the rolled-back savepoint are exactly those past its mark.
-        del events.pending(session)[mark:]
+        del domain_events.pending(session)[mark:]
 
 
 def _after_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return
-    late = events.take(session)
+    late = domain_events.take(session)
     if late:
         # Emitted by a before_commit listener that ran after ours: a programming error.
         log.error("events emitted after the outbox was written were dropped: %s",
@@ -405,7 +407,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     # A savepoint's mark stays until the outer transaction ends: SQLAlchemy ends a
     # savepoint before it reports the savepoint's rollback to _after_soft_rollback.
     if transaction.parent is None:
-        events.discard(session)
+        domain_events.discard(session)
         session.info.pop(_MARKS, None)
         session.info.pop(_WROTE, None)
 

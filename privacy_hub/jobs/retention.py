@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import audit
-from audit.db import utcnow
+from audit.clock import utcnow
 from privacy_hub.db import transaction
-from privacy_hub.dsar_adapters import REQUEST_REMINDER, RETENTION_PURGE
-from privacy_hub.exports import EXPORT_DELETE, Exports
-from privacy_hub.worker import ClaimedJob, Worker, handles
+from privacy_hub.jobs.worker import ClaimedJob, Worker, handles
+from privacy_hub.rights.adapters import REQUEST_REMINDER, RETENTION_PURGE
+from privacy_hub.rights.exports import EXPORT_DELETE, Exports
 
 
 @handles(RETENTION_PURGE)
@@ -30,7 +30,7 @@ def remind_dpo(worker: Worker, _job: ClaimedJob, payload: dict[str, Any]) -> Non
     deadline has not moved (an extension schedules new reminders)."""
     from dsar.models import DataSubjectRequest
     from dsar.workflow import FINAL
-    from privacy_hub import outbox
+    from privacy_hub.jobs import outbox
 
     dpo = worker.hub.settings.dpo_email
     with transaction(worker.hub.sessions) as session:

@@ -27,13 +27,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import rfc3339, utcnow
+from audit.clock import rfc3339, utcnow
 from consent import ledger
 from consent import purposes as registry
 from consent.models import ConsentState, Receipt
 from dsar.models import DataSubjectRequest, RequestSystem
-from privacy_hub import outbox
 from privacy_hub.hub import Hub
+from privacy_hub.jobs import outbox
 from privacy_hub.models import ExportFile, System
 from privacy_hub.vault import crypto, tc_strings
 from privacy_hub.vault.models import CustomerEvent

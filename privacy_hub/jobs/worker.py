@@ -38,11 +38,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import CursorResult, or_, select, update
 
 import audit
-from audit.db import utcnow
-from privacy_hub import mail, outbox, webhooks
+from audit.clock import utcnow
 from privacy_hub.db import transaction
+from privacy_hub.jobs import mail, outbox, webhooks
+from privacy_hub.jobs.outbox import OutboxJob
 from privacy_hub.models import System
-from privacy_hub.outbox import OutboxJob
 from privacy_hub.vault.errors import CustomerNotFound, DecryptionError, KeyDestroyed
 
 if TYPE_CHECKING:
@@ -457,4 +457,4 @@ def run_cli(hub: Hub, *, once: bool, poll_interval: float,
 
 
 # Handlers of other job kinds register themselves on import.
-from privacy_hub import retention  # noqa: E402, F401
+from privacy_hub.jobs import retention  # noqa: E402, F401

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
-from audit.db import utcnow
+from audit.clock import utcnow
 from dsar.requests import Requests
-from privacy_hub import outbox
 from privacy_hub.hub import Hub
+from privacy_hub.jobs import outbox
 from privacy_hub.models import System
 from privacy_hub.vault import crypto
 from privacy_hub.vault.blind_index import NormalisationError, normalise_email
@@ -93,7 +93,7 @@ class RegisteredSystems:
 
     def resend(self, session: Session, *, system_id: str, event_type: str,
                data: Mapping[str, Any], customer_id: str | None, attempt: int) -> None:
-        from privacy_hub.worker import backoff_delay  # the worker imports this module
+        from privacy_hub.jobs.worker import backoff_delay  # the worker imports this module
 
         # The webhook backoff (a minute, doubling, at most six hours by default), without
         # jitter: a system that failed its part gets it again, later each time.
@@ -132,7 +132,7 @@ class OutboxNotifier:
 def requests_service(hub: Hub) -> Requests:
     """Data subject requests wired to this hub: the API, the portal and the console use
     this one composition."""
-    from privacy_hub.exports import Exports
+    from privacy_hub.rights.exports import Exports
 
     return Requests(VaultDirectory(hub), OutboxNotifier(), RegisteredSystems(hub), hub.ledger,
                     Exports(hub))

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from jinja2 import Environment, StrictUndefined
 
-from audit.db import utcnow
+from audit.clock import utcnow
 from privacy_hub.config import Settings
 
 log = logging.getLogger(__name__)
