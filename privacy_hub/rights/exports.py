@@ -31,7 +31,7 @@ from audit.clock import rfc3339, utcnow
 from consent import ledger
 from consent import purposes as registry
 from consent.models import ConsentState, Receipt
-from dsar.models import DataSubjectRequest, RequestSystem
+from dsar.models import DataSubjectRequest, RequestSystem, system_data_label
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
 from privacy_hub.models import ExportFile, System
@@ -98,7 +98,8 @@ def collect(hub: Hub, session: Session, req: DataSubjectRequest, *, portability:
         data = None
         if part.data_ct:
             data = json.loads(hub.vault.keyring.data_key(session, cid).open(
-                "requests", "details_ct", f"request_system.{req.id}.{part.system_id}", part.data_ct))
+                "requests", "details_ct", system_data_label(req.id, part.system_id),
+                part.data_ct))
         systems.append({"system": part.system, "status": part.status, "data": data})
     requests = [{"id": r.id, "type": r.type, "status": r.status,
                  "received_at": rfc3339(r.received_at), "due_at": rfc3339(r.due_at),
