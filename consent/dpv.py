@@ -62,5 +62,6 @@ def purpose_term(value: str) -> str | None:
 
 
 def purpose_iri(value: str | None) -> str | None:
+    """The IRI of the DPV purpose term ``value`` names, or None."""
     term = purpose_term(value) if value else None
     return DPV + term if term else None

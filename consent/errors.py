@@ -16,13 +16,15 @@ class InvalidInput(ConsentError):
 
 
 class UnknownPurpose(ConsentError):
+    """No purpose with this key is registered."""
+
     def __init__(self, key: str) -> None:
         super().__init__(f"no purpose {key!r}")
         self.key = key
 
 
 class UnknownNotice(ConsentError):
-    pass
+    """No notice of this version in this language is published."""
 
 
 class Conflict(ConsentError):

@@ -27,7 +27,8 @@ RESTRICTION_GROUNDS = ("accuracy_contested", "unlawful_processing", "legal_claim
                        "objection_pending")
 
 
-def _row(session: Session, customer_id: str) -> ProcessingFlags:
+def _flags_row(session: Session, customer_id: str) -> ProcessingFlags:
+    """The customer's flags row, locked (created unset if there is none yet)."""
     row = session.get(ProcessingFlags, customer_id, with_for_update=True)
     if row is None:
         row = ProcessingFlags(customer_id=customer_id, restricted=False, erased=False,
@@ -36,8 +37,9 @@ def _row(session: Session, customer_id: str) -> ProcessingFlags:
     return row
 
 
-def _history(session: Session, customer_id: str, kind: str, purpose: str | None = None,
-             detail: str | None = None) -> None:
+def _add_flag_event(session: Session, customer_id: str, kind: str, purpose: str | None = None,
+                    detail: str | None = None) -> None:
+    """A line in the flags' history (``FlagEvent``), which ``flags_at`` replays."""
     session.add(FlagEvent(customer_id=customer_id, kind=kind, purpose=purpose, detail=detail,
                           recorded_at=utcnow()))
 
@@ -47,11 +49,11 @@ def restrict(session: Session, customer_id: str, *, ground: str, actor: audit.Ac
     """Art. 18: deny every purpose except legal-obligation ones until lifted. Callers commit."""
     if ground not in RESTRICTION_GROUNDS:
         raise InvalidInput({"ground": ["one of " + ", ".join(RESTRICTION_GROUNDS)]})
-    row = _row(session, customer_id)
+    row = _flags_row(session, customer_id)
     row.restricted = True
     row.restriction_ground = ground
     row.updated_at = utcnow()
-    _history(session, customer_id, "restricted", detail=ground)
+    _add_flag_event(session, customer_id, "restricted", detail=ground)
     details: dict[str, object] = {"ground": ground}
     if request_id:
         details["request_id"] = request_id
@@ -71,7 +73,7 @@ def lift_restriction(session: Session, customer_id: str, *, actor: audit.Actor,
     row.restricted = False
     row.restriction_ground = None
     row.updated_at = utcnow()
-    _history(session, customer_id, "restriction_lifted")
+    _add_flag_event(session, customer_id, "restriction_lifted")
     details: dict[str, object] = {"request_id": request_id} if request_id else {}
     audit.record(session, actor=actor, action="processing.restriction_lifted",
                  customer_id=customer_id, details=details)
@@ -95,7 +97,7 @@ def object_to(session: Session, customer_id: str, purposes: Sequence[str] | None
     for key in keys:
         if session.get(Objection, (customer_id, key)) is None:
             session.add(Objection(customer_id=customer_id, purpose=key, created_at=now))
-            _history(session, customer_id, "objected", purpose=key)
+            _add_flag_event(session, customer_id, "objected", purpose=key)
     session.flush()
     details: dict[str, object] = {"purposes": keys}
     if request_id:
@@ -131,7 +133,7 @@ def record_compelling_grounds(session: Session, customer_id: str, purpose: str, 
     row.compelling_grounds = grounds.strip()
     row.grounds_recorded_at = utcnow()
     row.grounds_recorded_by = actor.id
-    _history(session, customer_id, "grounds_recorded", purpose=purpose)
+    _add_flag_event(session, customer_id, "grounds_recorded", purpose=purpose)
     audit.record(session, actor=actor, action="processing.compelling_grounds_recorded",
                  customer_id=customer_id, details={"purpose": purpose})
 
@@ -139,18 +141,20 @@ def record_compelling_grounds(session: Session, customer_id: str, purpose: str, 
 def mark_erased(session: Session, customer_id: str, *, actor: audit.Actor,
                 request_id: str | None = None) -> None:
     """The customer was erased: the gate denies everything from now on. Callers commit."""
-    row = _row(session, customer_id)
+    row = _flags_row(session, customer_id)
     if row.erased:
         return
     row.erased = True
     row.updated_at = utcnow()
-    _history(session, customer_id, "erased")
+    _add_flag_event(session, customer_id, "erased")
     details: dict[str, object] = {"request_id": request_id} if request_id else {}
     audit.record(session, actor=actor, action="processing.erased", customer_id=customer_id,
                  details=details)
 
 
-def _flags(restricted: bool, erased: bool, objections: Iterable[tuple[str, str | None]]) -> Flags:
+def _as_flags(restricted: bool, erased: bool,
+              objections: Iterable[tuple[str, str | None]]) -> Flags:
+    """The gate's Flags; ``objections``: (purpose, compelling grounds or None)."""
     objected: set[str] = set()
     grounds: set[str] = set()
     for purpose, compelling in objections:
@@ -167,7 +171,7 @@ def flags_for(session: Session, customer_id: str) -> Flags:
     objections = [(r.purpose, r.compelling_grounds) for r in session.execute(
         select(Objection.purpose, Objection.compelling_grounds)
         .where(Objection.customer_id == customer_id))]
-    return _flags(bool(row and row.restricted), bool(row and row.erased), objections)
+    return _as_flags(bool(row and row.restricted), bool(row and row.erased), objections)
 
 
 def flags_at(session: Session, customer_id: str, at: datetime) -> Flags:
@@ -188,7 +192,7 @@ def flags_at(session: Session, customer_id: str, at: datetime) -> Flags:
             objected.setdefault(ev.purpose, None)
         elif ev.kind == "grounds_recorded" and ev.purpose:
             objected[ev.purpose] = "recorded"
-    return _flags(restricted, erased, objected.items())
+    return _as_flags(restricted, erased, objected.items())
 
 
 # -- the soft opt-in ---------------------------------------------------------------------

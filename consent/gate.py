@@ -26,6 +26,8 @@ ALL_DIRECT_MARKETING = "*"
 
 
 class Reason(StrEnum):
+    """Why the gate answered as it did (API.md's ``reason``)."""
+
     GRANTED = "granted"
     NOT_GRANTED = "not_granted"
     WITHDRAWN = "withdrawn"
@@ -40,7 +42,10 @@ class Reason(StrEnum):
 
 
 class Status(StrEnum):
-    """A customer's consent state for one purpose, as shown to them and to services."""
+    """A customer's consent state for one purpose, as shown to them and to services.
+
+    The ledger stores granted, refused, withdrawn and pending_confirmation; expired and
+    reconsent_required are derived (``effective_status``), not_set means no decision."""
 
     GRANTED = "granted"
     REFUSED = "refused"
@@ -51,8 +56,7 @@ class Status(StrEnum):
     NOT_SET = "not_set"
 
 
-#: Stored statuses (the ledger's outcome); expired and reconsent_required are derived.
-STORED_STATUSES = ("granted", "refused", "withdrawn", "pending_confirmation")
+#: the legal bases an objection under Art. 21(1) applies to
 OBJECTABLE = frozenset({LegalBasis.LEGITIMATE_INTERESTS, LegalBasis.PUBLIC_TASK})
 
 
@@ -92,7 +96,7 @@ class Flags:
     customer_relationship: bool = False
 
 
-NO_FLAGS = Flags()
+#: the flags of a customer the hub does not know
 UNKNOWN = Flags(exists=False)
 
 
@@ -119,6 +123,7 @@ def effective_status(rule: Rule, state: State | None, now: datetime) -> Status:
 
 
 def _objected(rule: Rule, flags: Flags) -> bool:
+    """The customer's objection (Art. 21) stops this purpose."""
     if rule.direct_marketing and (ALL_DIRECT_MARKETING in flags.objections
                                   or rule.key in flags.objections):
         return True  # Art. 21(3): absolute, no balancing, no override
@@ -140,7 +145,7 @@ _DENY_BY_STATUS = {
 
 
 def decide(rule: Rule, state: State | None, flags: Flags, now: datetime) -> Answer:
-    """Allowed or not, and why."""
+    """The gate's answer: allowed or not, and why (the precedence in this module's docstring)."""
     basis = rule.legal_basis
     if not flags.exists:
         return Answer(False, Reason.UNKNOWN_CUSTOMER, basis)

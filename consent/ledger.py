@@ -1,20 +1,21 @@
-"""The consent ledger: every decision as an append-only event, and the current state.
+"""The consent ledger: every consent decision as an append-only ledger event, the current
+state it leaves, and reading both back.
 
-Each decision is one ledger row, an update of the current-state row, a signed receipt,
-an audit entry and a ``consent.changed`` event, all in the caller's transaction.
+Each decision is one ledger event (``ConsentEvent``), an update of the current-state row,
+a signed receipt, an audit entry and a ``consent.changed`` domain event, all in the
+caller's transaction. The rows themselves are written by ``consent.ledger_rows``; the
+double opt-in link is ``consent.confirmation``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -23,81 +24,27 @@ from audit import log as audit_log
 from audit.chain import Unchained
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
-from audit.log import Prepared
+from consent import confirmation, ledger_rows
 from consent import purposes as registry
 from consent.domain_events import DomainEvent, emit
 from consent.errors import InvalidInput, TokenInvalid
 from consent.gate import Rule, State, Status, effective_status
-from consent.models import (
-    ConfirmationToken,
-    ConsentEvent,
-    ConsentState,
-    Notice,
-    PurposeRow,
-    Receipt,
-)
+from consent.ledger_rows import LedgerRow
+from consent.models import ConsentEvent, ConsentState, Notice, PurposeRow, Receipt
 from consent.purposes import Purpose
-from consent.receipts import Controller, ReceiptFacts, ReceiptSigner, build, sign
+from consent.receipts import Controller, ReceiptSigner
 
-CONFIRMATION_TTL = timedelta(days=7)
+#: how far in the future a client-supplied time may lie (clock skew)
+FUTURE_TOLERANCE = timedelta(minutes=5)
 _PURPOSE = select(PurposeRow.__table__).where(PurposeRow.__table__.c.key == bindparam("key"))
 _NOTICE_SHA = select(Notice.sha256).where(Notice.version == bindparam("version"),
                                          Notice.language == bindparam("language"))
-_CURRENT = (select(ConsentState.status, ConsentState.purpose_version, ConsentState.expires_at,
-                   ConsentState.last_event_id)
-            .where(ConsentState.customer_id == bindparam("customer_id"),
-                   ConsentState.purpose == bindparam("purpose"))
-            .with_for_update())
-
-
-_EVENTS = cast(Table, ConsentEvent.__table__)
-_STATES = cast(Table, ConsentState.__table__)
-_RECEIPTS = cast(Table, Receipt.__table__)
-_UPDATE_STATE = update(_STATES).where(_STATES.c.customer_id == bindparam("customer_id_"),
-                                      _STATES.c.purpose == bindparam("purpose_"))
-_STATE_VALUES = ("status", "purpose_version", "granted_at", "expires_at", "source",
-                 "last_event_id", "updated_at")
-# The writes of a group-committed decision (record_on), straight on the driver's cursor:
-# SQLAlchemy's execution path costs more than the statements, under the write lock.
-_INSERT_EVENT_RAW = Prepared(insert(_EVENTS))
-_INSERT_STATE_RAW = Prepared(insert(_STATES))
-_UPDATE_STATE_RAW = Prepared(
-    update(_STATES).where(_STATES.c.customer_id == bindparam("customer_id_"),
-                          _STATES.c.purpose == bindparam("purpose_"))
-    .values({name: bindparam(f"v_{name}", type_=_STATES.c[name].type)
-             for name in _STATE_VALUES}))
-_INSERT_RECEIPT_RAW = Prepared(insert(_RECEIPTS))
-
-
-class _Event(NamedTuple):
-    """A ledger row as inserted (consent_events' columns)."""
-
-    id: str
-    customer_id: str
-    purpose: str
-    purpose_version: int
-    event_type: str
-    granted: bool
-    status: str
-    consent_type: str
-    source: str
-    collection_method: str
-    notice_version: str | None
-    notice_language: str | None
-    notice_sha256: str | None
-    evidence: str
-    collected_at: datetime
-    recorded_at: datetime
-    expires_at: datetime | None
-    actor_type: str
-    actor_id: str | None
-    receipt_id: str
-FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """One consent decision as a service, the portal or a DPO submits it."""
+    """One consent decision (API.md's "consent decision"), as a service, the portal or a
+    DPO submits it: what the ledger records."""
 
     purpose: str
     granted: bool
@@ -112,7 +59,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class Recorded:
-    """The API's view of a recorded event."""
+    """A recorded ledger event, as the API returns it."""
 
     id: str
     purpose: str
@@ -123,6 +70,7 @@ class Recorded:
     receipt_id: str
 
     def public(self) -> dict[str, Any]:
+        """The API's JSON of the ledger event."""
         return {"id": self.id, "purpose": self.purpose, "purpose_version": self.purpose_version,
                 "granted": self.granted, "status": self.status,
                 "recorded_at": rfc3339(self.recorded_at), "receipt_id": self.receipt_id}
@@ -130,7 +78,7 @@ class Recorded:
 
 @dataclass
 class Ledger:
-    """Records decisions. ``signer`` and ``controller`` make the receipts."""
+    """Records consent decisions. ``signer`` and ``controller`` make the receipts."""
 
     signer: ReceiptSigner
     controller: Controller
@@ -138,7 +86,8 @@ class Ledger:
     # -- validation ----------------------------------------------------------------
     def _validate(self, session: Session | Connection, d: Decision, now: datetime,
                   cache: dict[str, Any] | None = None) -> tuple[Purpose, str | None]:
-        """``cache``: purposes read before in the same transaction, by key (a
+        """The decision's purpose and the SHA-256 of its notice, or InvalidInput.
+        ``cache``: purposes read before in the same transaction, by key (a
         group-committed batch reads each purpose once)."""
         errors: dict[str, list[str]] = {}
         purpose = None if cache is None else cache.get(d.purpose)
@@ -198,37 +147,58 @@ class Ledger:
                 self._honour_gpc(session, customer_id, d, actor, now)
         return out
 
-    def _current(self, session: Session, customer_id: str, purpose: str) -> Any:
-        """The current-state row (status, purpose_version, expires_at, last_event_id),
-        locked for the rest of the transaction (PostgreSQL), or None."""
-        return session.execute(_CURRENT, {"customer_id": customer_id, "purpose": purpose}).first()
+    def record_on(self, conn: Connection, shared: dict[str, Any], customer_id: str,
+                  decision: Decision, *, actor: audit.Actor
+                  ) -> tuple[Recorded, Unchained, DomainEvent] | None:
+        """Record one decision on ``conn``, inside a group-committed transaction
+        (audit.Appender.run): returns what it recorded, its audit entry and its
+        ``consent.changed`` domain event, which the caller chains and writes to the outbox
+        in the same transaction. None, having written nothing, when the decision needs
+        more than this (Global Privacy Control, double opt-in): the caller then uses
+        ``record``. InvalidInput as ``record``.
+        """
+        if decision.evidence.get("gpc") is True:
+            return None
+        now = utcnow()
+        purpose, notice_sha = self._validate(conn, decision, now,
+                                             shared.setdefault("consent.purposes", {}))
+        if purpose.double_opt_in and decision.granted:
+            return None
+        now = _tick(shared, now)
+        current = ledger_rows.current_state_raw(conn, customer_id, purpose.key)
+        recorded, row, _status = self._write(conn, current, customer_id, decision, purpose,
+                                             notice_sha, actor, now, None, raw=True)
+        entry = audit_log.entry(actor, f"consent.{row.event_type}", customer_id,
+                                _audit_details(row, purpose, decision))
+        return recorded, entry, _changed(row, purpose)
 
     def _apply(self, session: Session, customer_id: str, d: Decision, purpose: Purpose,
                notice_sha: str | None, actor: audit.Actor, now: datetime,
                event_type: str | None = None) -> Recorded:
+        """Write one validated decision with its audit entry and domain events."""
         now = _tick(session.info, now)
-        current = self._current(session, customer_id, purpose.key)
-        recorded, event, status = self._write(session, current, customer_id, d, purpose,
-                                              notice_sha, actor, now, event_type)
+        current = ledger_rows.current_state(session, customer_id, purpose.key)
+        recorded, row, status = self._write(session, current, customer_id, d, purpose,
+                                            notice_sha, actor, now, event_type)
         if current is not None:
             # An ORM copy of the row loaded earlier in this session would be stale now.
             loaded = session.identity_map.get(identity_key(ConsentState, (customer_id,
                                                                           purpose.key)))
             if loaded is not None:
                 session.expire(loaded)
-        audit.record(session, actor=actor, action=f"consent.{event.event_type}",
-                     customer_id=customer_id, details=_audit_details(event, purpose, d))
-        emit(session, _changed(event, purpose))
+        audit.record(session, actor=actor, action=f"consent.{row.event_type}",
+                     customer_id=customer_id, details=_audit_details(row, purpose, d))
+        emit(session, _changed(row, purpose))
         if status is Status.PENDING_CONFIRMATION:
-            self._request_confirmation(session, customer_id, purpose, event.id, now)
+            confirmation.request_confirmation(session, customer_id, purpose, row.id, now)
         return recorded
 
     def _write(self, conn: Session | Connection, current: Any, customer_id: str, d: Decision,
                purpose: Purpose, notice_sha: str | None, actor: audit.Actor, now: datetime,
-               event_type: str | None, raw: bool = False) -> tuple[Recorded, _Event, Status]:
-        """The ledger row, the current state and the receipt (Core statements on ``conn``,
-        a session or a connection; ``raw``: on the connection's driver cursor); the caller
-        adds the audit entry and the event."""
+               event_type: str | None, raw: bool = False) -> tuple[Recorded, LedgerRow, Status]:
+        """The ledger event, the current state and the receipt (on ``conn``, a session or a
+        connection; ``raw``: on the connection's driver cursor); the caller adds the audit
+        entry and the domain event."""
         rule = Rule(purpose.key, purpose.legal_basis, purpose.version, purpose.direct_marketing)
         before = effective_status(rule, _state(current), now)
         if d.granted:
@@ -242,7 +212,7 @@ class Ledger:
         if status is Status.GRANTED and purpose.consent_lifetime_days:
             expires_at = now + timedelta(days=purpose.consent_lifetime_days)
         event_id, receipt_id = new_id(), new_id()
-        event = _Event(
+        row = LedgerRow(
             id=event_id, customer_id=customer_id, purpose=purpose.key,
             purpose_version=purpose.version, event_type=event_type, granted=d.granted,
             status=str(status), consent_type=d.consent_type, source=d.source,
@@ -251,100 +221,14 @@ class Ledger:
             notice_sha256=notice_sha, evidence=json.dumps(dict(d.evidence), sort_keys=True),
             collected_at=d.collected_at or now, recorded_at=now, expires_at=expires_at,
             actor_type=actor.kind, actor_id=actor.id, receipt_id=receipt_id)
+        receipt = ledger_rows.signed_receipt(row, purpose, self.controller, self.signer)
         if raw and isinstance(conn, Connection):
-            self._write_raw(conn, current, purpose, status, event)
+            ledger_rows.write_raw(conn, current, purpose, status, row, receipt)
         else:
-            # Core statements, no ORM units of work: the event, the state, the receipt.
-            conn.execute(insert(_EVENTS), event._asdict())
-            self._set_state(conn, current, purpose, status, event)
-            self._sign_receipt(conn, event, purpose)
+            ledger_rows.write(conn, current, purpose, status, row, receipt)
         recorded = Recorded(event_id, purpose.key, purpose.version, d.granted, str(status), now,
                             receipt_id)
-        return recorded, event, status
-
-    def _write_raw(self, conn: Connection, current: Any, purpose: Purpose, status: Status,
-                   event: _Event) -> None:
-        """_write's statements on the driver's cursor (as _set_state, _sign_receipt)."""
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        dialect = conn.dialect
-        _INSERT_EVENT_RAW.execute(cursor, dialect, event._asdict())
-        values = _state_values(purpose, status, event)
-        if current is None:
-            _INSERT_STATE_RAW.execute(cursor, dialect, {"customer_id": event.customer_id,
-                                                        "purpose": purpose.key, **values})
-        else:
-            _UPDATE_STATE_RAW.execute(cursor, dialect, {
-                "customer_id_": event.customer_id, "purpose_": purpose.key,
-                **{f"v_{k}": v for k, v in values.items()}})
-        payload, jws = self._receipt(event, purpose)
-        _INSERT_RECEIPT_RAW.execute(cursor, dialect, {
-            "id": event.receipt_id, "event_id": event.id, "customer_id": event.customer_id,
-            "payload": payload, "jws": jws, "created_at": event.recorded_at})
-
-    def record_on(self, conn: Connection, shared: dict[str, Any], customer_id: str,
-                  decision: Decision, *, actor: audit.Actor
-                  ) -> tuple[Recorded, Unchained, DomainEvent] | None:
-        """Record one decision on ``conn``, inside a group-committed transaction
-        (audit.Appender.run): returns what it recorded, its audit entry and its
-        ``consent.changed`` event, which the caller chains and writes to the outbox in the
-        same transaction. None, having written nothing, when the decision needs more than
-        this (Global Privacy Control, double opt-in): the caller then uses ``record``.
-        InvalidInput as ``record``.
-        """
-        if decision.evidence.get("gpc") is True:
-            return None
-        now = utcnow()
-        purpose, notice_sha = self._validate(conn, decision, now,
-                                             shared.setdefault("consent.purposes", {}))
-        if purpose.double_opt_in and decision.granted:
-            return None
-        now = _tick(shared, now)
-        current = _current_raw(conn, customer_id, purpose.key)
-        recorded, event, _status = self._write(conn, current, customer_id, decision, purpose,
-                                               notice_sha, actor, now, None, raw=True)
-        entry = audit_log.entry(actor, f"consent.{event.event_type}", customer_id,
-                                _audit_details(event, purpose, decision))
-        return recorded, entry, _changed(event, purpose)
-
-    @staticmethod
-    def _set_state(session: Session | Connection, current: Any, purpose: Purpose,
-                   status: Status, event: _Event) -> None:
-        values = _state_values(purpose, status, event)
-        if current is None:
-            session.execute(insert(_STATES), {"customer_id": event.customer_id,
-                                              "purpose": purpose.key, **values})
-        else:
-            session.execute(_UPDATE_STATE, {"customer_id_": event.customer_id,
-                                            "purpose_": purpose.key, **values})
-
-    def _sign_receipt(self, session: Session | Connection, event: _Event, purpose: Purpose) -> None:
-        payload, jws = self._receipt(event, purpose)
-        session.execute(insert(_RECEIPTS), {
-            "id": event.receipt_id, "event_id": event.id, "customer_id": event.customer_id,
-            "payload": payload, "jws": jws, "created_at": event.recorded_at})
-
-    def _receipt(self, event: _Event, purpose: Purpose) -> tuple[str, str]:
-        """The receipt's payload JSON and its JWS."""
-        facts = ReceiptFacts(
-            receipt_id=event.receipt_id, event_id=event.id, customer_id=event.customer_id,
-            event_type=event.event_type, status=event.status, consent_type=event.consent_type,
-            collection_method=event.collection_method, source=event.source,
-            recorded_at=event.recorded_at, expires_at=event.expires_at,
-            notice_version=event.notice_version, notice_language=event.notice_language,
-            notice_sha256=event.notice_sha256)
-        return sign(build(facts, purpose, self.controller), self.signer)
-
-    def _request_confirmation(self, session: Session, customer_id: str, purpose: Purpose,
-                              event_id: str, now: datetime) -> None:
-        token = secrets.token_urlsafe(32)
-        session.add(ConfirmationToken(
-            token_hash=hashlib.sha256(token.encode()).digest(), event_id=event_id,
-            customer_id=customer_id, purpose=purpose.key, expires_at=now + CONFIRMATION_TTL))
-        emit(session, DomainEvent(
-            "consent.confirmation_requested",
-            {"customer_id": customer_id, "purpose": purpose.key, "purpose_title": purpose.title,
-             "expires_at": rfc3339(now + CONFIRMATION_TTL)},
-            customer_id=customer_id, purpose=purpose.key, private={"token": token}))
+        return recorded, row, status
 
     def _honour_gpc(self, session: Session, customer_id: str, d: Decision,
                     actor: audit.Actor, now: datetime) -> None:
@@ -355,7 +239,7 @@ class Ledger:
                 continue
             if purpose.key == d.purpose and d.granted:
                 continue
-            current = self._current(session, customer_id, purpose.key)
+            current = ledger_rows.current_state(session, customer_id, purpose.key)
             if current is not None and current.status in (Status.REFUSED, Status.WITHDRAWN):
                 continue
             refusal = Decision(purpose=purpose.key, granted=False, source=d.source,
@@ -367,32 +251,19 @@ class Ledger:
     def confirm(self, session: Session, token: str, *, now: datetime | None = None) -> Recorded:
         """The customer opened the emailed link: the pending consent now counts."""
         now = now or utcnow()
-        digest = hashlib.sha256(token.encode()).digest()
-        row = session.get(ConfirmationToken, digest, with_for_update=True)
-        if row is None or row.used_at is not None or row.expires_at <= now:
-            raise TokenInvalid("this confirmation link is unknown, already used or expired")
-        current = self._current(session, row.customer_id, row.purpose)
-        if current is None or current.status != Status.PENDING_CONFIRMATION \
-                or current.last_event_id != row.event_id:
-            raise TokenInvalid("this confirmation link was superseded by a later decision")
-        row.used_at = now
-        purpose = registry.get(session, row.purpose)
-        pending = session.get(ConsentEvent, row.event_id)
+        link = confirmation.use_token(session, token, now)
+        purpose = registry.get(session, link.purpose)
+        pending = session.get(ConsentEvent, link.event_id)
         if pending is None:  # the ledger is append-only, so this cannot happen
             raise TokenInvalid("the decision behind this link no longer exists")
-        actor = audit.Actor("customer", row.customer_id)
-        recorded = self._apply_confirmation(session, pending, purpose, actor, now)
-        return recorded
-
-    def _apply_confirmation(self, session: Session, pending: ConsentEvent, purpose: Purpose,
-                            actor: audit.Actor, now: datetime) -> Recorded:
         d = Decision(purpose=purpose.key, granted=True, source=pending.source,
                      collection_method="email_link", notice_version=pending.notice_version,
                      notice_language=pending.notice_language or "en",
                      consent_type=pending.consent_type, evidence=json.loads(pending.evidence))
         confirmed = replace(purpose, double_opt_in=False)
         return self._apply(session, pending.customer_id, d, confirmed, pending.notice_sha256,
-                           actor, now, event_type="confirm")
+                           audit.Actor("customer", link.customer_id), now,
+                           event_type="confirm")
 
 
 def _tick(info: dict[str, Any], now: datetime) -> datetime:
@@ -405,57 +276,24 @@ def _tick(info: dict[str, Any], now: datetime) -> datetime:
     return now
 
 
-def _state_values(purpose: Purpose, status: Status, event: _Event) -> dict[str, Any]:
-    """The current-state row's values after ``event`` (every column but the key)."""
-    now = event.recorded_at
-    return {"status": str(status), "purpose_version": purpose.version,
-            "granted_at": now if status is Status.GRANTED else None,
-            "expires_at": event.expires_at, "source": event.source,
-            "last_event_id": event.id, "updated_at": now}
-
-
-def _audit_details(event: _Event, purpose: Purpose, d: Decision) -> dict[str, Any]:
+def _audit_details(row: LedgerRow, purpose: Purpose, d: Decision) -> dict[str, Any]:
     return {"purpose": purpose.key, "purpose_version": purpose.version,
-            "status": event.status, "event_id": event.id,
+            "status": row.status, "event_id": row.id,
             "collection_method": d.collection_method}
 
 
-def _changed(event: _Event, purpose: Purpose) -> DomainEvent:
+def _changed(row: LedgerRow, purpose: Purpose) -> DomainEvent:
+    """The ``consent.changed`` domain event (a webhook to downstream systems)."""
     return DomainEvent(
         "consent.changed",
-        {"customer_id": event.customer_id, "purpose": purpose.key,
-         "purpose_version": purpose.version, "status": event.status, "event_id": event.id,
-         "receipt_id": event.receipt_id, "recorded_at": rfc3339(event.recorded_at)},
-        customer_id=event.customer_id, purpose=purpose.key)
-
-
-class _Current(NamedTuple):
-    """The current-state row as _CURRENT returns it."""
-
-    status: str
-    purpose_version: int
-    expires_at: datetime | None
-    last_event_id: str
-
-
-_CURRENT_RAW = Prepared(_CURRENT)
-
-
-def _current_raw(conn: Connection, customer_id: str, purpose: str) -> _Current | None:
-    """_CURRENT on the driver's cursor (locked on PostgreSQL): SQLAlchemy's execution path
-    costs several times the statement, and it runs while the batch holds the write lock."""
-    dialect = conn.dialect
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    row = _CURRENT_RAW.execute(cursor, dialect, {"customer_id": customer_id,
-                                                 "purpose": purpose}).fetchone()
-    if row is None:
-        return None
-    status, version, expires_at, last_event_id = row
-    return _Current(status, int(version), audit_log.time_reader(dialect)(expires_at),
-                    last_event_id)
+        {"customer_id": row.customer_id, "purpose": purpose.key,
+         "purpose_version": purpose.version, "status": row.status, "event_id": row.id,
+         "receipt_id": row.receipt_id, "recorded_at": rfc3339(row.recorded_at)},
+        customer_id=row.customer_id, purpose=purpose.key)
 
 
 def _state(row: Any) -> State | None:
+    """The gate's State of a current-state row (or None)."""
     if row is None:
         return None
     return State(row.status, row.purpose_version, row.expires_at)
@@ -485,13 +323,14 @@ def current_states(session: Session, customer_id: str,
 
 
 def history(session: Session, customer_id: str) -> list[dict[str, Any]]:
-    """Every event, oldest first."""
+    """Every ledger event of the customer, oldest first, as the API shows them."""
     events = session.scalars(select(ConsentEvent).where(ConsentEvent.customer_id == customer_id)
                              .order_by(ConsentEvent.recorded_at, ConsentEvent.id))
     return [event_public(e) for e in events]
 
 
 def event_public(e: ConsentEvent) -> dict[str, Any]:
+    """The API's JSON of a ledger event."""
     return {
         "id": e.id, "purpose": e.purpose, "purpose_version": e.purpose_version,
         "event_type": e.event_type, "granted": e.granted, "status": e.status,
@@ -505,7 +344,7 @@ def event_public(e: ConsentEvent) -> dict[str, Any]:
 
 
 def state_at(session: Session, customer_id: str, purpose: str, at: datetime) -> State | None:
-    """The stored state as it stood at ``at``, from the ledger."""
+    """The stored consent state as it stood at ``at``, replayed from the ledger."""
     event = session.scalars(
         select(ConsentEvent).where(ConsentEvent.customer_id == customer_id,
                                    ConsentEvent.purpose == purpose,
@@ -517,4 +356,5 @@ def state_at(session: Session, customer_id: str, purpose: str, at: datetime) -> 
 
 
 def receipt(session: Session, receipt_id: str) -> Receipt | None:
+    """The signed receipt of a ledger event, by its id."""
     return session.get(Receipt, receipt_id)

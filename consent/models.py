@@ -15,10 +15,14 @@ from audit.sql import UTCDateTime, new_metadata
 
 
 class ConsentBase(DeclarativeBase):
+    """The consent package's tables (its own metadata, the shared naming convention)."""
+
     metadata = new_metadata()
 
 
 class PurposeRow(ConsentBase):
+    """A registered purpose as stored; ``consent.purposes.Purpose`` is how code sees it."""
+
     __tablename__ = "purposes"
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -66,6 +70,8 @@ class PurposeVersion(ConsentBase):
 
 
 class Notice(ConsentBase):
+    """A privacy notice's text in one version and language; never changed once published."""
+
     __tablename__ = "notices"
 
     version: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -76,7 +82,7 @@ class Notice(ConsentBase):
 
 
 class ConsentEvent(ConsentBase):
-    """One decision, as recorded: the ledger. Rows are only ever inserted."""
+    """A ledger event: one consent decision as recorded. Rows are only ever inserted."""
 
     __tablename__ = "consent_events"
     __table_args__ = (Index("ix_consent_events_customer_purpose", "customer_id", "purpose",
@@ -108,7 +114,8 @@ class ConsentEvent(ConsentBase):
 
 
 class ConsentState(ConsentBase):
-    """The current decision per customer and purpose: the gate's one indexed read."""
+    """The current consent state per customer and purpose (the outcome of the latest
+    ledger event): the gate's one indexed read."""
 
     __tablename__ = "consent_state"
     __table_args__ = (
@@ -171,7 +178,8 @@ class Objection(ConsentBase):
 
 
 class FlagEvent(ConsentBase):
-    """History of flags and objections, for answers about the past (``at=``)."""
+    """One change of the processing flags or objections: their history, for answers
+    about the past (``at=``)."""
 
     __tablename__ = "flag_events"
     __table_args__ = (Index("ix_flag_events_customer", "customer_id", "recorded_at"),)
@@ -186,6 +194,8 @@ class FlagEvent(ConsentBase):
 
 
 class Receipt(ConsentBase):
+    """The signed consent receipt of one ledger event."""
+
     __tablename__ = "consent_receipts"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -226,5 +236,6 @@ class ConsentCheck(ConsentBase):
     purpose: Mapped[str] = mapped_column(String(100))
     allowed: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(String(24))
-    #: "check", "batch", "audience", "data", "events"
+    #: "check", "batch", "audience", "data", or "events" (POST /api/v1/events: interaction
+    #: events checked against the gate)
     via: Mapped[str] = mapped_column(String(16))

@@ -14,6 +14,7 @@ from consent.models import Notice
 
 
 def sha256_of(text: str) -> str:
+    """The hex SHA-256 of a notice's text (UTF-8), as stored and as events record it."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -37,6 +38,7 @@ def publish(session: Session, *, version: str, language: str, text: str,
 
 
 def get(session: Session, version: str, language: str) -> Notice:
+    """The published notice, or UnknownNotice."""
     notice = session.get(Notice, (version, language))
     if notice is None:
         raise UnknownNotice(f"no notice {version} in {language}")

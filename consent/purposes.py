@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -41,6 +41,8 @@ class LegalBasis(StrEnum):
 
 
 class CookieCategory(StrEnum):
+    """What a tracker is for; only strictly necessary ones need no consent (ePrivacy Art. 5(3))."""
+
     NECESSARY = "necessary"
     PREFERENCES = "preferences"
     STATISTICS = "statistics"
@@ -49,6 +51,8 @@ class CookieCategory(StrEnum):
 
 @dataclass(frozen=True)
 class Purpose:
+    """A registered purpose, in its current version."""
+
     key: str
     title: str
     description: str
@@ -74,9 +78,11 @@ class Purpose:
 
     @property
     def needs_consent(self) -> bool:
+        """Its legal basis is consent: customers grant and withdraw it in the ledger."""
         return self.legal_basis is LegalBasis.CONSENT
 
     def public(self) -> dict[str, Any]:
+        """The API's JSON of the purpose, with its DPV IRIs."""
         data = asdict(self)
         data["legal_basis"] = str(self.legal_basis)
         for name in ("fields", "data_categories", "recipients"):
@@ -99,6 +105,7 @@ _LIST_FIELDS = ("fields", "data_categories", "recipients")
 
 
 def from_row(row: PurposeRow) -> Purpose:
+    """The Purpose of a stored row."""
     return Purpose(
         key=row.key, title=row.title, description=row.description,
         legal_basis=LegalBasis(row.legal_basis), cookie_category=row.cookie_category,
@@ -114,7 +121,7 @@ def from_row(row: PurposeRow) -> Purpose:
     )
 
 
-def _check(values: Mapping[str, Any], allowed_fields: Collection[str] | None) -> None:
+def _check_rules(values: Mapping[str, Any], allowed_fields: Collection[str] | None) -> None:
     """Rules that span fields; raise InvalidInput naming each offending field."""
     errors: dict[str, list[str]] = {}
     basis = values["legal_basis"]
@@ -192,7 +199,8 @@ def _check_source(session: Session, key: str, source: str | None) -> None:
         source = row.source_purpose
 
 
-def _snapshot(session: Session, row: PurposeRow, material: bool) -> None:
+def _record_version(session: Session, row: PurposeRow, material: bool) -> None:
+    """Keep the purpose as it now is (``PurposeVersion``): a new revision of its version."""
     revision = (session.scalar(select(func.max(PurposeVersion.revision))
                                .where(PurposeVersion.key == row.key,
                                       PurposeVersion.version == row.version)) or 0) + 1
@@ -213,7 +221,7 @@ def create(session: Session, values: Mapping[str, Any], *, actor: audit.Actor,
     except ValueError:
         raise InvalidInput({"legal_basis": ["one of " + ", ".join(LegalBasis)]}) from None
     merged: dict[str, Any] = {**{k: values.get(k) for k in EDITABLE}, "legal_basis": basis}
-    _check(merged, allowed_fields)
+    _check_rules(merged, allowed_fields)
     if session.get(PurposeRow, key) is not None:
         raise Conflict(f"a purpose {key!r} already exists")
     _check_source(session, key, merged.get("source_purpose"))
@@ -236,7 +244,7 @@ def create(session: Session, values: Mapping[str, Any], *, actor: audit.Actor,
     )
     session.add(row)
     session.flush()
-    _snapshot(session, row, material=True)
+    _record_version(session, row, material=True)
     audit.record(session, actor=actor, action="purpose.created",
                  details={"purpose": key, "version": 1, "legal_basis": str(basis)})
     return from_row(row)
@@ -259,7 +267,7 @@ def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: aud
     merged = {name: getattr(current, name) for name in EDITABLE}
     merged.update({k: v for k, v in changes.items() if k in EDITABLE})
     merged["legal_basis"] = current.legal_basis
-    _check(merged, allowed_fields)
+    _check_rules(merged, allowed_fields)
     if changes.get("source_purpose") is not None:
         _check_source(session, key, changes["source_purpose"])
     material = bool(changes.get("material"))
@@ -277,7 +285,7 @@ def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: aud
         row.version += 1
     row.updated_at = utcnow()
     session.flush()
-    _snapshot(session, row, material=material)
+    _record_version(session, row, material=material)
     audit.record(session, actor=actor, action="purpose.updated",
                  details={"purpose": key, "version": row.version, "material": material,
                           "fields": sorted(k for k in changes if k in EDITABLE)})
@@ -285,6 +293,7 @@ def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: aud
 
 
 def get(session: Session, key: str) -> Purpose:
+    """The purpose, or UnknownPurpose."""
     row = session.get(PurposeRow, key)
     if row is None:
         raise UnknownPurpose(key)
@@ -292,6 +301,7 @@ def get(session: Session, key: str) -> Purpose:
 
 
 def all_purposes(session: Session) -> list[Purpose]:
+    """Every registered purpose, by key."""
     return [from_row(r) for r in session.scalars(select(PurposeRow).order_by(PurposeRow.key))]
 
 
@@ -299,7 +309,3 @@ def version_at(session: Session, key: str, at: datetime) -> int | None:
     """The purpose's version in force at ``at`` (None if it did not exist yet)."""
     return session.scalar(select(func.max(PurposeVersion.version))
                           .where(PurposeVersion.key == key, PurposeVersion.created_at <= at))
-
-
-def field_names() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(Purpose))

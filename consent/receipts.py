@@ -37,6 +37,8 @@ class Controller:
 
 @dataclass(frozen=True)
 class ReceiptSigner:
+    """The hub's Ed25519 receipt key and the id (``kid``) it is published under."""
+
     key_id: str
     private_key: Ed25519PrivateKey
 
@@ -46,6 +48,7 @@ class ReceiptInvalid(Exception):
 
 
 def b64url(data: bytes) -> str:
+    """Base64url without padding (RFC 7515)."""
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
@@ -54,6 +57,7 @@ def b64url_decode(data: str) -> bytes:
 
 
 def canonical(obj: Mapping[str, Any]) -> bytes:
+    """The JSON that is signed: sorted keys, no whitespace, UTF-8."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -145,6 +149,7 @@ def sign(receipt: Mapping[str, Any], signer: ReceiptSigner) -> tuple[str, str]:
 
 
 def jwk(key_id: str, public_key: Ed25519PublicKey) -> dict[str, str]:
+    """The public key as a JWK, for the published JWKS."""
     raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw), "kid": key_id, "use": "sig",
             "alg": "EdDSA"}

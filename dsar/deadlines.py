@@ -33,7 +33,3 @@ def due_at(received_at: datetime, extension_months: int = 0) -> datetime:
 def reminder_times(due: datetime) -> list[datetime]:
     """When the DPO is reminded: 7 and 2 days before the deadline."""
     return [due - timedelta(days=d) for d in REMINDER_DAYS]
-
-
-def is_overdue(due: datetime, now: datetime, *, finished: bool) -> bool:
-    return not finished and now > due

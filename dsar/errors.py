@@ -10,13 +10,15 @@ class DsarError(Exception):
 
 
 class InvalidRequest(DsarError):
+    """Field-level validation failed; ``errors`` maps field names to messages."""
+
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("invalid: " + ", ".join(sorted(errors)))
         self.errors = errors
 
 
 class RequestNotFound(DsarError):
-    pass
+    """No such request, or no such customer or system part for it."""
 
 
 class VerificationFailed(DsarError):

@@ -12,10 +12,14 @@ from audit.sql import UTCDateTime, new_metadata
 
 
 class DsarBase(DeclarativeBase):
+    """The dsar package's tables (its own metadata, the shared naming convention)."""
+
     metadata = new_metadata()
 
 
 class DataSubjectRequest(DsarBase):
+    """A request from a data subject (Art. 15-21), from receipt to its end."""
+
     __tablename__ = "requests"
     __table_args__ = (
         Index("ix_requests_status_due", "status", "due_at"),
@@ -51,6 +55,8 @@ class DataSubjectRequest(DsarBase):
 
 
 class RequestHistory(DsarBase):
+    """One step in a request's life: who did what, when, from which status to which."""
+
     __tablename__ = "request_history"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -80,9 +86,29 @@ class RequestSystem(DsarBase):
 
 
 class VerificationToken(DsarBase):
+    """The single-use link that proves a requester controls the email address."""
+
     __tablename__ = "request_verification_tokens"
 
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(36), index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# The labels sealed columns are bound to (associated data): a sealed value copied into
+# another request, or another column, does not open.
+def details_label(request_id: str) -> str:
+    """``DataSubjectRequest.details_ct`` while it holds the request's sealed details."""
+    return f"request.{request_id}"
+
+
+def identifiers_label(request_id: str) -> str:
+    """``DataSubjectRequest.details_ct`` of an erasure while it keeps the erased customer's
+    identifiers for the systems yet to report (sealed under the hub's key)."""
+    return f"request.{request_id}.identifiers"
+
+
+def system_data_label(request_id: str, system_id: str) -> str:
+    """``RequestSystem.data_ct``: what a system sent back for an access request."""
+    return f"request_system.{request_id}.{system_id}"

@@ -14,6 +14,8 @@ from dsar.deadlines import MAX_EXTENSION_MONTHS, due_at
 
 
 class RequestType(StrEnum):
+    """The six rights a data subject request can exercise."""
+
     ACCESS = "access"              # Art. 15
     PORTABILITY = "portability"    # Art. 20
     ERASURE = "erasure"            # Art. 17
@@ -23,6 +25,8 @@ class RequestType(StrEnum):
 
 
 class RequestStatus(StrEnum):
+    """Where a request stands (the module docstring draws the transitions)."""
+
     PENDING_VERIFICATION = "pending_verification"
     VERIFIED = "verified"
     PROCESSING = "processing"
@@ -32,6 +36,8 @@ class RequestStatus(StrEnum):
 
 
 class Action(StrEnum):
+    """What moves a request on: the hub or a DPO acts, or the subject cancels."""
+
     VERIFY = "verify"
     START = "start"
     COMPLETE = "complete"
@@ -39,15 +45,16 @@ class Action(StrEnum):
     CANCEL = "cancel"
 
 
+#: a request in one of these is over; nothing moves it on
 FINAL = frozenset({RequestStatus.COMPLETED, RequestStatus.REJECTED, RequestStatus.CANCELLED})
-S = RequestStatus
+_S = RequestStatus
 
 TRANSITIONS: dict[tuple[RequestStatus, Action], RequestStatus] = {
-    (S.PENDING_VERIFICATION, Action.VERIFY): S.VERIFIED,
-    (S.VERIFIED, Action.START): S.PROCESSING,
-    (S.PROCESSING, Action.COMPLETE): S.COMPLETED,
-    **{(s, Action.REJECT): S.REJECTED for s in S if s not in FINAL},
-    **{(s, Action.CANCEL): S.CANCELLED for s in S if s not in FINAL},
+    (_S.PENDING_VERIFICATION, Action.VERIFY): _S.VERIFIED,
+    (_S.VERIFIED, Action.START): _S.PROCESSING,
+    (_S.PROCESSING, Action.COMPLETE): _S.COMPLETED,
+    **{(s, Action.REJECT): _S.REJECTED for s in _S if s not in FINAL},
+    **{(s, Action.CANCEL): _S.CANCELLED for s in _S if s not in FINAL},
 }
 
 
@@ -68,7 +75,7 @@ def next_status(snapshot: Snapshot, action: Action, *, reason: str | None = None
     """The status after ``action``, or TransitionRefused saying why not."""
     target = TRANSITIONS.get((snapshot.status, action))
     if target is None:
-        raise TransitionRefused(f"a {snapshot.status} request cannot be {_past(action)}")
+        raise TransitionRefused(f"a {snapshot.status} request cannot be {_PAST[action]}")
     if action is Action.REJECT and not (reason and reason.strip()):
         # Art. 12(4): the subject must be told why, and of their right to complain.
         raise TransitionRefused("a rejection needs a reason")
@@ -90,6 +97,5 @@ def extension(snapshot: Snapshot, months: int, now: datetime) -> int:
     return total
 
 
-def _past(action: Action) -> str:
-    return {Action.VERIFY: "verified", Action.START: "started", Action.COMPLETE: "completed",
-            Action.REJECT: "rejected", Action.CANCEL: "cancelled"}[action]
+_PAST = {Action.VERIFY: "verified", Action.START: "started", Action.COMPLETE: "completed",
+         Action.REJECT: "rejected", Action.CANCEL: "cancelled"}

@@ -3,9 +3,9 @@
 For one customer and one purpose: what the customer was told (the purpose's versions and
 the notice texts, with their hashes recomputed), what they decided and how (the ledger
 events with the shop's UI evidence, the signed receipts, verified here), what the gate
-answered (the check log, the decision now), what limited processing (restriction,
-objection, erasure) and the audit entries that corroborate it all, each entry's hash
-recomputed. Customer ids only: nothing in the pack is decrypted.
+answered (the check log, and its answer now as ``current_decision``), what limited
+processing (restriction, objection, erasure) and the audit entries that corroborate it
+all, each entry's hash recomputed. Customer ids only: nothing in the pack is decrypted.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ RECEIPT_KEYS = "GET /api/v1/keys/receipts"
 #: flag history kinds that concern every purpose
 _EVERY_PURPOSE = frozenset({"restricted", "restriction_lifted", "erased"})
 
-gatekeeper = Checker()
+checker = Checker()
 
 
 def _same(a: str, b: str) -> bool:
@@ -88,7 +88,7 @@ def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: 
     events = [e for e in ledger.history(session, customer_id) if e["purpose"] == purpose_key]
     checks, checks_capped = _checks(session, customer_id, purpose_key)
     entries, entries_capped = _audit_entries(session, customer_id, purpose)
-    decision = gatekeeper.check(session, customer_id, purpose_key, now)
+    answer = checker.check(session, customer_id, purpose_key, now)
     return {
         "customer_id": customer_id,
         "customer_status": customer.status,
@@ -109,9 +109,9 @@ def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: 
         "audit_entries_verified": all(e["hash_matches"] and e["linked"] for e in entries),
         "audit_chain_verification": CHAIN_VERIFICATION,
         "current_decision": {
-            "customer_id": customer_id, "purpose": purpose_key, "allowed": decision.allowed,
-            "legal_basis": str(decision.legal_basis), "reason": str(decision.reason),
-            "valid_until": rfc3339(decision.valid_until)},
+            "customer_id": customer_id, "purpose": purpose_key, "allowed": answer.allowed,
+            "legal_basis": str(answer.legal_basis), "reason": str(answer.reason),
+            "valid_until": rfc3339(answer.valid_until)},
     }
 
 

@@ -31,7 +31,7 @@ from audit.clock import rfc3339, utcnow
 from consent import ledger
 from consent import purposes as registry
 from consent.models import ConsentState, Receipt
-from dsar.models import DataSubjectRequest, RequestSystem
+from dsar.models import DataSubjectRequest, RequestSystem, system_data_label
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
 from privacy_hub.models import ExportFile, System
@@ -60,8 +60,10 @@ class ExportGone(Exception):
     """The export was deleted after its retention period, or never built."""
 
 
-def _events(hub: Hub, session: Session, customer_id: str, purposes: set[str] | None
-            ) -> list[dict[str, Any]]:
+def _interaction_events(hub: Hub, session: Session, customer_id: str,
+                        purposes: set[str] | None) -> list[dict[str, Any]]:
+    """The customer's interaction events (POST /api/v1/events), decrypted, oldest first;
+    ``purposes``: only those of these purposes."""
     rows = session.scalars(select(CustomerEvent).where(CustomerEvent.customer_id == customer_id)
                            .order_by(CustomerEvent.occurred_at))
     key = hub.keyring.data_key(session, customer_id)
@@ -98,7 +100,8 @@ def collect(hub: Hub, session: Session, req: DataSubjectRequest, *, portability:
         data = None
         if part.data_ct:
             data = json.loads(hub.vault.keyring.data_key(session, cid).open(
-                "requests", "details_ct", f"request_system.{req.id}.{part.system_id}", part.data_ct))
+                "requests", "details_ct", system_data_label(req.id, part.system_id),
+                part.data_ct))
         systems.append({"system": part.system, "status": part.status, "data": data})
     requests = [{"id": r.id, "type": r.type, "status": r.status,
                  "received_at": rfc3339(r.received_at), "due_at": rfc3339(r.due_at),
@@ -110,7 +113,7 @@ def collect(hub: Hub, session: Session, req: DataSubjectRequest, *, portability:
         "generated_at": rfc3339(utcnow()), "request_id": req.id,
         "kind": "portability" if portability else "access",
         "profile": profile, "consents": consents,
-        "events": _events(hub, session, cid, purposes if portability else None),
+        "events": _interaction_events(hub, session, cid, purposes if portability else None),
         "requests": requests, "downstream_systems": systems,
         # R-SIG-03: the CMP's TC strings, verbatim; consent choices the subject gave, so
         # in the portability export too, as their consent decisions are.
@@ -198,15 +201,18 @@ class Exports:
         self.hub = hub
 
     def _folder(self) -> Path:
+        """The instance's exports folder, readable by the hub's user only."""
         folder = self.hub.settings.instance_path / "exports"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         return folder
 
-    def _app(self, session: Session) -> AESGCM:
+    def _app_aead(self, session: Session) -> AESGCM:
+        """The hub's app-secrets key, which wraps each export's own key."""
         return AESGCM(self.hub.keyring.hub_key(session, "app_secrets"))
 
     def build(self, session: Session, *, request_id: str, customer_id: str,
               portability: bool) -> None:
+        """Build the ZIP, store it encrypted, and mail the subject a signed link to it."""
         req = session.get(DataSubjectRequest, request_id)
         if req is None:
             raise ExportGone(request_id)
@@ -224,7 +230,7 @@ class Exports:
         now = utcnow()
         session.merge(ExportFile(
             request_id=request_id, customer_id=customer_id, file=name,
-            wrapped_key=crypto.wrap(self._app(session), key, f"export-key|{request_id}".encode()),
+            wrapped_key=crypto.wrap(self._app_aead(session), key, f"export-key|{request_id}".encode()),
             size=len(archive), created_at=now, link_expires_at=now + LINK_TTL,
             delete_at=now + KEEP_FOR, deleted_at=None))
         outbox.enqueue(session, EXPORT_DELETE, {"request_id": request_id}, run_at=now + KEEP_FOR)
@@ -237,14 +243,16 @@ class Exports:
                               "portability": portability})
 
     def read(self, session: Session, request_id: str) -> bytes:
+        """The decrypted ZIP of a request's export; ExportGone once it is deleted."""
         row = session.get(ExportFile, request_id)
         if row is None or row.deleted_at is not None:
             raise ExportGone(request_id)
-        key = crypto.unwrap(self._app(session), row.wrapped_key, f"export-key|{request_id}".encode())
+        key = crypto.unwrap(self._app_aead(session), row.wrapped_key, f"export-key|{request_id}".encode())
         blob = (self._folder() / row.file).read_bytes()
         return crypto.unwrap(AESGCM(key), blob, f"export|{request_id}".encode())
 
     def delete_due(self, session: Session, now: datetime) -> int:
+        """Delete the exports past their retention (file and key); how many."""
         due = session.scalars(select(ExportFile).where(ExportFile.delete_at <= now,
                                                        ExportFile.deleted_at.is_(None))).all()
         for row in due:
@@ -261,6 +269,7 @@ class Exports:
         return hmac.new(secret, b"export-link|" + message, hashlib.sha256).digest()[:20]
 
     def link(self, session: Session, request_id: str, expires: datetime) -> str:
+        """The subject's download link, signed with the hub's key, valid until ``expires``."""
         message = f"{request_id}|{int(expires.timestamp())}".encode()
         token = base64.urlsafe_b64encode(message + b"|" + self._mac(session, message)).decode()
         return f"{self.hub.settings.base_url}/exports/{token.rstrip('=')}"
