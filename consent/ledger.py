@@ -19,11 +19,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 import audit
-from audit import log as audit_log
 from audit.chain import Unchained
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
-from audit.log import Prepared
+from audit.prepared import Prepared, time_reader
 from consent import purposes as registry
 from consent.domain_events import DomainEvent, emit
 from consent.errors import InvalidInput, TokenInvalid
@@ -302,7 +301,7 @@ class Ledger:
         current = _current_raw(conn, customer_id, purpose.key)
         recorded, event, _status = self._write(conn, current, customer_id, decision, purpose,
                                                notice_sha, actor, now, None, raw=True)
-        entry = audit_log.entry(actor, f"consent.{event.event_type}", customer_id,
+        entry = audit.entry(actor, f"consent.{event.event_type}", customer_id,
                                 _audit_details(event, purpose, decision))
         return recorded, entry, _changed(event, purpose)
 
@@ -451,7 +450,7 @@ def _current_raw(conn: Connection, customer_id: str, purpose: str) -> _Current |
     if row is None:
         return None
     status, version, expires_at, last_event_id = row
-    return _Current(status, int(version), audit_log.time_reader(dialect)(expires_at),
+    return _Current(status, int(version), time_reader(dialect)(expires_at),
                     last_event_id)
 
 
