@@ -26,7 +26,7 @@ from audit.clock import utcnow
 from audit.errors import AuditError
 from audit.insert import insert_links
 from audit.models import AuditCheckpoint, AuditEntry, AuditHead
-from audit.prepared import Prepared, time_reader
+from audit.prepared import Prepared, driver_cursor, time_reader
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def append(conn: Connection, items: list[Unchained], checkpoints: Checkpoints) -
     # Through the driver, with statements compiled once: the chain runs while the head is
     # locked, so its statements' cost is paid by every writer waiting for it.
     dialect = conn.dialect
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = driver_cursor(conn)
     # The locking read returns all that appending needs: PostgreSQL's SELECT ... FOR
     # UPDATE also makes this statement's snapshot see the entries of the writer we
     # waited for.
@@ -147,7 +147,7 @@ def lock(conn: Connection, cursor: Any = None
     """The head's seq, hash, last entry time and last checkpoint time, locked."""
     dialect = conn.dialect
     if cursor is None:
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver_cursor(conn)
     row = _READ_HEAD.execute(cursor, dialect, {}).fetchone()
     if row is None:
         _create_head(conn)

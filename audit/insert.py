@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Table, exc, insert
 
 from audit.chain import Link
 from audit.models import AuditEntry
-from audit.prepared import Prepared
+from audit.prepared import Prepared, driver_cursor
 
 _ENTRIES = cast(Table, AuditEntry.__table__)
 _INSERT_ENTRIES = Prepared(insert(_ENTRIES))
@@ -32,7 +32,7 @@ def insert_links(conn: Connection, links: list[Link], cursor: Any = None) -> Non
     """Insert chained entries through the driver, in ``conn``'s transaction."""
     dialect = conn.dialect
     if cursor is None:
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver_cursor(conn)
     if len(links) == 1:
         _INSERT_ENTRIES.execute(cursor, dialect, links[0]._asdict())
         return

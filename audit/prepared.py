@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Dialect, LargeBinary, Table, exc, insert
+from sqlalchemy import Connection, Dialect, LargeBinary, Table, exc, insert
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeEngine
@@ -145,6 +145,11 @@ class Prepared:
             raise exc.DBAPIError.instance(sql, params, err, dialect.loaded_dbapi.Error,
                                           dialect=dialect) from err
         return cursor
+
+
+def driver_cursor(conn: Connection) -> Any:
+    """A DBAPI cursor on ``conn``'s connection, inside its transaction."""
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
 
 _INSERTS: dict[Table, Prepared] = {}

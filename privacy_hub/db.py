@@ -185,11 +185,6 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 # -- prebuilt statements through the driver (request hot paths) ---------------------------
 
-def driver_cursor(conn: Connection) -> Any:
-    """A DBAPI cursor on ``conn``'s connection, inside its transaction."""
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-
 @contextmanager
 def driver_reader(engine: Engine) -> Iterator[tuple[Any, Any]]:
     """A driver connection for statements that only read, each its own snapshot.

@@ -42,7 +42,7 @@ from audit import unit_of_work
 from audit.appender import BEFORE_CHAIN
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
-from audit.prepared import Prepared
+from audit.prepared import Prepared, driver_cursor
 from audit.sql import UTCDateTime, new_metadata
 from consent import domain_events
 from consent.domain_events import DomainEvent, JSONValue
@@ -237,7 +237,7 @@ def _subscribers(session: Session | Connection) -> list[_Subscriber]:
     if isinstance(session, Connection):
         # On the driver's cursor: a group-committed batch reads them with the write lock
         # held (id and purposes are text: nothing to convert).
-        cursor = session.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver_cursor(session)
         rows = _SUBSCRIBERS_RAW.execute(cursor, session.dialect, {}).fetchall()
     else:
         rows = session.execute(_SUBSCRIBERS).all()
@@ -292,7 +292,7 @@ def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[
 
         def finish(c: Connection) -> None:
             if rows:
-                cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                cursor = driver_cursor(c)
                 _INSERT_JOB_RAW.executemany(cursor, c.dialect, rows)
 
         shared.setdefault(BEFORE_CHAIN, {})["outbox"] = finish

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 import audit
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
-from audit.prepared import Prepared
-from privacy_hub.db import driver_cursor, driver_reader
+from audit.prepared import Prepared, driver_cursor
+from privacy_hub.db import driver_reader
 from privacy_hub.vault.blind_index import (
     BlindIndexer,
     NormalisationError,
