@@ -70,7 +70,7 @@ def retry_delivery(session: Session, delivery_id: str, *,
         raise DeliveryNotRetryable(job.status)
     job.status, job.attempts, job.next_attempt_at = "pending", 0, utcnow()
     job.locked_until = job.locked_by = None
-    outbox.jobs_changed(session)
+    outbox.wake_worker_after_commit(session)
     audit.record(session, actor=actor, action="webhook.retried",
                  details={"delivery_id": job.id, "event_id": job.event_id, "system": system})
     session.flush()

@@ -172,7 +172,7 @@ def enqueue(session: Session, kind: str, payload: Mapping[str, Any],
     row = _row(_aead(type(session)), kind, payload, now=utcnow(), run_at=run_at,
                customer_id=customer_id)
     session.execute(insert(OutboxJob), [row])
-    jobs_changed(session)
+    wake_worker_after_commit(session)
     return str(row["id"])
 
 
@@ -209,7 +209,7 @@ def enqueue_webhook(session: Session, *, system_id: str, event_type: str,
                system_id=system_id, event_id=new_id(), event_type=event_type,
                customer_id=customer_id)
     session.execute(insert(OutboxJob), [row])
-    jobs_changed(session)
+    wake_worker_after_commit(session)
     return str(row["id"])
 
 
@@ -336,7 +336,7 @@ class _Outbox:
                 rows += _rows_for(self.aead, ev, now, subscribers or [])
         if rows:
             session.execute(insert(OutboxJob), rows)
-            jobs_changed(session)
+            wake_worker_after_commit(session)
 
     def committed(self, session: Session) -> None:
         """Wake an in-process worker if jobs were written; drop (loudly) late events."""
@@ -349,6 +349,6 @@ class _Outbox:
             jobs_added.set()
 
 
-def jobs_changed(session: Session) -> None:
+def wake_worker_after_commit(session: Session) -> None:
     """Wake an in-process worker once this session's transaction has committed."""
     unit_of_work.notes(session)[_WROTE] = True
