@@ -43,7 +43,7 @@ class AuditHead(AuditBase):
     """The single row (id 1) holding the last seq and hash; writers lock it to append.
 
     It also holds the last entry's time and the last checkpoint's, so that the one locking
-    read is all a writer needs before it appends (audit/log.py).
+    read is all a writer needs before it appends (audit/head.py).
     """
 
     __tablename__ = "audit_head"

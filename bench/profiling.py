@@ -108,10 +108,10 @@ def summarise(paths: list[Path], top: int = 25) -> str:
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("SQLite BEGIN IMMEDIATE: waiting for the write lock (privacy_hub/db.py _on_begin)",
      ("_on_begin (privacy_hub/db.py)",)),
-    ("audit head lock: SELECT ... FOR UPDATE incl. waiting (audit/log.py _lock_head)",
-     ("_lock_head (audit/log.py)",)),
+    ("audit head lock: SELECT ... FOR UPDATE incl. waiting (audit/head.py lock)",
+     ("lock (audit/head.py)",)),
     ("connection checkout (pool, pre-ping, connect)", ("Pool.connect (", "_do_ping_w_event")),
-    ("audit chain at commit, after the lock (audit/log.py _chain)", ("_chain (audit/log.py)",)),
+    ("audit chain at commit, after the lock (audit/head.py append)", ("append (audit/head.py)",)),
     ("DB commit (incl. fsync)", ("do_commit (",)),
     ("API key check (SystemRegistry.authenticate)", ("SystemRegistry.authenticate",)),
     ("customer data keys (KeyRing.data_keys / new_data_key(s))",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-_KEY = "domain_events"
+from audit.unit_of_work import SessionQueue
 
 JSONValue = str | int | float | bool | None | list["JSONValue"] | dict[str, "JSONValue"]
 
@@ -29,24 +29,23 @@ class DomainEvent:
     private: Mapping[str, JSONValue] = field(default_factory=dict)
 
 
+_EVENTS: SessionQueue[DomainEvent] = SessionQueue("domain_events")
+
+
 def emit(session: Session, event: DomainEvent) -> None:
-    """Queue an event; it is written to the outbox when the session commits."""
-    if not session.in_transaction():
-        # Tie the event to a transaction, so a rollback of it drops the event.
-        session.begin()
-    session.info.setdefault(_KEY, []).append(event)
+    """Queue an event; it is written to the outbox when the session commits.
+
+    Tied to the session's transaction (begun now if there is none), so a rollback of it,
+    or of the savepoint it was emitted in, drops the event (audit/unit_of_work.py).
+    """
+    _EVENTS.put(session, (event,))
 
 
-def pending(session: Session) -> list[DomainEvent]:
-    events: list[DomainEvent] = session.info.get(_KEY, [])
-    return events
+def queued(session: Session) -> bool:
+    """Whether the session holds events not yet written."""
+    return _EVENTS.any(session)
 
 
 def take(session: Session) -> list[DomainEvent]:
     """Remove and return the queued events (called by the outbox at commit)."""
-    events: list[DomainEvent] = session.info.pop(_KEY, [])
-    return events
-
-
-def discard(session: Session) -> None:
-    session.info.pop(_KEY, None)
+    return _EVENTS.take(session)

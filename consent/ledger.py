@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 import audit
-from audit import log as audit_log
 from audit.chain import Unchained
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
@@ -168,7 +167,7 @@ class Ledger:
         current = ledger_rows.current_state_raw(conn, customer_id, purpose.key)
         recorded, row, _status = self._write(conn, current, customer_id, decision, purpose,
                                              notice_sha, actor, now, None, raw=True)
-        entry = audit_log.entry(actor, f"consent.{row.event_type}", customer_id,
+        entry = audit.entry(actor, f"consent.{row.event_type}", customer_id,
                                 _audit_details(row, purpose, decision))
         return recorded, entry, _changed(row, purpose)
 

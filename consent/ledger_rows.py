@@ -13,8 +13,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from audit import log as audit_log
-from audit.log import Prepared
+from audit.prepared import Prepared, driver_cursor, time_reader
 from consent.gate import Status
 from consent.models import ConsentEvent, ConsentState, Receipt
 from consent.purposes import Purpose
@@ -90,13 +89,13 @@ def current_state_raw(conn: Connection, customer_id: str, purpose: str) -> Curre
     execution path costs several times the statement, and it runs while the batch holds
     the write lock."""
     dialect = conn.dialect
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = driver_cursor(conn)
     row = _CURRENT_RAW.execute(cursor, dialect, {"customer_id": customer_id,
                                                  "purpose": purpose}).fetchone()
     if row is None:
         return None
     status, version, expires_at, last_event_id = row
-    return CurrentState(status, int(version), audit_log.time_reader(dialect)(expires_at),
+    return CurrentState(status, int(version), time_reader(dialect)(expires_at),
                         last_event_id)
 
 
@@ -131,7 +130,7 @@ def write(conn: Session | Connection, current: Any, purpose: Purpose, status: St
 def write_raw(conn: Connection, current: Any, purpose: Purpose, status: Status,
               row: LedgerRow, receipt: tuple[str, str]) -> None:
     """``write``'s statements on the connection's driver cursor."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = driver_cursor(conn)
     dialect = conn.dialect
     _INSERT_EVENT_RAW.execute(cursor, dialect, row._asdict())
     values = _state_values(purpose, status, row)

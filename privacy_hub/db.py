@@ -3,42 +3,29 @@
 SQLite is the embedded default. Its transactions are started with ``BEGIN IMMEDIATE``
 so that a transaction which reads and then writes (every audited request does) takes
 the write lock up front instead of failing with "database is locked" on upgrade.
-PostgreSQL serialises the audit chain with a row lock instead.
-
-SQLite writers queue for that write lock here, not in SQLite: a thread takes this
-process's lock for the database file and then an exclusive ``flock`` on
-``<database>-writer.lock`` (other processes), both released as soon as the transaction
-commits or rolls back. Waiters sleep in the kernel and wake the moment the lock is free,
-where SQLite's busy handler would sleep and poll (1 ms, then up to 100 ms: seconds of
-p99 under load). SQLite's own busy timeout stays as the backstop for processes that do
-not take the lock file (e.g. the sqlite3 shell).
+PostgreSQL serialises the audit chain with a row lock instead. SQLite writers queue for
+that write lock in privacy_hub/writer_lock.py, not in SQLite's busy handler.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, LargeBinary, Table, create_engine, event, exc, insert
+from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
-from audit.log import Prepared
+from audit.prepared import insert_of
+from privacy_hub.writer_lock import LockingConnection, WriterLock, writer_lock
 
-__all__ = ["Prepared"]
-
-#: seconds a SQLite writer waits for another thread of its process before giving up, as
-#: SQLite's own busy timeout does ("database is locked")
-SQLITE_LOCK_TIMEOUT = 30.0
 #: PostgreSQL connections older than this are replaced at checkout (seconds)
 POOL_RECYCLE = 1800
 
@@ -56,10 +43,10 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
         else:
             # Keep connections open: closing the last one checkpoints the WAL (~4 ms).
             kwargs.update(poolclass=QueuePool, pool_size=pool_size, max_overflow=20)
-            kwargs["connect_args"]["factory"] = _LockingConnection
+            kwargs["connect_args"]["factory"] = LockingConnection
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, sqlite_synchronous,
-                          None if memory or path is None else _writer_lock(path))
+                          None if memory or path is None else writer_lock(path))
         return engine
     # No pool_pre_ping: it costs a round trip on every checkout. A connection the server
     # dropped fails its request (answered 503, retry; privacy_hub/web/context.py) and SQLAlchemy
@@ -67,7 +54,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_recycle=POOL_RECYCLE)
 
 
-def _configure_sqlite(engine: Engine, synchronous: str, lock: _WriterLock | None) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str, lock: WriterLock | None) -> None:
     if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise ValueError(f"unknown SQLite synchronous mode: {synchronous}")
 
@@ -75,7 +62,7 @@ def _configure_sqlite(engine: Engine, synchronous: str, lock: _WriterLock | None
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control away from the sqlite3 module; we issue BEGIN ourselves.
         dbapi_conn.isolation_level = None
-        if isinstance(dbapi_conn, _LockingConnection):
+        if isinstance(dbapi_conn, LockingConnection):
             dbapi_conn.writer_lock = lock
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -98,12 +85,12 @@ def _configure_sqlite(engine: Engine, synchronous: str, lock: _WriterLock | None
             if conn.get_execution_options().get(READ_ONLY):
                 dbapi_conn.execute("BEGIN")
                 return
-            if isinstance(dbapi_conn, _LockingConnection):
+            if isinstance(dbapi_conn, LockingConnection):
                 dbapi_conn.take_writer_lock()
             try:
                 dbapi_conn.execute("BEGIN IMMEDIATE")
             except BaseException:
-                if isinstance(dbapi_conn, _LockingConnection):
+                if isinstance(dbapi_conn, LockingConnection):
                     dbapi_conn.release_writer_lock()
                 raise
         except sqlite3.Error as err:  # as SQLAlchemy reports driver errors
@@ -142,149 +129,12 @@ def _refuse_writes(_conn: Any, _cursor: Any, statement: str, _params: Any, conte
         raise ReadOnlyViolation("a read-only session tried to write: " + statement.split(None, 1)[0])
 
 
-# -- SQLite: one writer at a time, queued without polling ---------------------------------
-
-class _Held(threading.local):
-    count = 0
-
-
-#: how many writer locks the current thread holds
-_held = _Held()
-
-
-class _WriterLock:
-    """Exclusive right to write one SQLite database: a thread lock, then a file lock."""
-
-    def __init__(self, database: str) -> None:
-        self.path = database + "-writer.lock"
-        self._local = threading.Lock()
-        self._fd: int | None = None
-
-    def acquire(self, timeout: float = SQLITE_LOCK_TIMEOUT) -> None:
-        if not self._local.acquire(timeout=timeout):
-            raise sqlite3.OperationalError("database is locked (waited for this process's "
-                                           "other writers)")
-        try:
-            if _held.count:
-                # Holding another database's lock (e.g. a key store of its own): waiting
-                # without end could deadlock with a process taking them the other way
-                # round, so give up after the timeout, as SQLite's busy handler would.
-                self._flock_within(timeout)
-            else:
-                # Blocks in the kernel, the GIL released, until the other process's
-                # writer is done; the kernel drops the lock of a process that dies.
-                fcntl.flock(self._file(), fcntl.LOCK_EX)
-        except BaseException:
-            self._local.release()
-            raise
-        _held.count += 1
-
-    def _flock_within(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        delay = 0.0005
-        while True:
-            try:
-                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise sqlite3.OperationalError("database is locked") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-
-    def release(self) -> None:
-        _held.count = max(0, _held.count - 1)  # a pool may return a connection elsewhere
-        try:
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._local.release()
-
-    def _file(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        return self._fd
-
-    def _after_fork(self) -> None:
-        # flock belongs to the open file, which a child shares with its parent: the child
-        # opens its own. A thread lock held by a parent's thread stays held in a child.
-        if self._fd is not None:
-            os.close(self._fd)  # the parent's copy keeps the parent's lock
-            self._fd = None
-        self._local = threading.Lock()
-
-
-_LOCKS: weakref.WeakValueDictionary[str, _WriterLock] = weakref.WeakValueDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def _writer_lock(database: str) -> _WriterLock:
-    """The process-wide lock of one database file (every engine on it shares it)."""
-    key = os.path.realpath(database)
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(key)
-        if lock is None:
-            lock = _LOCKS[key] = _WriterLock(key)
-        return lock
-
-
-def _reset_locks_in_child() -> None:
-    global _LOCKS_GUARD
-    _LOCKS_GUARD = threading.Lock()
-    _held.count = 0  # the forking thread's locks stay its parent's
-    for lock in list(_LOCKS.values()):
-        lock._after_fork()
-
-
-os.register_at_fork(after_in_child=_reset_locks_in_child)
-
-
-class _LockingConnection(sqlite3.Connection):
-    """A sqlite3 connection that holds the database's writer lock from ``BEGIN IMMEDIATE``
-    until its transaction ends, however it ends (commit, rollback, close)."""
-
-    writer_lock: _WriterLock | None = None
-    _holding: _WriterLock | None = None
-
-    def take_writer_lock(self) -> None:
-        if self._holding is None and self.writer_lock is not None:
-            self.writer_lock.acquire()
-            self._holding = self.writer_lock
-
-    def release_writer_lock(self) -> None:
-        held, self._holding = self._holding, None
-        if held is not None:
-            held.release()
-
-    def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            # A COMMIT that failed leaves the transaction open: the caller's rollback
-            # releases the lock then.
-            if not self.in_transaction:
-                self.release_writer_lock()
-
-    def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self.release_writer_lock()
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.release_writer_lock()
-
-
 # -- bulk inserts ------------------------------------------------------------------------
 
-_PLANS: dict[tuple[str, Table], tuple[str, list[str], bool, dict[str, Any]]] = {}
-
-
-def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT ``rows`` (each with a value for every column) in one executemany.
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
+                fixed: Mapping[str, Any] | None = None) -> None:
+    """INSERT ``rows`` (each with a value for every column not in ``fixed``, which gives
+    the same values to every row) in one executemany.
 
     The same rows as ``conn.execute(insert(table), rows)``, at a fraction of its CPU:
     SQLAlchemy builds and converts every row's parameters one by one (about half of a
@@ -293,40 +143,16 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     """
     if not rows:
         return
-    dialect = conn.dialect
-    plan = _PLANS.get((dialect.name, table))
-    if plan is None:
-        compiled = insert(table).compile(dialect=dialect)
-        names = list(compiled.positiontup or []) if compiled.positional else [
-            c.key for c in table.columns]
-        if sorted(names) != sorted(c.key for c in table.columns):  # escaped bind names
-            conn.execute(insert(table), list(rows))
-            return
-        # Bytes go to the drivers as they are (sqlite3 and psycopg take them natively).
-        processors = {c.key: proc for c in table.columns
-                      if not isinstance(c.type, LargeBinary)
-                      and (proc := c.type.dialect_impl(dialect).bind_processor(dialect))}
-        plan = _PLANS[(dialect.name, table)] = (compiled.string, names, compiled.positional,
-                                                processors)
-    sql, names, positional, processors = plan
-    converted: dict[str, tuple[Any, Any]] = {}
-    params: list[Any] = []
-    for row in rows:
-        values = []
-        for name in names:
-            value = row[name]
-            proc = processors.get(name)
-            if proc is not None and value is not None:
-                last = converted.get(name)
-                if last is not None and last[0] is value:
-                    value = last[1]
-                else:
-                    out = proc(value)
-                    converted[name] = (value, out)
-                    value = out
-            values.append(value)
-        params.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
-    conn.exec_driver_sql(sql, params)
+    plan = insert_of(table).plan(conn.dialect)
+    columns = [c.key for c in table.columns]
+    names = list(plan.names) if plan.names is not None else columns
+    if sorted(names) != sorted(columns):  # escaped bind names
+        conn.execute(insert(table), [{**row, **(fixed or {})} for row in rows])
+        return
+    params: list[Any] = plan.rows(rows, names, fixed)
+    if plan.names is None:
+        params = [dict(zip(names, values, strict=True)) for values in params]
+    conn.exec_driver_sql(plan.sql, params)
 
 
 # -- sessions ----------------------------------------------------------------------------
@@ -358,11 +184,6 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 # -- prebuilt statements through the driver (request hot paths) ---------------------------
-
-def driver_cursor(conn: Connection) -> Any:
-    """A DBAPI cursor on ``conn``'s connection, inside its transaction."""
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
 
 @contextmanager
 def driver_reader(engine: Engine) -> Iterator[tuple[Any, Any]]:

@@ -14,7 +14,7 @@ from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.jobs import outbox
+from privacy_hub.jobs import deliveries, outbox
 from privacy_hub.systems import NAME_RE
 from privacy_hub.web.context import db
 
@@ -71,7 +71,7 @@ def _position(cursor: str | None) -> tuple[datetime, str] | None:
 
 
 def _found(delivery_id: str) -> Any:
-    row = outbox.get_delivery(db(), delivery_id) if _ID_RE.match(delivery_id) else None
+    row = deliveries.get_delivery(db(), delivery_id) if _ID_RE.match(delivery_id) else None
     if row is None:
         raise Problem(404, "No webhook delivery with this id.")
     return row
@@ -84,13 +84,13 @@ class Deliveries(MethodView):
     @blp.response(200, DeliveryPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Deliveries, newest first, optionally only one status or one system."""
-        rows = outbox.list_deliveries(db(), status=query["status"], system=query["system"],
+        rows = deliveries.list_deliveries(db(), status=query["status"], system=query["system"],
                                       before=_position(query["cursor"]),
                                       limit=query["limit"] + 1)
         more = len(rows) > query["limit"]
         rows = rows[: query["limit"]]
         last = rows[-1][0] if rows else None
-        return {"items": [outbox.public_delivery(job, system) for job, system in rows],
+        return {"items": [deliveries.public_delivery(job, system) for job, system in rows],
                 "next_cursor": encode_cursor({"at": last.created_at.isoformat(), "id": last.id})
                 if more and last is not None else None}
 
@@ -102,7 +102,7 @@ class DeliveryItem(MethodView):
     def get(self, delivery_id: str) -> dict[str, Any]:
         """One delivery."""
         job, system = _found(delivery_id)
-        return outbox.public_delivery(job, system)
+        return deliveries.public_delivery(job, system)
 
 
 @blp.route("/deliveries/<string:delivery_id>/retry")
@@ -117,11 +117,11 @@ class DeliveryRetry(MethodView):
         """Send a dead delivery again now, with a fresh set of attempts (audited)."""
         _found(delivery_id)
         try:
-            row = outbox.retry_delivery(db(), delivery_id, actor=current_principal().actor)
-        except outbox.DeliveryNotRetryable as exc:
+            row = deliveries.retry_delivery(db(), delivery_id, actor=current_principal().actor)
+        except deliveries.DeliveryNotRetryable as exc:
             raise Problem(409, str(exc).capitalize() + ".", type_="delivery-not-dead",
                           delivery_status=exc.status) from None
         if row is None:
             raise Problem(404, "No webhook delivery with this id.")
         job, system = row
-        return outbox.public_delivery(job, system)
+        return deliveries.public_delivery(job, system)

@@ -13,15 +13,15 @@ import logging
 import os
 import threading
 from collections import deque
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import text
-from sqlalchemy.engine import Dialect
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import audit
 from audit.clock import utcnow
+from audit.prepared import Prepared
 from audit.sql import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -40,27 +40,10 @@ class CheckRecord(NamedTuple):
 _COLUMNS = CheckRecord._fields
 #: straight to the driver, one executemany: SQLAlchemy's bulk insert converted every
 #: row's parameters one by one, which cost more than the checks it logged
-_INSERT = text(f"INSERT INTO consent_checks ({', '.join(_COLUMNS)}) "  # noqa: S608
-               f"VALUES ({', '.join(':' + c for c in _COLUMNS)})")
-_PLANS: dict[str, tuple[str, Any]] = {}
-
-
-def _sqlite_time(value: datetime) -> str:
-    """As UTCDateTime stores it on SQLite: naive UTC, always with microseconds."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _plan(dialect: Dialect) -> tuple[str, Any]:
-    plan = _PLANS.get(dialect.name)
-    if plan is None:
-        compiled = _INSERT.compile(dialect=dialect)
-        if compiled.positional and list(compiled.positiontup or ()) != list(_COLUMNS):
-            raise RuntimeError("unexpected parameter order")  # pragma: no cover
-        times: Any = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-        if dialect.name == "sqlite":
-            times = _sqlite_time  # the same text, at a fraction of the cost
-        plan = _PLANS[dialect.name] = (compiled.string, times)
-    return plan
+_INSERT = Prepared(
+    text(f"INSERT INTO consent_checks ({', '.join(_COLUMNS)}) "  # noqa: S608
+         f"VALUES ({', '.join(':' + c for c in _COLUMNS)})")
+    .bindparams(bindparam("checked_at", type_=UTCDateTime())))
 
 
 class CheckLog:
@@ -124,13 +107,16 @@ class CheckLog:
         try:
             with self._sessions.begin() as session:
                 conn = session.connection()
-                sql, times = _plan(conn.dialect)
-                if conn.dialect.paramstyle in ("qmark", "numeric", "format"):
+                plan = _INSERT.plan(conn.dialect)
+                times = plan.processors.get("checked_at")
+                if plan.names is not None:
+                    if plan.names != _COLUMNS:
+                        raise RuntimeError("unexpected parameter order")  # pragma: no cover
                     params: list[Any] = [(times(r[0]) if times else r[0], *r[1:]) for r in records]
                 else:
                     params = [dict(zip(_COLUMNS, (times(r[0]) if times else r[0], *r[1:]),
                                        strict=True)) for r in records]
-                conn.exec_driver_sql(sql, params)
+                conn.exec_driver_sql(plan.sql, params)
                 audit.record(session, actor=audit.Actor("job", "checklog"),
                              action="consent.checks_logged",
                              details={"count": len(records), "sha256": digest.hexdigest()})

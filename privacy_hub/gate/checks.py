@@ -6,12 +6,12 @@ by ``decide`` itself (memoised per distinct input in batches and audiences); the
 gathers its inputs, or, for audiences, preselects rows whose decision is certain (a
 consent in force, a customer not erased) and leaves the rare flagged ones to ``decide``.
 
-The statements are plain driver SQL, prepared once per dialect. The hot API paths run
-them on a driver connection outside any transaction (``Reader.connect``): on SQLite
-(WAL) each statement reads one consistent snapshot without a write lock, on PostgreSQL
-in autocommit, as READ COMMITTED would per statement anyway. Paths that must share the
-request's transaction (purpose-bound reads, events) run the same SQL on the session's
-connection (``Reader.of_session``).
+The statements are plain driver SQL, prepared once per dialect (audit/prepared.py). The
+hot API paths run them on a driver connection outside any transaction (``Reader.connect``):
+on SQLite (WAL) each statement reads one consistent snapshot without a write lock, on
+PostgreSQL in autocommit, as READ COMMITTED would per statement anyway. Paths that must
+share the request's transaction (purpose-bound reads, events) run the same SQL on the
+session's connection (``Reader.of_session``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, TextClause, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from audit.sql import UTCDateTime
+from audit.prepared import Prepared, time_binder, time_reader
 from consent import flags as flag_service
 from consent import ledger
 from consent import purposes as registry
@@ -49,32 +49,22 @@ CUSTOMERS_INDEX = "ix_customers_id_status"
 ERASED_INDEX = "ix_customers_erased"
 
 
-class _Sql:
+def _sql(sql: str, *, sqlite: str | None = None) -> Prepared:
     """One statement, written with ``:name`` parameters, compiled once per dialect.
 
     The SQLite text may name indexes: ``{check}`` (consent state by customer),
     ``{customers}`` (CUSTOMERS_INDEX) and ``{erased}`` (ERASED_INDEX).
     """
 
-    def __init__(self, sql: str, *, sqlite: str | None = None) -> None:
-        self._sql = sql
-        self._sqlite = sqlite or sql
-        self._plans: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+    def build(dialect: Dialect) -> TextClause:
+        if dialect.name == "sqlite":
+            return text((sqlite or sql).format(
+                check=" INDEXED BY ix_consent_state_check",
+                customers=f" INDEXED BY {CUSTOMERS_INDEX}",
+                erased=f" INDEXED BY {ERASED_INDEX}"))
+        return text(sql.format(check="", customers="", erased=""))
 
-    def plan(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-        plan = self._plans.get(dialect.name)
-        if plan is None:
-            if dialect.name == "sqlite":
-                source = self._sqlite.format(
-                    check=" INDEXED BY ix_consent_state_check",
-                    customers=f" INDEXED BY {CUSTOMERS_INDEX}",
-                    erased=f" INDEXED BY {ERASED_INDEX}")
-            else:
-                source = self._sql.format(check="", customers="", erased="")
-            compiled = text(source).compile(dialect=dialect)
-            order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            plan = self._plans[dialect.name] = (compiled.string, order)
-        return plan
+    return Prepared(build)
 
 
 _OBJECTIONS_JOIN = "LEFT JOIN objections o ON o.customer_id = c.id AND o.purpose IN (:purpose, '*')"
@@ -89,7 +79,7 @@ _RELATIONSHIP = ("EXISTS (SELECT 1 FROM customer_relationships r "
 #: one round trip for a single check: the purpose, and the customer's inputs if they exist
 #: (two rows when the customer objects both to this purpose and to all direct marketing);
 #: the customer relationship is looked up only for a purpose on the soft opt-in
-_SINGLE = _Sql(
+_SINGLE = _sql(
     'SELECT p.legal_basis, p.version, p.direct_marketing, ' + _INPUT_COLUMNS + ', '
     f'p.soft_opt_in, CASE WHEN p.soft_opt_in THEN {_RELATIONSHIP} END '
     'FROM purposes p '
@@ -97,13 +87,13 @@ _SINGLE = _Sql(
     'LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose '
     'LEFT JOIN processing_flags f ON f.customer_id = c.id '
     + _OBJECTIONS_JOIN + ' WHERE p."key" = :purpose')
-_PURPOSE = _Sql('SELECT legal_basis, version, direct_marketing, fields, soft_opt_in '
+_PURPOSE = _sql('SELECT legal_basis, version, direct_marketing, fields, soft_opt_in '
                 'FROM purposes WHERE "key" = :purpose')
 _MANY_TAIL = ("LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose "
               "LEFT JOIN processing_flags f ON f.customer_id = c.id " + _OBJECTIONS_JOIN)
 
 
-def _many(fields: str, joins: str, groups: int) -> _Sql:
+def _many(fields: str, joins: str, groups: int) -> Prepared:
     """Many customers in one statement: SQLite walks a JSON array of (sorted) ids, so the
     statement is the same for any number of them; PostgreSQL takes one array parameter.
     Customers with the same inputs (the first ``groups`` fields) come back as one row
@@ -111,7 +101,7 @@ def _many(fields: str, joins: str, groups: int) -> _Sql:
     (each row fetched costs a tuple, and on SQLite a hand-over of the GIL; all of that
     was a quarter of a batch's CPU)."""
     grouped = "GROUP BY " + ", ".join(str(n) for n in range(1, groups + 1))
-    return _Sql(
+    return _sql(
         f"SELECT {fields}, string_agg(c.id, ',') "  # noqa: S608
         f"FROM customers c {joins} WHERE c.id = ANY(:ids) {grouped}",
         sqlite=f"SELECT {fields}, group_concat(c.id) "  # noqa: S608
@@ -125,25 +115,25 @@ _MANY_SOFT = _many(_INPUT_FIELDS + ", r.customer_id IS NOT NULL",
                    _MANY_TAIL + " LEFT JOIN customer_relationships r ON r.customer_id = c.id", 9)
 #: audience candidates, in customer id order: a consent in force (the covering index
 #: ix_consent_state_audience), or, for other bases, every customer; never the erased
-_CANDIDATES_CONSENT = _Sql(
+_CANDIDATES_CONSENT = _sql(
     "SELECT s.customer_id FROM consent_state s "
     "WHERE s.purpose = :purpose AND s.status = 'granted' AND s.customer_id > :after "
     "AND s.purpose_version >= :version AND (s.expires_at IS NULL OR s.expires_at > :now) "
     "AND NOT EXISTS (SELECT 1 FROM customers e{erased} WHERE e.id = s.customer_id "
     "AND e.status = 'erased') ORDER BY s.customer_id LIMIT :n")
-_CANDIDATES_CUSTOMERS = _Sql(
+_CANDIDATES_CUSTOMERS = _sql(
     "SELECT r.customer_id FROM customer_relationships r WHERE r.customer_id > :after "
     "AND NOT EXISTS (SELECT 1 FROM customers e{erased} WHERE e.id = r.customer_id "
     "AND e.status = 'erased') ORDER BY r.customer_id LIMIT :n")
-_CANDIDATES_ALL = _Sql(
+_CANDIDATES_ALL = _sql(
     "SELECT c.id FROM customers c WHERE c.id > :after AND c.status != 'erased' "
     "ORDER BY c.id LIMIT :n")
 #: what can still deny a candidate, for one range of ids: flags and objections (rare rows)
-_FLAGGED = _Sql(
+_FLAGGED = _sql(
     "SELECT customer_id, restricted, erased FROM processing_flags "
     "WHERE customer_id > :after AND customer_id <= :last AND (restricted OR erased)")
-_CUSTOMER_STATUS = _Sql("SELECT status FROM customers WHERE id = :customer_id")
-_OBJECTED = _Sql(
+_CUSTOMER_STATUS = _sql("SELECT status FROM customers WHERE id = :customer_id")
+_OBJECTED = _sql(
     "SELECT customer_id, purpose, compelling_grounds IS NOT NULL FROM objections "
     "WHERE customer_id > :after AND customer_id <= :last AND purpose IN (:purpose, '*')")
 
@@ -157,30 +147,19 @@ class PurposeInfo:
 class Reader:
     """Runs the gate's statements on one connection and converts what comes back."""
 
-    _processors: dict[str, tuple[Any, Any]] = {}
-    _bind_time: Any
-    _result_time: Any
-
     def __init__(self, dialect: Dialect, run: Callable[[str, Any], list[Any]]) -> None:
         self.dialect = dialect
         self._run = run
         self._json_ids = dialect.name == "sqlite"
-        procs = self._processors.get(dialect.name)
-        if procs is None:
-            times = UTCDateTime().dialect_impl(dialect)
-            procs = self._processors[dialect.name] = (times.bind_processor(dialect),
-                                                      times.result_processor(dialect, None))
-        self._bind_time, self._result_time = procs
+        self.time_param = time_binder(dialect)
+        self.time_value = time_reader(dialect)
 
-    def rows(self, sql: _Sql, params: dict[str, Any]) -> list[Any]:
-        statement, order = sql.plan(self.dialect)
-        return self._run(statement, params if order is None else tuple(params[k] for k in order))
-
-    def time_param(self, value: datetime) -> Any:
-        return self._bind_time(value) if self._bind_time else value
-
-    def time_value(self, value: Any) -> datetime | None:
-        return self._result_time(value) if self._result_time else value  # type: ignore[no-any-return,unused-ignore]
+    def rows(self, sql: Prepared, params: dict[str, Any]) -> list[Any]:
+        """Run ``sql`` with ``params`` (all of its parameters, already as the driver takes
+        them: see ``time_param`` and ``ids_param``)."""
+        plan = sql.plan(self.dialect)
+        order = plan.names
+        return self._run(plan.sql, params if order is None else tuple(params[k] for k in order))
 
     def ids_param(self, ids: list[str]) -> Any:
         return json.dumps(ids) if self._json_ids else ids

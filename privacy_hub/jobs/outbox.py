@@ -1,12 +1,14 @@
 """The outbox: background jobs (webhook deliveries, mails, ...) written in the caller's
 transaction.
 
-Lower layers ``emit`` domain events into the session (consent/domain_events.py). ``install()``
-puts a ``before_commit`` listener on the session factory that turns them into rows of
-``outbox_jobs`` inside the same transaction: one webhook delivery for each registered
-system allowed to see the event, or a mail for a private event (double opt-in). So a
-job exists exactly when the change it describes was committed (DESIGN.md
-"Transactions", "Background work"); privacy_hub/jobs/worker.py runs it at least once.
+Lower layers ``emit`` domain events into the session (consent/domain_events.py).
+``install()`` makes the outbox a participant of the session factory's unit of work
+(audit/unit_of_work.py) that turns them into rows of ``outbox_jobs`` at the commit, inside
+the same transaction: one webhook delivery for each registered system allowed to see the
+event, or a mail for a private event (double opt-in). So a job exists exactly when the
+change it describes was committed (DESIGN.md "Transactions", "Background work");
+privacy_hub/jobs/worker.py runs it at least once. The webhook deliveries as the API and
+the console list and retry them are privacy_hub/jobs/deliveries.py.
 
 Every payload is sealed under the hub's ``app_secrets`` key with associated data naming
 the job, so the table holds no personal data and no token in clear. A finished job keeps
@@ -18,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,25 +33,16 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    and_,
-    event,
     insert,
-    or_,
     select,
 )
-from sqlalchemy.orm import (
-    DeclarativeBase,
-    Mapped,
-    Session,
-    SessionTransaction,
-    mapped_column,
-    sessionmaker,
-)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-import audit
-from audit import log as audit_log
+from audit import unit_of_work
+from audit.appender import BEFORE_CHAIN
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
+from audit.prepared import Prepared, driver_cursor
 from audit.sql import UTCDateTime, new_metadata
 from consent import domain_events
 from consent.domain_events import DomainEvent, JSONValue
@@ -74,7 +66,7 @@ MAIL = "mail"
 #: Set after a commit that wrote jobs, so an in-process worker starts at once.
 jobs_added = threading.Event()
 
-_MARKS = "outbox.savepoint_marks"
+_NAME = "outbox"
 _WROTE = "outbox.wrote"
 
 
@@ -124,36 +116,13 @@ class OutboxError(Exception):
     """Base of the outbox's errors."""
 
 
-class DeliveryNotRetryable(OutboxError):
-    """Only a dead delivery can be sent again."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(f"the delivery is {status}; only a dead delivery can be retried")
-        self.status = status
-
-
-@dataclass(frozen=True)
-class _Config:
-    aead: AESGCM
-
-
-_CONFIGS: weakref.WeakKeyDictionary[type[Session], _Config] = weakref.WeakKeyDictionary()
-
-
 def install(factory: sessionmaker[Session], *, sealing_key: bytes) -> None:
-    """Make sessions from ``factory`` write their queued events to the outbox at commit.
+    """Make sessions from ``factory`` write their queued events to the outbox at commit,
+    after the audit log if that was installed first (privacy_hub/hub.py).
 
     ``sealing_key`` is the hub's ``app_secrets`` key. Installing again replaces it.
     """
-    session_class = factory.class_
-    first = session_class not in _CONFIGS
-    _CONFIGS[session_class] = _Config(AESGCM(sealing_key))
-    if first:
-        event.listen(factory, "before_commit", _before_commit)
-        event.listen(factory, "after_transaction_create", _after_transaction_create)
-        event.listen(factory, "after_soft_rollback", _after_soft_rollback)
-        event.listen(factory, "after_commit", _after_commit)
-        event.listen(factory, "after_transaction_end", _after_transaction_end)
+    unit_of_work.install(factory, _NAME, _Outbox(AESGCM(sealing_key)))
 
 
 # -- sealing ------------------------------------------------------------------------
@@ -173,12 +142,11 @@ def open_payload(aead: AESGCM, job_id: str, blob: bytes) -> dict[str, Any]:
     return value
 
 
-def _config(session: Session) -> _Config:
-    for cls in type(session).__mro__:
-        config = _CONFIGS.get(cls)
-        if config is not None:
-            return config
-    raise OutboxError("this session's factory was not passed to outbox.install()")
+def _aead(session_class: type[Session]) -> AESGCM:
+    outbox = unit_of_work.installed(session_class, _NAME, _Outbox)
+    if outbox is None:
+        raise OutboxError("this session's factory was not passed to outbox.install()")
+    return outbox.aead
 
 
 # -- enqueueing ---------------------------------------------------------------------
@@ -201,10 +169,10 @@ def enqueue(session: Session, kind: str, payload: Mapping[str, Any],
     """
     if not 0 < len(kind) <= 32:
         raise OutboxError("a job kind is 1 to 32 characters")
-    row = _row(_config(session).aead, kind, payload, now=utcnow(), run_at=run_at,
+    row = _row(_aead(type(session)), kind, payload, now=utcnow(), run_at=run_at,
                customer_id=customer_id)
     session.execute(insert(OutboxJob), [row])
-    session.info[_WROTE] = True
+    wake_worker_after_commit(session)
     return str(row["id"])
 
 
@@ -237,11 +205,11 @@ def enqueue_webhook(session: Session, *, system_id: str, event_type: str,
         raise OutboxError(f"{event_type!r} is not a webhook event type")
     now = utcnow()
     payload = {"type": event_type, "created_at": rfc3339(now), "data": dict(data)}
-    row = _row(_config(session).aead, WEBHOOK, payload, now=now, run_at=run_at,
+    row = _row(_aead(type(session)), WEBHOOK, payload, now=now, run_at=run_at,
                system_id=system_id, event_id=new_id(), event_type=event_type,
                customer_id=customer_id)
     session.execute(insert(OutboxJob), [row])
-    session.info[_WROTE] = True
+    wake_worker_after_commit(session)
     return str(row["id"])
 
 
@@ -262,14 +230,14 @@ class _Subscriber:
 _SUBSCRIBERS = (select(System.id, System.purposes)
                 .where(System.webhook_url.is_not(None), System.disabled_at.is_(None))
                 .order_by(System.id))
-_SUBSCRIBERS_RAW = audit_log.Prepared(_SUBSCRIBERS)
+_SUBSCRIBERS_RAW = Prepared(_SUBSCRIBERS)
 
 
 def _subscribers(session: Session | Connection) -> list[_Subscriber]:
     if isinstance(session, Connection):
         # On the driver's cursor: a group-committed batch reads them with the write lock
         # held (id and purposes are text: nothing to convert).
-        cursor = session.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver_cursor(session)
         rows = _SUBSCRIBERS_RAW.execute(cursor, session.dialect, {}).fetchall()
     else:
         rows = session.execute(_SUBSCRIBERS).all()
@@ -301,7 +269,7 @@ def _rows_for(aead: AESGCM, ev: DomainEvent, now: datetime,
 
 
 _BATCH_ROWS = "outbox.rows"
-_INSERT_JOB_RAW = audit_log.Prepared(insert(OutboxJob))
+_INSERT_JOB_RAW = Prepared(insert(OutboxJob))
 _BATCH_SUBSCRIBERS = "outbox.subscribers"
 
 
@@ -309,16 +277,13 @@ def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[
                  queued: list[DomainEvent]) -> bool:
     """The outbox rows of ``queued``, for a work of a group-committed transaction
     (audit.Appender.run on sessions of ``factory``, which must be installed here): as
-    ``_before_commit`` does for a session, in the same transaction as the work. The
+    ``_Outbox.settle`` does for a session, in the same transaction as the work. The
     subscribers are read once per transaction, inside it (so a system registered before
     it began gets its events), and the rows of all its works go in one insert just before
     the audit chain. True if it queued rows: then call ``jobs_written()`` once the work
     has committed (not otherwise: a woken in-process worker takes the write lock).
     """
-    config = _CONFIGS.get(factory.class_)
-    if config is None:
-        raise OutboxError("this session's factory was not passed to outbox.install()")
-    aead = config.aead
+    aead = _aead(factory.class_)
     now = utcnow()
     wrote = False
     rows: list[dict[str, Any]] | None = shared.get(_BATCH_ROWS)
@@ -327,10 +292,10 @@ def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[
 
         def finish(c: Connection) -> None:
             if rows:
-                cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                cursor = driver_cursor(c)
                 _INSERT_JOB_RAW.executemany(cursor, c.dialect, rows)
 
-        shared.setdefault(audit_log.BEFORE_CHAIN, {})["outbox"] = finish
+        shared.setdefault(BEFORE_CHAIN, {})["outbox"] = finish
     for ev in queued:
         subscribers: list[_Subscriber] = []
         if is_webhook_type(ev.type):
@@ -348,125 +313,42 @@ def jobs_written() -> None:
     jobs_added.set()
 
 
-# -- the session hooks ----------------------------------------------------------------
+# -- at commit ------------------------------------------------------------------------
 
-def _before_commit(session: Session) -> None:
-    if not domain_events.pending(session) or session.in_nested_transaction():
-        # Nothing queued costs nothing. A savepoint's events wait for the outer commit,
-        # so that rolling back an enclosing savepoint can still drop exactly them.
-        return
-    aead = _config(session).aead
-    session.flush()  # flush hooks may emit more events
-    now = utcnow()
-    rows: list[dict[str, Any]] = []
-    subscribers: list[_Subscriber] | None = None
-    while queued := domain_events.take(session):
-        for ev in queued:
-            if subscribers is None and is_webhook_type(ev.type):
-                subscribers = _subscribers(session)
-            rows += _rows_for(aead, ev, now, subscribers or [])
-    if rows:
-        session.execute(insert(OutboxJob), rows)
-        session.info[_WROTE] = True
+@dataclass(frozen=True)
+class _Outbox:
+    """The outbox's part in a session factory's commits (audit/unit_of_work.py)."""
 
+    aead: AESGCM
 
-def _after_transaction_create(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.nested:
-        marks: dict[SessionTransaction, int] = session.info.setdefault(_MARKS, {})
-        marks[transaction] = len(domain_events.pending(session))
+    def settle(self, session: Session) -> None:
+        """Write the queued events' jobs in the committing transaction."""
+        if not domain_events.queued(session):
+            return  # nothing queued costs nothing
+        session.flush()  # flush hooks may emit more events
+        now = utcnow()
+        rows: list[dict[str, Any]] = []
+        subscribers: list[_Subscriber] | None = None
+        while queued := domain_events.take(session):
+            for ev in queued:
+                if subscribers is None and is_webhook_type(ev.type):
+                    subscribers = _subscribers(session)
+                rows += _rows_for(self.aead, ev, now, subscribers or [])
+        if rows:
+            session.execute(insert(OutboxJob), rows)
+            wake_worker_after_commit(session)
 
-
-def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
-    boundary = previous_transaction
-    while not boundary.nested and boundary.parent is not None:
-        boundary = boundary.parent
-    if not boundary.nested:
-        domain_events.discard(session)
-        return
-    marks: dict[SessionTransaction, int] = session.info.get(_MARKS, {})
-    mark = marks.pop(boundary, None)
-    if mark is not None:
-        # Events are only appended until the outer commit, so the ones emitted inside
-        # the rolled-back savepoint are exactly those past its mark.
-        del domain_events.pending(session)[mark:]
+    def committed(self, session: Session) -> None:
+        """Wake an in-process worker if jobs were written; drop (loudly) late events."""
+        late = domain_events.take(session)
+        if late:
+            # Emitted by a before_commit listener that ran after ours: a programming error.
+            log.error("events emitted after the outbox was written were dropped: %s",
+                      sorted({ev.type for ev in late}))
+        if unit_of_work.notes(session).pop(_WROTE, False):
+            jobs_added.set()
 
 
-def _after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return
-    late = domain_events.take(session)
-    if late:
-        # Emitted by a before_commit listener that ran after ours: a programming error.
-        log.error("events emitted after the outbox was written were dropped: %s",
-                  sorted({ev.type for ev in late}))
-    if session.info.pop(_WROTE, False):
-        jobs_added.set()
-
-
-def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    # A savepoint's mark stays until the outer transaction ends: SQLAlchemy ends a
-    # savepoint before it reports the savepoint's rollback to _after_soft_rollback.
-    if transaction.parent is None:
-        domain_events.discard(session)
-        session.info.pop(_MARKS, None)
-        session.info.pop(_WROTE, None)
-
-
-# -- webhook deliveries, for the API and the console ------------------------------------
-
-Delivery = tuple[OutboxJob, str | None]
-"""A webhook delivery and the name of its system (None once the system is gone)."""
-
-
-def _deliveries() -> Any:
-    return (select(OutboxJob, System.name)
-            .outerjoin(System, System.id == OutboxJob.system_id)
-            .where(OutboxJob.kind == WEBHOOK))
-
-
-def list_deliveries(session: Session, *, status: str | None = None, system: str | None = None,
-                    before: tuple[datetime, str] | None = None,
-                    limit: int = 50) -> list[Delivery]:
-    """Webhook deliveries, newest first; ``before`` is the (created_at, id) of the last seen."""
-    stmt = _deliveries().order_by(OutboxJob.created_at.desc(), OutboxJob.id.desc()).limit(limit)
-    if status is not None:
-        stmt = stmt.where(OutboxJob.status == status)
-    if system is not None:
-        stmt = stmt.where(System.name == system)
-    if before is not None:
-        at, job_id = before
-        stmt = stmt.where(or_(OutboxJob.created_at < at,
-                              and_(OutboxJob.created_at == at, OutboxJob.id < job_id)))
-    return [(job, name) for job, name in session.execute(stmt)]
-
-
-def get_delivery(session: Session, delivery_id: str) -> Delivery | None:
-    row = session.execute(_deliveries().where(OutboxJob.id == delivery_id)).first()
-    return None if row is None else (row[0], row[1])
-
-
-def retry_delivery(session: Session, delivery_id: str, *,
-                   actor: audit.Actor) -> Delivery | None:
-    """Send a dead delivery again now, with a fresh set of attempts (None: no such id)."""
-    row = session.execute(_deliveries().where(OutboxJob.id == delivery_id)
-                          .with_for_update(of=OutboxJob)).first()
-    if row is None:
-        return None
-    job, system = row
-    if job.status != "dead":
-        raise DeliveryNotRetryable(job.status)
-    job.status, job.attempts, job.next_attempt_at = "pending", 0, utcnow()
-    job.locked_until = job.locked_by = None
-    session.info[_WROTE] = True
-    audit.record(session, actor=actor, action="webhook.retried",
-                 details={"delivery_id": job.id, "event_id": job.event_id, "system": system})
-    session.flush()
-    return job, system
-
-
-def public_delivery(job: OutboxJob, system: str | None) -> dict[str, Any]:
-    """A delivery as the API shows it: metadata only, never the payload."""
-    return {"id": job.id, "event_id": job.event_id, "type": job.event_type, "system": system,
-            "status": job.status, "attempts": job.attempts, "last_error": job.last_error,
-            "next_attempt_at": rfc3339(job.next_attempt_at) if job.status == "pending" else None,
-            "delivered_at": rfc3339(job.delivered_at), "created_at": rfc3339(job.created_at)}
+def wake_worker_after_commit(session: Session) -> None:
+    """Wake an in-process worker once this session's transaction has committed."""
+    unit_of_work.notes(session)[_WROTE] = True

@@ -33,8 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from audit.clock import utcnow
+from audit.prepared import Prepared
 from audit.sql import UTCDateTime, new_metadata
-from privacy_hub.db import Prepared, insert_many
+from privacy_hub.db import insert_many
 from privacy_hub.vault import crypto
 from privacy_hub.vault.errors import DecryptionError, KeyDestroyed, KeyMissing
 from privacy_hub.vault.root import RootKey

@@ -17,10 +17,10 @@ from sqlalchemy import Engine, Table, and_, bindparam, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 import audit
-from audit import log as audit_log
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
-from privacy_hub.db import Prepared, driver_cursor, driver_reader
+from audit.prepared import Prepared, driver_cursor
+from privacy_hub.db import driver_reader
 from privacy_hub.vault.blind_index import (
     BlindIndexer,
     NormalisationError,
@@ -85,7 +85,7 @@ class HotPath:
     write lock, and the process's group committer (audit.Appender) for short writes."""
 
     read_engine: Engine
-    writer: audit_log.Appender
+    writer: audit.Appender
 
 
 class NotLogged(Exception):
@@ -217,7 +217,7 @@ class Vault:
         if found is None:  # a key-encryption key this process has not loaded yet
             with hot.read_engine.connect() as conn, Session(bind=conn) as session:
                 found = self._candidates(session, name, value)
-        entry = audit_log.entry(actor, "customer.looked_up",
+        entry = audit.entry(actor, "customer.looked_up",
                                 found[0] if len(found) == 1 else None,
                                 {"by": name, "matches": len(found)})
         try:
@@ -354,7 +354,7 @@ class Vault:
         now = utcnow()
         row = {**new.values, "status": "active", "created_at": now, "updated_at": now,
                "erased_at": None}
-        entry = audit_log.entry(actor, "customer.created", customer_id,
+        entry = audit.entry(actor, "customer.created", customer_id,
                                 {"fields": new.field_names})
 
         def work(conn: Any, shared: dict[str, Any]) -> tuple[bool, list[Any]]:

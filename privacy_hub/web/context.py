@@ -16,7 +16,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 import audit
-from audit import log as audit_log
 from privacy_hub.db import read_only
 from privacy_hub.hub import Hub
 from privacy_hub.vault.service import HotPath
@@ -69,7 +68,7 @@ def init_app(app: Flask) -> None:
     h: Hub = app.extensions["privacy_hub"]
     # Reads of personal data are audited; read-only requests' entries go through one
     # appender per process, so concurrent reads share a write transaction (group commit).
-    appender = audit_log.Appender(h.sessions)
+    appender = audit.Appender(h.sessions)
     audit.install(h.read_sessions, appender=appender)
     # The customer hot paths (lookup, create) run statements on driver connections and
     # group-commit through the same appender; they need the key store in the main database.

@@ -268,7 +268,7 @@ def test_time_in_the_chain_never_goes_back_when_a_clock_lags(
     with hub.factory() as session:
         latest = entries(session, limit=10)[-1].recorded_at
     # Another app server whose clock is a minute behind chains the next entry.
-    monkeypatch.setattr("audit.log.utcnow", lambda: latest - timedelta(minutes=1))
+    monkeypatch.setattr("audit.head.utcnow", lambda: latest - timedelta(minutes=1))
     write(hub, 1)
     times = hub.column(AuditEntry.recorded_at)
     assert times[2] >= times[1]

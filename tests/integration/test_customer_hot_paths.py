@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 import audit
-from audit import log as audit_log
+from audit import head
 from privacy_hub.db import read_only, transaction
 from privacy_hub.hub import Hub
 from privacy_hub.vault.models import Customer
@@ -31,7 +31,7 @@ def hub(tmp_path: Path, db_url: str) -> Iterator[Hub]:
 
 @pytest.fixture
 def hot(hub: Hub) -> HotPath:
-    appender = audit_log.Appender(hub.sessions)
+    appender = audit.Appender(hub.sessions)
     audit.install(hub.read_sessions, appender=appender)
     return HotPath(read_only(hub.engine), appender)
 
@@ -112,7 +112,7 @@ def test_a_failing_work_fails_only_its_own_caller(hub: Hub, hot: HotPath) -> Non
         def run(conn: Any, _shared: dict[str, Any]) -> tuple[int, list[Any]]:
             if i == 3:
                 conn.execute(text("SELECT * FROM no_such_table"))
-            return i, [audit_log.entry(ACTOR, "test.worked", details={"i": i})]
+            return i, [audit.entry(ACTOR, "test.worked", details={"i": i})]
         return hot.writer.run(run)
 
     results = _threads(8, work)
@@ -141,7 +141,7 @@ def test_lookups_are_audited_before_they_answer(hub: Hub, hot: HotPath,
     def broken(*_args: object) -> None:
         raise RuntimeError("disk I/O error")
 
-    monkeypatch.setattr(audit_log, "_chain", broken)
+    monkeypatch.setattr(head, "append", broken)
     with pytest.raises(NotLogged):
         hub.vault.lookup(None, actor=ACTOR, hot=hot, email="look@example.org")
 
@@ -151,7 +151,7 @@ def test_announced_callers_are_awaited_only_while_they_are_on_their_way(
     writer = hot.writer
     with writer.upcoming(), writer.upcoming():  # nested, and one never calls run()
         assert writer._upcoming == 2
-        writer.append([audit_log.entry(ACTOR, "test.worked")])
+        writer.append([audit.entry(ACTOR, "test.worked")])
         assert writer._upcoming == 1
     assert writer._upcoming == 0
     results = _threads(6, lambda i: _announced_append(writer, i))
@@ -161,6 +161,6 @@ def test_announced_callers_are_awaited_only_while_they_are_on_their_way(
     _chain_ok(hub)
 
 
-def _announced_append(writer: audit_log.Appender, i: int) -> None:
+def _announced_append(writer: audit.Appender, i: int) -> None:
     with writer.upcoming():
-        writer.append([audit_log.entry(ACTOR, "test.worked", details={"i": i})])
+        writer.append([audit.entry(ACTOR, "test.worked", details={"i": i})])

@@ -18,7 +18,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 
 import audit
-from audit import log as audit_log
+from audit import head
 from audit.clock import utcnow
 from privacy_hub import systems as systems_module
 from privacy_hub.db import ReadOnlyViolation, insert_many, make_engine, transaction
@@ -35,7 +35,7 @@ ACTOR = audit.Actor("cli", "tests")
 @pytest.fixture
 def hub(tmp_path: Path, db_url: str) -> Iterator[Hub]:
     h = make_hub(tmp_path, db_url)
-    audit.install(h.read_sessions, appender=audit_log.Appender(h.sessions))
+    audit.install(h.read_sessions, appender=audit.Appender(h.sessions))
     yield h
     h.close()
 
@@ -95,7 +95,7 @@ def test_a_read_whose_entry_cannot_be_committed_fails(
     def broken(*_args: object) -> None:
         raise OperationalError("INSERT", None, Exception("disk I/O error"))
 
-    monkeypatch.setattr(audit_log, "_chain", broken)
+    monkeypatch.setattr(head, "append", broken)
     session = hub.read_sessions()
     audit.record(session, actor=ACTOR, action="customer.read", details={})
     with pytest.raises(OperationalError):

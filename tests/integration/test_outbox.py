@@ -212,6 +212,28 @@ def test_a_rolled_back_savepoint_drops_only_its_own_events(hub: Hub, sink: Webho
     assert customers == ["c-1", "c-4"]
 
 
+def test_a_rolled_back_savepoint_drops_its_events_and_audit_entries_together(
+        hub: Hub, sink: WebhookSink) -> None:
+    """Events and audit entries share one unit of work (audit/unit_of_work.py)."""
+    add_system(hub, "crm", sink.url)
+
+    def failing_step(session: Session) -> None:
+        with session.begin_nested():
+            emit(session, consent_changed(1))
+            audit.record(session, actor=ACTOR, action="test.undone")
+            raise RuntimeError("the step failed")
+
+    with transaction(hub.sessions) as session:
+        with pytest.raises(RuntimeError):
+            failing_step(session)
+        emit(session, consent_changed(2))
+        audit.record(session, actor=ACTOR, action="test.kept")
+    assert [r.customer_id for r in jobs(hub)] == ["c-2"]
+    with hub.sessions() as session:
+        actions = [e.action for e in audit.entries(session, limit=1000)]
+    assert "test.kept" in actions and "test.undone" not in actions
+
+
 def test_a_commit_without_events_does_not_touch_the_outbox(hub: Hub) -> None:
     statements: list[str] = []
 

@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.exc import OperationalError
 
-from audit import log as audit_log
+from audit import head
 from privacy_hub.hub import Hub
 
 
@@ -20,7 +20,7 @@ def test_a_lookup_whose_audit_entry_cannot_be_committed_is_503(
     def broken(*_args: Any) -> None:
         raise OperationalError("INSERT", None, Exception("disk I/O error"))
 
-    monkeypatch.setattr(audit_log, "_chain", broken)
+    monkeypatch.setattr(head, "append", broken)
     resp = client.post("/api/v1/customers/lookup", json={"email": SEED_EMAIL}, headers=auth)
     assert resp.status_code == 503
     assert resp.headers["Retry-After"] == "1"
