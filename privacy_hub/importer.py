@@ -34,9 +34,9 @@ from audit.ids import new_id
 from privacy_hub.db import transaction
 from privacy_hub.schemas import CustomerCreateSchema
 from privacy_hub.vault.bulk import insert_customers, store_data_keys
+from privacy_hub.vault.cells import TABLE as CUSTOMERS
 from privacy_hub.vault.errors import InvalidCustomerData, KeyMissing, VaultError
 from privacy_hub.vault.models import Customer
-from privacy_hub.vault.service import TABLE as CUSTOMERS
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -1,7 +1,8 @@
 """The encrypted customer vault: field-level encryption under one key per customer."""
 
 from privacy_hub.vault.blind_index import BlindIndexer
-from privacy_hub.vault.keystore import KeyRing, KeystoreBase
+from privacy_hub.vault.keyring import KeyRing
+from privacy_hub.vault.keystore import KeystoreBase
 from privacy_hub.vault.models import Customer, VaultBase
 from privacy_hub.vault.service import Vault
 

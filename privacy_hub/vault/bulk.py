@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 import audit
 from audit import log as audit_log
 from audit.clock import utcnow
-from privacy_hub.vault.keystore import CustomerKey, KeyRing
+from privacy_hub.vault.keyring import KeyRing
+from privacy_hub.vault.keystore import CustomerKey
 from privacy_hub.vault.models import PERSONAL_FIELDS, Customer
 
 _CUSTOMERS = cast(Table, Customer.__table__)
