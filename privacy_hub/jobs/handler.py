@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from privacy_hub.jobs.mail import Mailer
+
 if TYPE_CHECKING:
-    from privacy_hub.hub import Hub
-    from privacy_hub.jobs.mail import Mailer
+    from privacy_hub.hub import Hub  # the hub wires the outbox: a type, not an import cycle
 
 
 class JobFailed(Exception):

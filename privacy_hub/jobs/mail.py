@@ -143,6 +143,8 @@ class MailError(Exception):
 
 @dataclass(frozen=True)
 class Composed:
+    """A rendered mail, with its template's name and its link (for the outbox log)."""
+
     message: EmailMessage
     template: str
     link: str | None
@@ -171,6 +173,8 @@ def compose(template: str, *, to: str, sender: str, context: Mapping[str, Any]) 
 
 
 class Mailer(Protocol):
+    """How a composed mail leaves the hub (raise MailError when it cannot)."""
+
     def send(self, mail: Composed, *, job_id: str) -> None: ...
 
 

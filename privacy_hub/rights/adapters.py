@@ -26,6 +26,9 @@ from privacy_hub.vault.errors import CustomerNotFound
 
 
 class VaultDirectory:
+    """dsar's SubjectDirectory port: the subject's data in the vault (find, rectify, retain,
+    erase) and request details sealed under their data key."""
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
@@ -84,6 +87,8 @@ class VaultDirectory:
 
 
 class RegisteredSystems:
+    """dsar's Downstream port: the registered systems told about a request by webhook."""
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
@@ -104,6 +109,8 @@ class RegisteredSystems:
 
 
 class OutboxNotifier:
+    """dsar's Notifier port: mails to the subject and deadline reminders, via the outbox."""
+
     def verification_link(self, session: Session, *, request_id: str, customer_id: str | None,
                           address: str | None, token: str) -> None:
         if customer_id is None and address is None:

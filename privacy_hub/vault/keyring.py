@@ -111,10 +111,6 @@ class KeyRing:
         self._lock = threading.Lock()
 
     # -- key-encryption keys -------------------------------------------------------
-    def bootstrap(self, session: Session) -> bool:
-        """Create the first key-encryption key if missing. Callers commit."""
-        return self.keks.bootstrap(session)
-
     def kek_status(self, session: Session) -> list[dict[str, object]]:
         """Every key-encryption key version with its state and dates."""
         return self.keks.status(session)
