@@ -133,7 +133,7 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> 
               help="Seconds between looks for due jobs.")
 def worker(once: bool, poll_interval: float) -> None:
     """Deliver webhooks and mails from the outbox (SIGTERM: finish the current job, exit)."""
-    from privacy_hub.jobs.worker import run_cli
+    from privacy_hub.jobs.runners import run_cli
 
     hub = _open_hub()
     try:

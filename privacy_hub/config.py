@@ -73,13 +73,11 @@ class Settings:
 
     @property
     def root_key_path(self) -> Path:
+        """The root key file: PRIVACY_HUB_ROOT_KEY_FILE, else root.key in the instance."""
         return self.root_key_file or self.instance_path / ROOT_KEY_FILE
 
-    @property
-    def effective_keystore_url(self) -> str:
-        return self.keystore_url or self.database_url
-
     def with_(self, **changes: object) -> Settings:
+        """A copy with ``changes`` (settings are frozen)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod

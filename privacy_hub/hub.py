@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import audit
 from consent.ledger import Ledger
-from consent.receipts import Controller, ReceiptSigner
+from consent.receipts import Controller, ReceiptSigner, jwk
 from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import make_engine, make_sessionmaker, read_only, transaction
 from privacy_hub.gate.checklog import CheckLog
@@ -31,12 +31,15 @@ HUB_KEYS = ("blind_index", "app_secrets", "audit_signing", "receipt_signing")
 
 
 def signing_key_id(prefix: str, public: Ed25519PublicKey) -> str:
+    """A stable id for a public signing key: ``<prefix>-<16 hex of its SHA-256>``."""
     raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
     return f"{prefix}-{hashlib.sha256(raw).hexdigest()[:16]}"
 
 
 @dataclass
 class Hub:
+    """One process's wiring: settings, engines, session factories, keys and services."""
+
     settings: Settings
     engine: Engine
     keystore_engine: Engine
@@ -77,7 +80,7 @@ class Hub:
         created: list[dict[str, object]] = []
         with transaction(sessions) as session:
             if bootstrap:
-                if keyring.bootstrap(session):
+                if keyring.keks.bootstrap(session):
                     created.append({"kind": "key_encryption_key", "version": 1})
                 created += [{"kind": "hub_key", "name": name} for name in HUB_KEYS
                             if session.get(HubKey, name) is None]
@@ -109,15 +112,16 @@ class Hub:
         )
 
     def audit_public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """The audit checkpoint keys by key id, to verify the chain."""
         return {self.audit_signer.key_id: self.audit_signer.private_key.public_key()}
 
     def receipt_jwks(self) -> dict[str, object]:
-        from consent.receipts import jwk
-
+        """The receipt signing key as a JWK set, to verify receipts offline."""
         signer = self.ledger.signer
         return {"keys": [jwk(signer.key_id, signer.private_key.public_key())]}
 
     def close(self) -> None:
+        """Stop the check log's writer and close the database connections."""
         self.checklog.stop()
         self.engine.dispose()
         if self.keystore_engine is not self.engine:

@@ -7,6 +7,8 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from privacy_hub.jobs.runners import BackgroundWorker, configure_logging
+
 #: seconds a thread may hold the GIL while others wait for it (CPython's default: 0.005)
 SWITCH_INTERVAL = 0.001
 
@@ -21,6 +23,7 @@ class _HubServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        # Imported here, in the process that serves: the app and Flask load only there.
         from privacy_hub.app import create_app
 
         return create_app()
@@ -30,8 +33,6 @@ def _post_worker_init(worker: Any) -> None:
     """In each gunicorn worker: a daemon thread that runs the instance's background worker
     once it holds ``<instance>/worker.lock`` (one loop per instance; a restarted process
     takes over)."""
-    from privacy_hub.jobs.worker import BackgroundWorker, configure_logging
-
     configure_logging()
     hub = getattr(worker.wsgi, "extensions", {}).get("privacy_hub")
     if hub is None:  # the app failed to load; gunicorn serves its error page instead

@@ -41,13 +41,15 @@ class SystemRegistryError(Exception):
 
 
 class InvalidSystem(SystemRegistryError):
+    """The system's fields are not acceptable; ``errors`` names each bad field."""
+
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("invalid system: " + ", ".join(sorted(errors)))
         self.errors = errors
 
 
 class SystemExists(SystemRegistryError):
-    pass
+    """A system with that name is already registered."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,15 @@ class Principal:
 
 def _hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
+
+
+def _new_api_key() -> tuple[str, str]:
+    """A fresh key id (public, finds the row) and secret (only its hash is stored)."""
+    return secrets.token_hex(8), secrets.token_urlsafe(32)
+
+
+def _webhook_secret_aad(system_id: str) -> bytes:
+    return b"systems.webhook_secret|" + system_id.encode()
 
 
 def validate_webhook_url(url: str) -> str | None:
@@ -104,17 +115,21 @@ _KEY_BY_ID = select(System.id, System.name, System.scopes, System.purposes, Syst
 
 
 class SystemRegistry:
+    """Registers downstream systems, issues and checks their API keys, and keeps their
+    webhook secrets sealed under the hub's app-secrets key."""
+
     def __init__(self, secrets_key: bytes) -> None:
         self._aead = AESGCM(secrets_key)
         #: key id -> what authenticate() needs, for AUTH_CACHE_SECONDS
         self._keys: dict[str, _CachedKey] = {}
 
-    def _seal_secret(self, system_id: str, secret: str) -> bytes:
-        return crypto.wrap(self._aead, secret.encode(), b"systems.webhook_secret|" + system_id.encode())
+    def _seal_webhook_secret(self, system_id: str, secret: str) -> bytes:
+        return crypto.wrap(self._aead, secret.encode(), _webhook_secret_aad(system_id))
 
     def webhook_secret(self, system: System) -> str:
+        """The system's webhook signing secret, in clear (to sign a delivery)."""
         return crypto.unwrap(self._aead, system.webhook_secret_ct,
-                             b"systems.webhook_secret|" + system.id.encode()).decode()
+                             _webhook_secret_aad(system.id)).decode()
 
     def create(self, session: Session, *, name: str, scopes: list[str],
                purposes: list[str] | None = None, webhook_url: str | None = None,
@@ -132,15 +147,14 @@ class SystemRegistry:
             raise InvalidSystem(errors)
         if session.scalar(select(System.id).where(System.name == name)):
             raise SystemExists(f"a system named {name!r} already exists")
-        key_id = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
+        key_id, secret = _new_api_key()
         webhook_secret = "whsec_" + secrets.token_urlsafe(32)
         system_id = new_id()
         system = System(
             id=system_id, name=name, scopes=json.dumps(sorted(set(scopes))),
             purposes=None if purposes is None else json.dumps(sorted(set(purposes))),
             webhook_url=webhook_url,
-            webhook_secret_ct=self._seal_secret(system_id, webhook_secret),
+            webhook_secret_ct=self._seal_webhook_secret(system_id, webhook_secret),
             key_id=key_id, key_hash=_hash_secret(secret), created_at=utcnow(),
         )
         session.add(system)
@@ -155,8 +169,7 @@ class SystemRegistry:
         if system is None:
             raise InvalidSystem({"name": [f"no system named {name!r}"]})
         self._keys.pop(system.key_id, None)  # the old key stops working here at once
-        key_id = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
+        key_id, secret = _new_api_key()
         system.key_id = key_id
         system.key_hash = _hash_secret(secret)
         audit.record(session, actor=actor, action="system.key_rotated", details={"system": name})
@@ -202,12 +215,9 @@ class SystemRegistry:
                                                  principal)
         return cached
 
-    def forget_keys(self) -> None:
-        """Drop this process's cached keys (the next request of each reads its key again)."""
-        self._keys.clear()
-
     @staticmethod
     def public(system: System) -> dict[str, object]:
+        """The system as the API shows it (never its key hash or webhook secret)."""
         return {
             "id": system.id, "name": system.name, "scopes": json.loads(system.scopes),
             "purposes": None if system.purposes is None else json.loads(system.purposes),

@@ -118,14 +118,17 @@ TEMPLATES: dict[str, Template] = {
               "this message or use your right to object.</p>" + _FOOTER_HTML),
     ),
     # To the DPO (PRIVACY_HUB_DPO_EMAIL): data.request_id, data.request_type, data.due_at.
+    # No link: the console has no request page yet, so the mail says how to read the
+    # request through the API.
     "deadline_reminder": Template(
         subject="Privacy request due {{ due_at }}",
         text=("The {{ request_type }} request {{ request_id }} is due {{ due_at }} "
-              "(Art. 12(3) GDPR).\n\n{{ link }}\n" + _FOOTER_TEXT),
+              "(Art. 12(3) GDPR).\n\nSee it through the API (scope requests:read):\n"
+              "GET {{ base_url }}/api/v1/requests/{{ request_id | urlencode }}\n" + _FOOTER_TEXT),
         html=("<p>The {{ request_type }} request <code>{{ request_id }}</code> is due "
-              "{{ due_at }} (Art. 12(3) GDPR).</p><p><a href=\"{{ link }}\">Open it</a></p>"
-              + _FOOTER_HTML),
-        link="{{ base_url }}/console/requests/{{ request_id | urlencode }}",
+              "{{ due_at }} (Art. 12(3) GDPR).</p><p>See it through the API (scope "
+              "<code>requests:read</code>): <code>GET {{ base_url }}/api/v1/requests/"
+              "{{ request_id | urlencode }}</code></p>" + _FOOTER_HTML),
     ),
 }
 
@@ -140,6 +143,8 @@ class MailError(Exception):
 
 @dataclass(frozen=True)
 class Composed:
+    """A rendered mail, with its template's name and its link (for the outbox log)."""
+
     message: EmailMessage
     template: str
     link: str | None
@@ -168,6 +173,8 @@ def compose(template: str, *, to: str, sender: str, context: Mapping[str, Any]) 
 
 
 class Mailer(Protocol):
+    """How a composed mail leaves the hub (raise MailError when it cannot)."""
+
     def send(self, mail: Composed, *, job_id: str) -> None: ...
 
 

@@ -6,34 +6,38 @@ from typing import Any
 
 import audit
 from audit.clock import utcnow
+from dsar.models import DataSubjectRequest
+from dsar.workflow import FINAL
 from privacy_hub.db import transaction
-from privacy_hub.jobs.worker import ClaimedJob, Worker, handles
-from privacy_hub.rights.adapters import REQUEST_REMINDER, RETENTION_PURGE
-from privacy_hub.rights.exports import EXPORT_DELETE, Exports
+from privacy_hub.jobs import outbox
+from privacy_hub.jobs.handler import ClaimedJob, JobContext
+from privacy_hub.rights.exports import Exports
+
+#: job kinds: data kept under a legal duty is destroyed when its hold ends; the DPO is
+#: reminded of a request's deadline
+RETENTION_PURGE = "retention_purge"
+REQUEST_REMINDER = "request_reminder"
 
 
-@handles(RETENTION_PURGE)
-def purge_retained(worker: Worker, _job: ClaimedJob, _payload: dict[str, Any]) -> None:
-    with transaction(worker.hub.sessions) as session:
-        worker.hub.vault.purge_retained(session, utcnow(), actor=audit.Actor("job", "retention"))
+def purge_retained(context: JobContext, _job: ClaimedJob, _payload: dict[str, Any]) -> None:
+    """Destroy the retained data whose legal hold has ended."""
+    with transaction(context.hub.sessions) as session:
+        context.hub.vault.purge_retained(session, utcnow(),
+                                         actor=audit.Actor("job", "retention"))
 
 
-@handles(EXPORT_DELETE)
-def delete_exports(worker: Worker, _job: ClaimedJob, _payload: dict[str, Any]) -> None:
-    with transaction(worker.hub.sessions) as session:
-        Exports(worker.hub).delete_due(session, utcnow())
+def delete_exports(context: JobContext, _job: ClaimedJob, _payload: dict[str, Any]) -> None:
+    """Delete the export files whose retention period has ended."""
+    with transaction(context.hub.sessions) as session:
+        Exports(context.hub).delete_due(session, utcnow())
 
 
-@handles(REQUEST_REMINDER)
-def remind_dpo(worker: Worker, _job: ClaimedJob, payload: dict[str, Any]) -> None:
+def remind_dpo(context: JobContext, _job: ClaimedJob, payload: dict[str, Any]) -> None:
     """R-DEAD-03: a reminder to the DPO mailbox, if the request is still open and its
     deadline has not moved (an extension schedules new reminders)."""
-    from dsar.models import DataSubjectRequest
-    from dsar.workflow import FINAL
-    from privacy_hub.jobs import outbox
-
-    dpo = worker.hub.settings.dpo_email
-    with transaction(worker.hub.sessions) as session:
+    hub = context.hub
+    dpo = hub.settings.dpo_email
+    with transaction(hub.sessions) as session:
         req = session.get(DataSubjectRequest, payload["request_id"])
         if (req is None or req.status in {str(s) for s in FINAL} or not dpo
                 or req.due_at.isoformat() != payload["due_at"]):

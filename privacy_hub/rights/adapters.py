@@ -12,19 +12,23 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import utcnow
+from dsar.deadlines import reminder_times
 from dsar.requests import Requests
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
+from privacy_hub.jobs.backoff import backoff_delay
+from privacy_hub.jobs.retention import REQUEST_REMINDER, RETENTION_PURGE
 from privacy_hub.models import System
+from privacy_hub.rights.exports import Exports
 from privacy_hub.vault import crypto
 from privacy_hub.vault.blind_index import NormalisationError, normalise_email
 from privacy_hub.vault.errors import CustomerNotFound
 
-RETENTION_PURGE = "retention_purge"
-REQUEST_REMINDER = "request_reminder"
-
 
 class VaultDirectory:
+    """dsar's SubjectDirectory port: the subject's data in the vault (find, rectify, retain,
+    erase) and request details sealed under their data key."""
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
@@ -83,6 +87,8 @@ class VaultDirectory:
 
 
 class RegisteredSystems:
+    """dsar's Downstream port: the registered systems told about a request by webhook."""
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
@@ -93,8 +99,6 @@ class RegisteredSystems:
 
     def resend(self, session: Session, *, system_id: str, event_type: str,
                data: Mapping[str, Any], customer_id: str | None, attempt: int) -> None:
-        from privacy_hub.jobs.worker import backoff_delay  # the worker imports this module
-
         # The webhook backoff (a minute, doubling, at most six hours by default), without
         # jitter: a system that failed its part gets it again, later each time.
         delay = backoff_delay(attempt, base=self.hub.settings.webhook_backoff_base,
@@ -105,6 +109,8 @@ class RegisteredSystems:
 
 
 class OutboxNotifier:
+    """dsar's Notifier port: mails to the subject and deadline reminders, via the outbox."""
+
     def verification_link(self, session: Session, *, request_id: str, customer_id: str | None,
                           address: str | None, token: str) -> None:
         if customer_id is None and address is None:
@@ -115,8 +121,6 @@ class OutboxNotifier:
                             secrets={"token": token})
 
     def schedule_reminders(self, session: Session, *, request_id: str, due_at: datetime) -> None:
-        from dsar.deadlines import reminder_times
-
         for when in reminder_times(due_at):
             outbox.enqueue(session, REQUEST_REMINDER, {"request_id": request_id,
                                                        "due_at": due_at.isoformat()}, run_at=when)
@@ -132,7 +136,5 @@ class OutboxNotifier:
 def requests_service(hub: Hub) -> Requests:
     """Data subject requests wired to this hub: the API, the portal and the console use
     this one composition."""
-    from privacy_hub.rights.exports import Exports
-
     return Requests(VaultDirectory(hub), OutboxNotifier(), RegisteredSystems(hub), hub.ledger,
                     Exports(hub))

@@ -21,7 +21,8 @@ import audit
 from audit.clock import utcnow
 from audit.prepared import insert_of
 from privacy_hub.db import insert_many
-from privacy_hub.vault.keystore import CustomerKey, KeyRing
+from privacy_hub.vault.keyring import KeyRing
+from privacy_hub.vault.keystore import CustomerKey
 from privacy_hub.vault.models import PERSONAL_FIELDS, Customer
 
 _CUSTOMERS = cast(Table, Customer.__table__)

@@ -30,6 +30,8 @@ JSON_FIELDS = ("address", "attributes")
 
 
 class Customer(VaultBase):
+    """A customer: each personal field sealed as ``<name>_ct``, identifiers blind-indexed."""
+
     __tablename__ = "customers"
     __table_args__ = (
         # Covers the gate's status reads by id (batches and audiences read only these two

@@ -20,7 +20,7 @@ from audit.ids import new_id
 from consent.ledger import FUTURE_TOLERANCE
 from privacy_hub import tcf
 from privacy_hub.vault.errors import CustomerErased, InvalidCustomerData, KeyDestroyed
-from privacy_hub.vault.keystore import DataKey
+from privacy_hub.vault.keyring import DataKey
 from privacy_hub.vault.models import CustomerTcString
 from privacy_hub.vault.service import Vault
 

@@ -153,7 +153,7 @@ def _free_port() -> int:
 
 def _owners(log: Path) -> list[int]:
     """Pids that logged taking the instance's worker lock, in order."""
-    pattern = re.compile(r"\[(\d+)\] INFO privacy_hub\.jobs\.worker: this process runs the instance's")
+    pattern = re.compile(r"\[(\d+)\] INFO privacy_hub\.jobs\.runners: this process runs the instance's")
     return [int(m.group(1)) for m in pattern.finditer(log.read_text(errors="replace"))]
 
 

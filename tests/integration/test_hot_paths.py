@@ -26,7 +26,8 @@ from privacy_hub.hub import Hub
 from privacy_hub.models import System
 from privacy_hub.systems import SCOPES
 from privacy_hub.vault import crypto
-from privacy_hub.vault.keystore import CustomerKey, DataKey
+from privacy_hub.vault.keyring import DataKey
+from privacy_hub.vault.keystore import CustomerKey
 from tests.hubs import make_hub
 
 ACTOR = audit.Actor("cli", "tests")

@@ -14,10 +14,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, inspect, select, text
 
 import audit
-from privacy_hub import importer
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
-from privacy_hub.importer import ImportFileError, ImportReport, import_csv
+from privacy_hub.importer import ImportFileError, ImportReport, import_csv, loading
 from privacy_hub.vault import bulk
 from privacy_hub.vault.keystore import CustomerKey
 from privacy_hub.vault.models import Customer
@@ -285,7 +284,7 @@ def test_a_failing_batch_loses_only_itself_and_never_leaves_a_customer_without_a
             raise RuntimeError("power cut")
         return ids
 
-    monkeypatch.setattr(importer, "insert_customers", crash_in_the_second_batch)
+    monkeypatch.setattr(loading, "insert_customers", crash_in_the_second_batch)
     with pytest.raises(RuntimeError, match="power cut"):
         import_csv(hub, path, batch_size=4)
     assert counts(hub) == (4, 4)

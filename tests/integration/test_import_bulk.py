@@ -1,10 +1,10 @@
 """The import's fast paths store and decide exactly what the vault's own paths would.
 
-- Rows are validated field by field, each repeating value once (importer._Checker._load):
+- Rows are validated field by field, each repeating value once (importer.checking.RowChecker._load):
   the result must be CustomerCreateSchema's, for any body.
 - New customers and keys are written by privacy_hub.vault.bulk (COPY on PostgreSQL,
   plain tuples on SQLite): the stored values must be those of Vault.upsert.
-- Existing identifiers are first screened by blind index (importer._Loader._existing):
+- Existing identifiers are first screened by blind index (importer.loading.BatchLoader._existing):
   customers created by the import and changed since must still be found.
 """
 
@@ -24,14 +24,9 @@ from sqlalchemy import text
 import audit
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
-from privacy_hub.importer import (
-    SCHEMA_VALIDATED,
-    UNIQUE_FIELDS,
-    ImportReport,
-    _Checker,
-    _columns,
-    import_csv,
-)
+from privacy_hub.importer import ImportReport, import_csv
+from privacy_hub.importer.checking import SCHEMA_VALIDATED, UNIQUE_FIELDS, RowChecker
+from privacy_hub.importer.reading import parse_header
 from privacy_hub.schemas import CustomerCreateSchema
 from tests.hubs import make_hub
 from tests.integration.test_import import HEADER, lookup, read, row, write_csv
@@ -53,18 +48,18 @@ def hub(tmp_path: Path, db_url: str) -> Iterator[Hub]:
 
 
 @pytest.fixture(scope="module")
-def checker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Checker]:
+def checker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RowChecker]:
     path = tmp_path_factory.mktemp("checker")
     hub = make_hub(path, f"sqlite:///{path / 'hub.db'}")
     try:
-        yield _Checker(_columns(HEADER), hub.vault, hub.keyring, 1)
+        yield RowChecker(parse_header(HEADER), hub.vault, hub.keyring, 1)
     finally:
         hub.close()
 
 
 # -- validating field by field ---------------------------------------------------------
 def test_the_schema_validates_each_field_on_its_own() -> None:
-    """What _Checker._load relies on: no schema-level validator or hook, ``@validates``
+    """What RowChecker._load relies on: no schema-level validator or hook, ``@validates``
     only for SCHEMA_VALIDATED, never for the identifiers, and fields loaded under their
     own names."""
     schema = CustomerCreateSchema()
@@ -100,7 +95,7 @@ BODIES = st.fixed_dictionaries({}, optional={
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bodies=st.lists(BODIES, min_size=1, max_size=4))
-def test_field_by_field_loads_what_the_schema_loads(checker: _Checker,
+def test_field_by_field_loads_what_the_schema_loads(checker: RowChecker,
                                                     bodies: list[dict[str, Any]]) -> None:
     schema = CustomerCreateSchema()
     for body in bodies:  # several in a row: what one body leaves in the memo is reused

@@ -39,8 +39,9 @@ from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox, webhooks
+from privacy_hub.jobs.backoff import backoff_delay
 from privacy_hub.jobs.outbox import OutboxJob
-from privacy_hub.jobs.worker import INTERRUPTED, Worker, backoff_delay
+from privacy_hub.jobs.worker import INTERRUPTED, Worker
 from tests.conftest import SEED_EMAIL, SEED_NAME
 from tests.e2e.webhook_sink import WebhookSink
 from tests.hubs import make_hub, make_settings, migrate

@@ -1,0 +1,133 @@
+"""The jobs that carry something out of the hub: a signed webhook to a downstream
+system, a mail to a customer or to staff."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import audit
+from privacy_hub.db import transaction
+from privacy_hub.jobs import mail, webhooks
+from privacy_hub.jobs.handler import ClaimedJob, JobCancelled, JobContext, JobFailed
+from privacy_hub.models import System
+from privacy_hub.vault.errors import CustomerNotFound, KeyDestroyed
+
+if TYPE_CHECKING:
+    from privacy_hub.hub import Hub
+
+MAILER_ACTOR = audit.Actor("job", "mailer")
+_MAX_RESPONSE = 64 * 1024
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> None:
+        return None  # a redirect is an answer ("HTTP 302"), not a delivery
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _describe(reason: object) -> str:
+    """A network error in words that carry no data: for ``last_error`` and logs."""
+    if isinstance(reason, TimeoutError):
+        return "timeout"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, ConnectionResetError):
+        return "connection reset"
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return "TLS certificate not trusted"
+    if isinstance(reason, ssl.SSLError):
+        return "TLS error"
+    if isinstance(reason, socket.gaierror):
+        return "host name not found"
+    if isinstance(reason, OSError):
+        return f"connection error ({type(reason).__name__})"
+    return "connection error"
+
+
+def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> int:
+    """POST ``body``; return the 2xx status or raise JobFailed saying what went wrong."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise JobCancelled("the webhook URL is not http(s)")
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - scheme checked above
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            response.read(_MAX_RESPONSE)
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise JobFailed(f"HTTP {exc.code}") from None
+    except urllib.error.URLError as exc:
+        raise JobFailed(_describe(exc.reason)) from None
+    except http.client.HTTPException as exc:
+        raise JobFailed(f"invalid HTTP response ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise JobFailed(_describe(exc)) from None
+    if not 200 <= status < 300:
+        raise JobFailed(f"HTTP {status}")
+    return status
+
+
+def deliver_webhook(context: JobContext, job: ClaimedJob, payload: dict[str, Any]) -> None:
+    """POST the signed event to its system's webhook URL."""
+    hub = context.hub
+    with hub.read_sessions() as session:
+        system = session.get(System, job.system_id) if job.system_id else None
+        if system is None:
+            raise JobCancelled("the system was removed")
+        if system.disabled_at is not None:
+            raise JobCancelled("the system is disabled")
+        if not system.webhook_url:
+            raise JobCancelled("the system has no webhook URL")
+        url, secret = system.webhook_url, hub.systems.webhook_secret(system)
+    # The session is closed: no transaction is held open while posting.
+    event_id = job.event_id or job.id
+    body = webhooks.body(event_id, payload["type"], payload["created_at"], payload["data"])
+    headers = webhooks.headers(secret, body, event_id, timestamp=int(time.time()))
+    post(url, body, headers, timeout=context.timeout)
+
+
+def send_mail(context: JobContext, job: ClaimedJob, payload: dict[str, Any]) -> None:
+    """Compose the mail; the customer's address is decrypted only now, and the read audited."""
+    hub = context.hub
+    customer_id = payload.get("customer_id")
+    to = customer_email(hub, customer_id) if customer_id else payload.get("to_staff")
+    if not to:
+        raise JobCancelled("the mail has no recipient")
+    settings = hub.settings
+    values = {**payload.get("data", {}), **payload.get("secrets", {}),
+              "base_url": settings.base_url}
+    composed = mail.compose(payload["template"], to=to, sender=settings.mail_from,
+                            context=values)
+    try:
+        context.mailer.send(composed, job_id=job.id)
+    except mail.MailError as exc:
+        raise JobFailed(str(exc)) from None
+
+
+def customer_email(hub: Hub, customer_id: str) -> str:
+    """Decrypt a customer's address to send them a mail; the read is audited."""
+    vault = hub.vault
+    with transaction(hub.sessions) as session:
+        try:
+            row = vault.get_row(session, customer_id)
+            if row.status == "erased":
+                raise JobCancelled("the customer was erased")
+            profile = vault.read(session, customer_id, actor=MAILER_ACTOR, only=["email"])
+        except CustomerNotFound:
+            raise JobCancelled("no such customer") from None
+        except KeyDestroyed:
+            raise JobCancelled("the customer was erased") from None
+    email = profile.get("email")
+    if not email:
+        raise JobCancelled("the customer has no email address")
+    return str(email)
