@@ -37,7 +37,8 @@ def _post_worker_init(worker: Any) -> None:
     hub = getattr(worker.wsgi, "extensions", {}).get("privacy_hub")
     if hub is None:  # the app failed to load; gunicorn serves its error page instead
         return
-    background = BackgroundWorker(hub)
+    # gunicorn clears ``alive`` when the worker is told to stop (SIGTERM, SIGQUIT).
+    background = BackgroundWorker(hub, serving=lambda: bool(getattr(worker, "alive", True)))
     background.start()
     worker.privacy_hub_background = background
 

@@ -29,7 +29,8 @@ LOCK_FILE = "worker.lock"
 
 
 def acquire_instance_lock(path: Path, stop: threading.Event, *,
-                          on_wait: Callable[[], None] | None = None) -> int | None:
+                          on_wait: Callable[[], None] | None = None,
+                          serving: Callable[[], bool] = lambda: True) -> int | None:
     """Wait for the exclusive lock on ``path``; the open descriptor holds it (None: stopped).
 
     The lock goes with the process, so a killed worker's successor takes over at once.
@@ -44,7 +45,7 @@ def acquire_instance_lock(path: Path, stop: threading.Event, *,
             if not waited and on_wait is not None:
                 on_wait()
             waited = True
-        if stop.wait(0.5):
+        if stop.wait(0.5) or not serving():
             os.close(fd)
             return None
 
@@ -54,9 +55,14 @@ class BackgroundWorker:
     process waits for ``<instance>/worker.lock``, so one loop runs per instance and a
     restarted process takes over."""
 
-    def __init__(self, hub: Hub, *, poll_interval: float = 1.0) -> None:
+    def __init__(self, hub: Hub, *, poll_interval: float = 1.0,
+                 serving: Callable[[], bool] = lambda: True) -> None:
         self.hub = hub
         self.poll_interval = poll_interval
+        #: False once the server process is shutting down: it must not take the lock then
+        #: (a process still draining requests would otherwise take over from the owner that
+        #: just exited, and run a loop the shutdown is about to cut)
+        self.serving = serving
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="privacy-hub-worker",
                                         daemon=True)
@@ -71,12 +77,15 @@ class BackgroundWorker:
     def _main(self) -> None:
         path = self.hub.settings.instance_path / LOCK_FILE
         try:
-            fd = acquire_instance_lock(path, self._stop)
+            fd = acquire_instance_lock(path, self._stop, serving=self.serving)
         except OSError as exc:
             log.error("background worker not started: cannot lock %s (%s)", path,
                       type(exc).__name__)
             return
         if fd is None:
+            return
+        if not self.serving():
+            os.close(fd)
             return
         try:
             log.info("this process runs the instance's background worker")
