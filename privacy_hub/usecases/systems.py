@@ -56,6 +56,11 @@ def page(session: Session, *, after: str | None,
     return [SystemRegistry.public(s) for s in rows], rows[-1].name if more else None
 
 
+def all_systems(session: Session) -> list[dict[str, Any]]:
+    """Every registered system, by name."""
+    return [SystemRegistry.public(s) for s in session.scalars(select(System).order_by(System.name))]
+
+
 def get(session: Session, name: str) -> dict[str, Any]:
     """One system by name."""
     system = session.scalar(select(System).where(System.name == name))
