@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from privacy_hub.usecases.errors import Invalid, Refused
 from privacy_hub.vault.models import CustomerEvent
 
 checker = Checker()
+_ALLOWED = attrgetter("allowed")
 
 #: the event type that makes a customer of a prospect (the soft opt-in's relationship)
 PURCHASE = "purchase"
@@ -88,7 +90,7 @@ def check_batch(hub: Hub, customer_ids: Sequence[str], purpose: str, *,
         valid = [c if match(c) else None for c in customer_ids]
     with Reader.connect(hub.engine) as reader:
         answers, _ = checker.decide_many(reader, valid, purpose, utcnow())
-    allowed = sum(1 for a in answers if a.allowed)
+    allowed = sum(map(_ALLOWED, answers))
     hub.checklog.add(_system(actor), None, purpose, allowed > 0,
                      f"{allowed}/{len(customer_ids)}", "batch")
     return valid, answers
