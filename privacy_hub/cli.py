@@ -158,38 +158,36 @@ def systems_create(name: str, scopes: tuple[str, ...], purposes: tuple[str, ...]
                    webhook_url: str | None) -> None:
     """Register a system and print its API key and webhook secret (shown once)."""
     from privacy_hub.systems import InvalidSystem, SystemExists
+    from privacy_hub.usecases import systems as registered
+    from privacy_hub.usecases.errors import Invalid
 
     hub = _open_hub()
     try:
         with transaction(hub.sessions) as session:
-            _, api_key, secret = hub.systems.create(
-                session, name=name, scopes=list(scopes), purposes=list(purposes) or None,
+            created = registered.register(
+                hub, session, name=name, scopes=scopes, purposes=list(purposes) or None,
                 webhook_url=webhook_url, actor=CLI_ACTOR)
-    except InvalidSystem as exc:
+    except (InvalidSystem, Invalid) as exc:
         raise click.ClickException(
             "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items())) from None
     except SystemExists as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         hub.close()
-    click.echo(f"api_key: {api_key}")
-    click.echo(f"webhook_secret: {secret}")
+    click.echo(f"api_key: {created['api_key']}")
+    click.echo(f"webhook_secret: {created['webhook_secret']}")
 
 
 @systems.command("list")
 def systems_list() -> None:
     """List registered systems."""
-    from sqlalchemy import select
-
-    from privacy_hub.models import System
-    from privacy_hub.systems import SystemRegistry
+    from privacy_hub.usecases import systems as registered
 
     hub = _open_hub()
     try:
         with hub.sessions() as session:
-            for system in session.scalars(select(System).order_by(System.name)):
-                info = SystemRegistry.public(system)
-                click.echo(f"{info['name']}\tscopes={','.join(info['scopes'])}")  # type: ignore[arg-type]
+            for info in registered.all_systems(session):
+                click.echo(f"{info['name']}\tscopes={','.join(info['scopes'])}")
     finally:
         hub.close()
 
@@ -228,19 +226,21 @@ def audit_group() -> None:
 @audit_group.command("verify")
 def audit_verify() -> None:
     """Recompute the hash chain and check signed checkpoints; exit 1 if broken."""
+    from privacy_hub.usecases.accountability import verify_audit_chain
+
     hub = _open_hub()
     try:
         with hub.read_sessions() as session:
-            report = audit.verify_chain(session, hub.audit_public_keys())
+            report = verify_audit_chain(hub, session)
     finally:
         hub.close()
-    click.echo(f"entries: {report.entries}")
-    click.echo(f"head: seq={report.head_seq} hash={report.head_hash}")
-    click.echo(f"checkpoints verified: {report.checkpoints_verified}")
-    if report.ok:
+    click.echo(f"entries: {report['entries']}")
+    click.echo(f"head: seq={report['head']['seq']} hash={report['head']['hash']}")
+    click.echo(f"checkpoints verified: {report['checkpoints_verified']}")
+    if report["ok"]:
         click.echo("ok: the chain is intact")
         return
-    click.echo(f"BROKEN at seq {report.first_bad_seq}: {report.problem}", err=True)
+    click.echo(f"BROKEN at seq {report['first_bad_seq']}: {report['problem']}", err=True)
     sys.exit(1)
 
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
-from consent import purposes as registry
 from consent.catalogue import ECOMMERCE
-from consent.ledger import Decision
-from consent.models import PurposeRow
+from consent.errors import UnknownPurpose
 from privacy_hub.hub import Hub
-from privacy_hub.models import System
 from privacy_hub.systems import SCOPES
-from privacy_hub.vault.models import PERSONAL_FIELDS
+from privacy_hub.usecases import consents, customers, purposes, systems
+from privacy_hub.usecases.errors import NotFound
 
 DEMO_SYSTEM = "demo-crm"
 DEMO_CUSTOMERS: list[dict[str, Any]] = [
@@ -38,21 +35,29 @@ def install_demo(hub: Hub, session: Session) -> tuple[str, bool]:
 
     Returns the demo system's API key and whether the demo data was new.
     """
-    if session.scalar(select(System.id).where(System.name == DEMO_SYSTEM)):
-        return hub.systems.rotate_key(session, DEMO_SYSTEM, actor=ACTOR), False
-    _, api_key, _ = hub.systems.create(session, name=DEMO_SYSTEM, scopes=list(SCOPES),
-                                       actor=ACTOR)
+    try:
+        systems.get(session, DEMO_SYSTEM)
+    except NotFound:
+        pass
+    else:
+        return systems.rotate_key(hub, session, DEMO_SYSTEM, actor=ACTOR), False
+    api_key = systems.register(hub, session, name=DEMO_SYSTEM, scopes=SCOPES,
+                               actor=ACTOR)["api_key"]
     for entry in ECOMMERCE:
-        if session.get(PurposeRow, entry["key"]) is None:
-            registry.create(session, entry, actor=ACTOR, allowed_fields=PERSONAL_FIELDS)
+        try:
+            purposes.get(session, entry["key"])
+        except UnknownPurpose:
+            purposes.create(session, entry, actor=ACTOR)
     session.flush()
-    ids = [hub.vault.upsert(session, customer, actor=ACTOR)[0]["id"] for customer in DEMO_CUSTOMERS]
+    ids = [customers.create_or_update(hub, session, customer, actor=ACTOR)[0]["id"]
+           for customer in DEMO_CUSTOMERS]
     # A few decisions, so the gate has something to say from the start.
     decisions = [(ids[0], "marketing.email", True), (ids[0], "analytics.behaviour", True),
                  (ids[1], "personalisation.recommendations", True),
                  (ids[1], "marketing.sms", False), (ids[2], "analytics.behaviour", True)]
     for cid, purpose, granted in decisions:
-        hub.ledger.record(session, cid, Decision(purpose=purpose, granted=granted,
-                                                 source="demo", collection_method="web_form"),
-                          actor=ACTOR)
+        consents.record(hub, session, cid, {"purpose": purpose, "granted": granted,
+                                            "collection_method": "web_form", "language": "en",
+                                            "consent_type": "regular"},
+                        actor=ACTOR, source="demo", gpc=False, customer_checked=True)
     return api_key, True

@@ -24,7 +24,8 @@ from privacy_hub.api import (
     webhooks,
 )
 from privacy_hub.api.input_guard import reject_unstorable_text
-from privacy_hub.api.problems import from_domain_error, from_http_exception, problem_response
+from privacy_hub.api.problems import from_domain_error, from_http_exception
+from privacy_hub.web.problems import problem_response
 
 log = logging.getLogger(__name__)
 

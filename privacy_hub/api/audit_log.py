@@ -8,10 +8,10 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-import audit
 from privacy_hub.api.auth import require
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
+from privacy_hub.usecases import accountability
 from privacy_hub.web.context import db, hub, read_only_request
 
 #: seq is a BIGINT: a larger number cannot be bound (SQLite raises OverflowError).
@@ -72,12 +72,11 @@ class AuditEntries(MethodView):
         """Entries in sequence order, filtered by action and customer."""
         position = decode_cursor(query["cursor"], required_keys=("after",))
         since = _after_seq(position) if position else query["since_seq"]
-        rows = audit.entries(db(), since_seq=since, action=query["action"],
-                             customer_id=query["customer_id"], limit=query["limit"] + 1)
-        more = len(rows) > query["limit"]
-        rows = rows[: query["limit"]]
-        return {"items": [audit.public_entry(e) for e in rows],
-                "next_cursor": encode_cursor({"after": rows[-1].seq}) if more else None}
+        items, last = accountability.audit_entries(
+            db(), since_seq=since, action=query["action"], customer_id=query["customer_id"],
+            limit=query["limit"])
+        return {"items": items,
+                "next_cursor": encode_cursor({"after": last}) if last is not None else None}
 
 
 def _after_seq(position: dict[str, Any]) -> int:
@@ -96,8 +95,4 @@ class AuditVerify(MethodView):
     @blp.response(200, VerifySchema)
     def get(self) -> dict[str, Any]:
         """Recompute the hash chain and check the signed checkpoints."""
-        report = audit.verify_chain(db(), hub().audit_public_keys())
-        return {"ok": report.ok, "entries": report.entries,
-                "head": {"seq": report.head_seq, "hash": report.head_hash},
-                "first_bad_seq": report.first_bad_seq, "problem": report.problem,
-                "checkpoints_verified": report.checkpoints_verified}
+        return accountability.verify_audit_chain(hub(), db())

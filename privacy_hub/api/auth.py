@@ -7,9 +7,11 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import g, request
+from flask_smorest import Blueprint
 
 from privacy_hub.api.problems import Problem
 from privacy_hub.systems import Principal
+from privacy_hub.usecases import access
 from privacy_hub.web.context import hub
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,20 +49,16 @@ def require(scope: str | None) -> Callable[[F], F]:
             g.principal = principal
             return fn(*args, **kwargs)
 
-        doc = wrapper.__dict__.setdefault("_apidoc", {})
-        manual = doc.setdefault("manual_doc", {})
-        manual["security"] = [{"bearerAuth": [scope] if scope else []}]
-        responses = manual.setdefault("responses", {})
-        responses["401"] = "Unauthenticated"
+        responses = {"401": "Unauthenticated"}
         if scope is not None:
             responses["403"] = "Forbidden"
-        return wrapper  # type: ignore[return-value]
+        documented: F = Blueprint.doc(security=[{"bearerAuth": [scope] if scope else []}],
+                                      responses=responses)(wrapper)
+        return documented
 
     return decorator
 
 
 def require_purpose(purpose: str) -> None:
     """A system limited to some purposes may check, read or record nothing for others."""
-    if not current_principal().may_use_purpose(purpose):
-        raise Problem(403, f"This system is not registered for the purpose {purpose!r}.",
-                      type_="purpose-not-allowed")
+    access.require_purpose(current_principal().may_use_purpose, purpose)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
-import json
 import re
 from typing import Any
 
@@ -14,29 +11,20 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
-from sqlalchemy import Connection
 
-from consent import ledger as ledger_mod
-from consent import purposes as registry
-from consent.ledger import Decision
-from privacy_hub.api.auth import current_principal, require, require_purpose
-from privacy_hub.api.customers import customer_id_or_404, json_body, json_response, load_body
+from privacy_hub.api.auth import current_principal, require
+from privacy_hub.api.bodies import documented, json_response, load_body
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
-from privacy_hub.api.problems import Problem, committing
-from privacy_hub.gate.checks import Checker, Reader
-from privacy_hub.jobs import outbox
 from privacy_hub.schemas import Strict, UtcDateTime
-from privacy_hub.unsubscribe import make_token
-from privacy_hub.vault.errors import CustomerNotFound
-from privacy_hub.vault.service import HotPath
+from privacy_hub.usecases import consents
+from privacy_hub.usecases.customers import canonical_id
 from privacy_hub.web.context import db, hot_path, hub, read_only_request
 
 blp = Blueprint("consents", __name__, url_prefix="/api/v1",
                 description="Consent decisions with proof: the ledger, current state, receipts.")
 
 MAX_BATCH = 100
-gatekeeper = Checker()
 
 
 class EvidenceSchema(Strict):
@@ -174,74 +162,19 @@ def _gpc_header() -> bool:
     return "1" in values
 
 
-def _hash_ip(address: str) -> str:
-    key = hub().keyring.hub_key(db(), "app_secrets")
-    return hmac.new(key, b"ip|" + address.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _decision(body: dict[str, Any]) -> Decision:
+def _caller() -> dict[str, Any]:
+    """Who records: the calling system (the default source), the purposes it may use, and
+    whether the browser sent a Global Privacy Control signal."""
     principal = current_principal()
-    require_purpose(body["purpose"])
-    evidence = dict(body.get("evidence") or {})
-    if "ip_address" in evidence:
-        evidence["ip_hash"] = _hash_ip(evidence.pop("ip_address"))
-    if _gpc_header():
-        evidence["gpc"] = True
-    return Decision(
-        purpose=body["purpose"], granted=body["granted"],
-        source=body.get("source") or principal.name,
-        collection_method=body["collection_method"], notice_version=body.get("notice_version"),
-        notice_language=body["language"], collected_at=body.get("collected_at"),
-        consent_type=body["consent_type"], evidence=evidence)
-
-
-def _customer(customer_id: str) -> str:
-    cid = customer_id_or_404(customer_id)
-    # Read before the request's transaction starts (on SQLite, a write transaction holds
-    # the database's write lock from its first statement), status only, no ORM row.
-    with Reader.connect(hub().engine) as reader:
-        status = gatekeeper.customer_status(reader, cid)
-    if status is None:
-        raise CustomerNotFound(cid)
-    if status == "erased":
-        raise Problem(409, "This customer was erased; no consent can be recorded for them.",
-                      type_="customer-erased")
-    set_subject(cid)
-    return cid
-
-
-def _record_grouped(hot: HotPath, customer_id: str,
-                    decision: Decision) -> ledger_mod.Recorded | None:
-    """``decision`` recorded in a group-committed transaction (hot.writer); None, having
-    changed nothing, when it needs the request's session (Ledger.record_on)."""
-    h = hub()
-    actor = current_principal().actor
-
-    def work(conn: Connection, shared: dict[str, Any]) -> tuple[Any, list[Any]]:
-        done = h.ledger.record_on(conn, shared, customer_id, decision, actor=actor)
-        if done is None:
-            return (None, False), []
-        recorded, entry, event = done
-        return (recorded, outbox.write_events(h.sessions, conn, shared, [event])), [entry]
-
-    recorded: ledger_mod.Recorded | None
-    with committing():
-        recorded, wrote_jobs = hot.writer.run(work)
-    if wrote_jobs:
-        outbox.jobs_written()
-    return recorded
-
-
-def _visible(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    principal = current_principal()
-    return [i for i in items if principal.may_use_purpose(i["purpose"])]
+    return {"actor": principal.actor, "source": principal.name, "gpc": _gpc_header(),
+            "may_use": principal.may_use_purpose}
 
 
 @blp.route("/customers/<string:customer_id>/consents")
 class Consents(MethodView):
     @require("consents:write")
     @idempotent
-    @json_body(_DECISION)
+    @documented(_DECISION)
     @blp.response(201, RecordedSchema)
     def post(self, customer_id: str) -> Any:
         """Record one decision, with its proof; returns the resulting status and receipt id.
@@ -250,6 +183,7 @@ class Consents(MethodView):
         sale-or-sharing purpose the customer did not explicitly grant here.
         """
         body = load_body(_DECISION, _fast_decision)
+        cid = canonical_id(customer_id)
         hot = hot_path()
         # One short group-committed transaction (the event, the state, the receipt, the
         # audit entry and the outbox rows), unless the request needs the session: an
@@ -261,24 +195,26 @@ class Consents(MethodView):
             # Announced before the customer's read, so that a batch about to begin waits
             # for this request rather than leave it for the next commit.
             with hot.writer.upcoming():
-                cid = _customer(customer_id)
-                grouped = _record_grouped(hot, cid, _decision(body))
+                grouped = consents.record_grouped(hub(), hot, cid, body, **_caller())
             if grouped is not None:
+                set_subject(cid)
                 # As RecordedSchema would dump it, without marshmallow.
-                return json_response(grouped.public(), 201)
+                return json_response(grouped, 201)
+            checked = True
         else:
-            cid = _customer(customer_id)
-        recorded = hub().ledger.record(db(), cid, _decision(body), actor=current_principal().actor)
-        return recorded.public()
+            checked = False
+        recorded = consents.record(hub(), db(), cid, body, customer_checked=checked, **_caller())
+        set_subject(cid)
+        return recorded
 
     @read_only_request
     @require("consents:read")
     @blp.response(200, StateList)
     def get(self, customer_id: str) -> dict[str, Any]:
         """The current state for every purpose."""
-        cid = customer_id_or_404(customer_id)
-        hub().vault.get_row(db(), cid)
-        return {"items": _visible(ledger_mod.current_states(db(), cid))}
+        return {"items": consents.current_state(
+            hub(), db(), canonical_id(customer_id),
+            may_use=current_principal().may_use_purpose)}
 
 
 @blp.route("/customers/<string:customer_id>/consents:batch")
@@ -289,10 +225,10 @@ class ConsentBatch(MethodView):
     @blp.response(201, RecordedList)
     def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Record up to 100 decisions atomically: all, or none with each bad index named."""
-        cid = _customer(customer_id)
-        decisions = [_decision(d) for d in body["decisions"]]
-        recorded = hub().ledger.record_many(db(), cid, decisions, actor=current_principal().actor)
-        return {"items": [r.public() for r in recorded]}
+        cid = canonical_id(customer_id)
+        items = consents.record_many(hub(), db(), cid, body["decisions"], **_caller())
+        set_subject(cid)
+        return {"items": items}
 
 
 @blp.route("/customers/<string:customer_id>/consents/history")
@@ -302,9 +238,8 @@ class ConsentHistory(MethodView):
     @blp.response(200, HistoryList)
     def get(self, customer_id: str) -> dict[str, Any]:
         """Every recorded decision, oldest first, with its evidence and receipt id."""
-        cid = customer_id_or_404(customer_id)
-        hub().vault.get_row(db(), cid)
-        return {"items": _visible(ledger_mod.history(db(), cid))}
+        return {"items": consents.history(hub(), db(), canonical_id(customer_id),
+                                          may_use=current_principal().may_use_purpose)}
 
 
 @blp.route("/customers/<string:customer_id>/consents/<string:event_id>")
@@ -314,11 +249,8 @@ class ConsentEventItem(MethodView):
     @blp.response(200, HistoryList)
     def get(self, customer_id: str, event_id: str) -> dict[str, Any]:
         """One ledger event. Ledger events are never changed or deleted (no PUT, no DELETE)."""
-        cid = customer_id_or_404(customer_id)
-        items = [e for e in _visible(ledger_mod.history(db(), cid)) if e["id"] == event_id]
-        if not items:
-            raise Problem(404, "No such consent event for this customer.")
-        return {"items": items}
+        return {"items": [consents.event(db(), canonical_id(customer_id), event_id,
+                                         may_use=current_principal().may_use_purpose)]}
 
 
 class UnsubscribeLinkIn(Strict):
@@ -340,15 +272,8 @@ class UnsubscribeLink(MethodView):
     @blp.response(200, UnsubscribeLinkOut)
     def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """A one-click unsubscribe link for a marketing message (ePrivacy Art. 13(2))."""
-        purpose = body["purpose"]
-        require_purpose(purpose)
-        registry.get(db(), purpose)
-        cid = customer_id_or_404(customer_id)
-        hub().vault.get_row(db(), cid)
-        token = make_token(hub().keyring.hub_key(db(), "app_secrets"), cid, purpose)
-        url = f"{hub().settings.base_url}/unsubscribe/{token}"
-        return {"url": url, "list_unsubscribe": f"<{url}>",
-                "list_unsubscribe_post": "List-Unsubscribe=One-Click"}
+        return consents.unsubscribe_link(hub(), db(), customer_id, body["purpose"],
+                                         may_use=current_principal().may_use_purpose)
 
 
 @blp.route("/receipts/<string:receipt_id>")
@@ -358,12 +283,7 @@ class ReceiptItem(MethodView):
     @blp.response(200, ReceiptSchema)
     def get(self, receipt_id: str) -> dict[str, Any]:
         """A signed consent receipt (Kantara v1.1 / ISO/IEC TS 27560), verifiable offline."""
-        row = ledger_mod.receipt(db(), receipt_id)
-        if row is None:
-            raise Problem(404, "No receipt with this id.")
-        receipt = json.loads(row.payload)
-        require_purpose(receipt.get("iso27560", {}).get("purpose_id", ""))
-        return {"receipt_id": row.id, "receipt": receipt, "jws": row.jws}
+        return consents.receipt(db(), receipt_id, may_use=current_principal().may_use_purpose)
 
 
 @blp.route("/keys/receipts")
@@ -380,4 +300,4 @@ class ConsentConfirm(MethodView):
     @blp.response(200, RecordedSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Double opt-in: confirm with the token from the emailed link (no API key needed)."""
-        return hub().ledger.confirm(db(), body["token"]).public()
+        return consents.confirm(hub(), db(), body["token"])

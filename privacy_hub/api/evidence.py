@@ -14,13 +14,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-import audit
-from audit.clock import utcnow
 from privacy_hub import evidence
 from privacy_hub.api.audit_log import AuditEntrySchema
-from privacy_hub.api.auth import current_principal, require, require_purpose
-from privacy_hub.api.customers import customer_id_or_404
+from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.gate import CheckResult
+from privacy_hub.usecases import accountability
 from privacy_hub.web.context import db, hub, read_only_request
 
 blp = Blueprint("evidence", __name__, url_prefix="/api/v1",
@@ -143,16 +141,9 @@ class EvidencePack(MethodView):
         Everything that proves consent, for a supervisory authority: purpose versions, notice texts with hashes, ledger events with their UI evidence, verified
         receipts, the check history, processing flags, audit entries with hashes
         recomputed, and the gate's answer now. Ids only; an erased customer has one too."""
-        purpose = query["purpose"]
-        require_purpose(purpose)
-        cid = customer_id_or_404(customer_id)
-        flushed = evidence.flush_checks(hub().checklog)  # before the session reads
-        session = db()
-        pack = evidence.assemble(session, cid, purpose, settings=hub().settings,
-                                 jwks=hub().receipt_jwks(), now=utcnow())
-        pack["check_log_flushed"] = flushed
-        audit.record(session, actor=current_principal().actor, action="evidence.exported",
-                     customer_id=cid, details={"purpose": purpose, "format": query["format"]})
+        pack = accountability.evidence_pack(
+            hub(), db(), customer_id, query["purpose"], actor=current_principal().actor,
+            export_format=query["format"], may_use=current_principal().may_use_purpose)
         if query["format"] == "zip":
             return _zip(_PACK.dump(pack))
         return pack

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Response, g, make_response, request
+from flask_smorest import Blueprint
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -91,11 +92,9 @@ def idempotent(fn: F) -> F:
             ))
         return resp
 
-    doc = wrapper.__dict__.setdefault("_apidoc", {})
-    params = doc.setdefault("manual_doc", {}).setdefault("parameters", [])
-    params.append("IdempotencyKey")
-    doc["manual_doc"].setdefault("responses", {})["422"] = "IdempotencyKeyReused"
-    return wrapper  # type: ignore[return-value]
+    documented: F = Blueprint.doc(parameters=["IdempotencyKey"],
+                                  responses={"422": "IdempotencyKeyReused"})(wrapper)
+    return documented
 
 
 def forget_customer(session: Session, customer_id: str) -> None:

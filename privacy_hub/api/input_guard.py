@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Response, request
 
-from privacy_hub.api.problems import problem_response
+from privacy_hub.web.problems import problem_response
 
 # Only an escape can carry such a character into a JSON text: raw NUL bytes and raw
 # surrogates are rejected by the JSON and UTF-8 decoders already. Cheap to search for.

@@ -9,6 +9,7 @@ from typing import Any
 
 import marshmallow as ma
 
+from privacy_hub.api.bodies import encode_json
 from privacy_hub.api.input_guard import suspect_json
 from privacy_hub.api.problems import Problem
 
@@ -25,7 +26,7 @@ class PageArgs(ma.Schema):
 
 
 def encode_cursor(position: dict[str, Any]) -> str:
-    raw = json.dumps(position, separators=(",", ":")).encode()
+    raw = encode_json(position).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Response, json
-from sqlalchemy.exc import IntegrityError, OperationalError
+from flask import Response
 from werkzeug.exceptions import HTTPException
 
 from consent.errors import Conflict as ConsentConflict
@@ -16,6 +14,7 @@ from consent.errors import InvalidInput as ConsentInvalid
 from consent.errors import TokenInvalid, UnknownNotice, UnknownPurpose
 from dsar.errors import InvalidRequest, RequestNotFound, TransitionRefused, VerificationFailed
 from privacy_hub.systems import InvalidSystem, SystemExists
+from privacy_hub.usecases import errors as usecase
 from privacy_hub.vault.errors import (
     CustomerErased,
     CustomerNotFound,
@@ -25,25 +24,9 @@ from privacy_hub.vault.errors import (
     KeyDestroyed,
     KeyMissing,
 )
+from privacy_hub.web.problems import problem_response, title
 
 log = logging.getLogger(__name__)
-
-PROBLEM_BASE = "https://privacy-hub.dev/problems/"
-MEDIA_TYPE = "application/problem+json"
-
-_TITLES = {
-    400: "Malformed request", 401: "Authentication required", 403: "Forbidden",
-    404: "Not found", 405: "Method not allowed", 409: "Conflict", 410: "Gone",
-    413: "Request body too large", 415: "Unsupported media type",
-    422: "Invalid request", 429: "Too many requests", 500: "Internal error",
-    503: "Service unavailable",
-}
-_TYPES = {
-    400: "malformed-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 409: "conflict", 410: "gone", 413: "too-large",
-    415: "unsupported-media-type", 422: "validation-error", 429: "rate-limited",
-    500: "internal-error", 503: "unavailable",
-}
 
 
 class Problem(Exception):
@@ -59,49 +42,6 @@ class Problem(Exception):
         self.type_ = type_
         self.headers = dict(headers or {})
         self.extra = extra
-
-
-CONFLICT_DETAIL = ("The change conflicts with a concurrent change; nothing was saved. "
-                   "Retry the request.")
-UNAVAILABLE_DETAIL = "The database is unavailable; nothing was saved. Retry the request."
-
-
-def unavailable() -> Problem:
-    """503 with Retry-After: the database could not take the change (nothing was saved)."""
-    return Problem(503, UNAVAILABLE_DETAIL, headers={"Retry-After": "1"})
-
-
-@contextmanager
-def committing() -> Iterator[None]:
-    """Around a write committed in the handler (a group commit): a constraint that refused
-    it answers 409, a database that could not take it 503. A dropped connection goes on to
-    the app's handler (503 after the pool is replaced)."""
-    try:
-        yield
-    except IntegrityError:
-        raise Problem(409, CONFLICT_DETAIL, type_="concurrent-change") from None
-    except OperationalError as exc:
-        if exc.connection_invalidated:
-            raise
-        raise unavailable() from None
-
-
-def problem_response(status: int, detail: str, *, errors: Mapping[str, list[str]] | None = None,
-                     type_: str | None = None, headers: Mapping[str, str] | None = None,
-                     **extra: Any) -> Response:
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + (type_ or _TYPES.get(status, "error")),
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-    }
-    if errors:
-        body["errors"] = {k: list(v) for k, v in errors.items()}
-    body.update(extra)
-    resp = Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE)
-    for k, v in (headers or {}).items():
-        resp.headers[k] = v
-    return resp
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -143,7 +83,7 @@ def from_http_exception(error: HTTPException) -> Response:
                         else flatten_errors(msgs, str(location)))
         return problem_response(422, "The request has invalid fields: " + ", ".join(sorted(flat)),
                                 errors=flat, headers=data.get("headers"))
-    detail = data.get("message") or error.description or _TITLES.get(status, "Error")
+    detail = data.get("message") or error.description or title(status)
     if status == 400 and "messages" in data:
         detail = "The request body is not valid JSON."
     headers = dict(data.get("headers") or {})
@@ -159,6 +99,8 @@ def from_domain_error(exc: Exception) -> Response | None:
     if isinstance(exc, Problem):
         return problem_response(exc.status, exc.detail, errors=exc.errors, type_=exc.type_,
                                 headers=exc.headers, **exc.extra)
+    if isinstance(exc, usecase.UseCaseError):
+        return _from_usecase_error(exc)
     if isinstance(exc, InvalidRequest):
         return problem_response(422, "The request has invalid fields: "
                                 + ", ".join(sorted(exc.errors)), errors=exc.errors)
@@ -204,3 +146,18 @@ def from_domain_error(exc: Exception) -> Response | None:
         return problem_response(500, "The hub could not decrypt stored data; an operator "
                                 "has to check the key store.")
     return None
+
+
+_USECASE_STATUS: dict[type[usecase.UseCaseError], int] = {
+    usecase.NotFound: 404, usecase.Refused: 403, usecase.Conflict: 409, usecase.Gone: 410,
+    usecase.Invalid: 422, usecase.Unavailable: 503,
+}
+
+
+def _from_usecase_error(exc: usecase.UseCaseError) -> Response:
+    status = _USECASE_STATUS.get(type(exc), 500)
+    return problem_response(
+        status, exc.detail, type_=exc.type_,
+        errors=exc.errors if isinstance(exc, usecase.Invalid) else None,
+        headers={"Retry-After": "1"} if isinstance(exc, usecase.Unavailable) else None,
+        **exc.extra)

@@ -10,12 +10,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from consent import flags
 from privacy_hub.api.auth import current_principal, require
-from privacy_hub.api.customers import customer_id_or_404
-from privacy_hub.api.problems import Problem
-from privacy_hub.jobs import outbox
 from privacy_hub.schemas import Strict
+from privacy_hub.usecases import processing
+from privacy_hub.usecases.customers import canonical_id
 from privacy_hub.web.context import db, hub
 
 blp = Blueprint("processing", __name__, url_prefix="/api/v1/customers",
@@ -44,15 +42,9 @@ class LiftRestriction(MethodView):
     @blp.response(200, Done)
     def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Lift a restriction; the subject is told first (Art. 18(3))."""
-        cid = customer_id_or_404(customer_id)
-        session = db()
-        hub().vault.get_row(session, cid)
-        if not flags.flags_for(session, cid).restricted:
-            raise Problem(409, "This customer's processing is not restricted.")
-        outbox.enqueue_mail(session, template="restriction_lifting", customer_id=cid,
-                            data={"note": body["note"]})
-        session.flush()
-        flags.lift_restriction(session, cid, actor=current_principal().actor)
+        cid = canonical_id(customer_id)
+        processing.lift_restriction(hub(), db(), cid, note=body["note"],
+                                    actor=current_principal().actor)
         return {"customer_id": cid, "restricted": False}
 
 
@@ -64,8 +56,7 @@ class CompellingGrounds(MethodView):
     def post(self, body: dict[str, Any], customer_id: str, purpose: str) -> dict[str, Any]:
         """Record compelling legitimate grounds that override an objection (Art. 21(1));
         never for direct marketing (409)."""
-        cid = customer_id_or_404(customer_id)
-        hub().vault.get_row(db(), cid)
-        flags.record_compelling_grounds(db(), cid, purpose, grounds=body["grounds"],
-                                        actor=current_principal().actor)
+        cid = canonical_id(customer_id)
+        processing.record_compelling_grounds(hub(), db(), cid, purpose, grounds=body["grounds"],
+                                             actor=current_principal().actor)
         return {"customer_id": cid, "purpose": purpose}

@@ -9,13 +9,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from consent import notices
 from consent import purposes as registry
 from consent.purposes import CookieCategory, LegalBasis
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent
-from privacy_hub.api.problems import Problem
 from privacy_hub.schemas import Strict
+from privacy_hub.usecases import purposes
 from privacy_hub.vault.models import PERSONAL_FIELDS
 from privacy_hub.web.context import db
 
@@ -115,20 +114,14 @@ class PurposeList(ma.Schema):
     next_cursor = ma.fields.String(allow_none=True)
 
 
-def _public(purpose: registry.Purpose) -> dict[str, Any]:
-    return purpose.public()
-
-
 @blp.route("/purposes")
 class Purposes(MethodView):
     @require(None)
     @blp.response(200, PurposeList)
     def get(self) -> dict[str, Any]:
         """Every purpose (any valid key); a system limited to purposes sees only those."""
-        principal = current_principal()
-        items = [_public(p) for p in registry.all_purposes(db())
-                 if principal.may_use_purpose(p.key)]
-        return {"items": items, "next_cursor": None}
+        return {"items": purposes.all_purposes(db(), may_use=current_principal().may_use_purpose),
+                "next_cursor": None}
 
     @require("purposes:manage")
     @idempotent
@@ -136,8 +129,7 @@ class Purposes(MethodView):
     @blp.response(201, PurposeSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Register a purpose (version 1). Its legal basis never changes."""
-        return _public(registry.create(db(), body, actor=current_principal().actor,
-                                       allowed_fields=PERSONAL_FIELDS))
+        return purposes.create(db(), body, actor=current_principal().actor)
 
 
 @blp.route("/purposes/<string:key>")
@@ -146,10 +138,7 @@ class PurposeItem(MethodView):
     @blp.response(200, PurposeSchema)
     def get(self, key: str) -> dict[str, Any]:
         """One purpose."""
-        if not current_principal().may_use_purpose(key):
-            raise Problem(403, "This system is not registered for this purpose.",
-                          type_="purpose-not-allowed")
-        return _public(registry.get(db(), key))
+        return purposes.get(db(), key, may_use=current_principal().may_use_purpose)
 
     @require("purposes:manage")
     @idempotent
@@ -157,8 +146,7 @@ class PurposeItem(MethodView):
     @blp.response(200, PurposeSchema)
     def patch(self, changes: dict[str, Any], key: str) -> dict[str, Any]:
         """Change a purpose; `"material": true` raises its version (re-consent needed)."""
-        return _public(registry.update(db(), key, changes, actor=current_principal().actor,
-                                       allowed_fields=PERSONAL_FIELDS))
+        return purposes.update(db(), key, changes, actor=current_principal().actor)
 
 
 class NoticeCreate(Strict):
@@ -182,11 +170,6 @@ class NoticeQuery(ma.Schema):
     language = ma.fields.String(load_default="en", validate=validate.Length(max=16))
 
 
-def _notice(n: Any) -> dict[str, Any]:
-    return {"version": n.version, "language": n.language, "text": n.text, "sha256": n.sha256,
-            "created_at": n.created_at}
-
-
 @blp.route("/notices")
 class Notices(MethodView):
     @require("purposes:manage")
@@ -195,9 +178,10 @@ class Notices(MethodView):
     @blp.alt_response(200, schema=NoticeSchema, description="Already published with this text")
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Publish an immutable notice; other text for a published version is 409."""
-        notice, created = notices.publish(db(), version=body["version"], language=body["language"],
-                                          text=body["text"], actor=current_principal().actor)
-        return _notice(notice), 201 if created else 200
+        notice, created = purposes.publish_notice(
+            db(), version=body["version"], language=body["language"], text=body["text"],
+            actor=current_principal().actor)
+        return notice, 201 if created else 200
 
 
 @blp.route("/notices/<string:version>")
@@ -207,4 +191,4 @@ class NoticeItem(MethodView):
     @blp.response(200, NoticeSchema)
     def get(self, query: dict[str, Any], version: str) -> dict[str, Any]:
         """The exact text of a notice version, with its SHA-256."""
-        return _notice(notices.get(db(), version, query["language"]))
+        return purposes.notice(db(), version, query["language"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -10,18 +11,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-import audit
-from dsar.models import DataSubjectRequest
-from dsar.requests import Requests
 from dsar.workflow import RequestStatus, RequestType
 from privacy_hub.api.auth import authenticate, current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
 from privacy_hub.ratelimit import RateLimiter
-from privacy_hub.rights.adapters import requests_service
-from privacy_hub.rights.exports import ExportGone, Exports
 from privacy_hub.schemas import CustomerPatchSchema, Strict, UtcDateTime
+from privacy_hub.usecases import requests
 from privacy_hub.web.context import db, hub
 
 blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
@@ -50,10 +47,6 @@ def _limit(body: dict[str, Any], *, trusted: bool) -> None:
         if wait is not None:
             raise Problem(429, "Too many requests for this subject or from this address; "
                           "try again later.", headers={"Retry-After": str(int(wait) + 1)})
-
-
-def service() -> Requests:
-    return requests_service(hub())
 
 
 class DetailsSchema(Strict):
@@ -153,11 +146,6 @@ class CancelBody(Strict):
     note = ma.fields.String(validate=validate.Length(max=2000))
 
 
-def _created(req: DataSubjectRequest) -> dict[str, Any]:
-    full = Requests.public(db(), req)
-    return {k: full[k] for k in ("id", "type", "status", "received_at", "due_at", "extended")}
-
-
 @blp.route("")
 class RequestCollection(MethodView):
     @require("requests:write")
@@ -177,14 +165,12 @@ class RequestCollection(MethodView):
             if body["identity_verified"] and not body.get("verification_method"):
                 raise Problem(422, "Say how the identity was verified.",
                               errors={"verification_method": ["required with identity_verified"]})
-        details = body["details"]
-        req = service().submit(
-            db(), type=body["type"], actor=principal.actor, email=body.get("email"),
+        return requests.submit(
+            hub(), db(), type=body["type"], actor=principal.actor, email=body.get("email"),
             customer_id=str(body["customer_id"]) if body.get("customer_id") else None,
-            details=details, channel=body["channel"], received_at=body.get("received_at"),
-            verified=body["identity_verified"],
+            details=body["details"], channel=body["channel"],
+            received_at=body.get("received_at"), verified=body["identity_verified"],
             verification_method=body.get("verification_method"))
-        return _created(req)
 
     @require("requests:read")
     @blp.arguments(ListQuery, location="query")
@@ -192,16 +178,11 @@ class RequestCollection(MethodView):
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Requests by deadline, soonest first; filter by status, type and `overdue=true`."""
         position = decode_cursor(query["cursor"], required_keys=("due", "id"))
-        from datetime import datetime
-
         after = (datetime.fromisoformat(position["due"]), str(position["id"])) if position else None
-        stmt = Requests.query(status=query["status"], type=query["type"],
-                              overdue=query["overdue"], after=after).limit(query["limit"] + 1)  # type: ignore[arg-type]
-        rows = db().scalars(stmt).all()
-        more = len(rows) > query["limit"]
-        rows = rows[: query["limit"]]
-        nxt = encode_cursor({"due": rows[-1].due_at.isoformat(), "id": rows[-1].id}) if more else None
-        return {"items": Requests.public_many(db(), rows), "next_cursor": nxt}
+        items, last = requests.page(db(), status=query["status"], type=query["type"],
+                                    overdue=query["overdue"], after=after, limit=query["limit"])
+        nxt = encode_cursor({"due": last[0].isoformat(), "id": last[1]}) if last else None
+        return {"items": items, "next_cursor": nxt}
 
 
 @blp.route("/<string:request_id>")
@@ -210,7 +191,7 @@ class RequestItem(MethodView):
     @blp.response(200, RequestSchema)
     def get(self, request_id: str) -> dict[str, Any]:
         """One request, with each downstream system's status and the full history."""
-        return Requests.public(db(), service().get(db(), request_id))
+        return requests.get(hub(), db(), request_id)
 
 
 @blp.route("/<string:request_id>/verify")
@@ -221,14 +202,13 @@ class RequestVerify(MethodView):
         """Verify: with the token from the emailed link, or (requests:manage) with the
         method a DPO used."""
         if "token" in body:
-            req = service().verify_with_token(db(), request_id, body["token"])
-        else:
-            principal = authenticate()
-            if "requests:manage" not in principal.scopes:
-                raise Problem(403, "This API key lacks the `requests:manage` scope.",
-                              type_="missing-scope", required_scope="requests:manage")
-            req = service().verify(db(), request_id, method=body["method"], actor=principal.actor)
-        return Requests.public(db(), req)
+            return requests.verify_with_token(hub(), db(), request_id, body["token"])
+        principal = authenticate()
+        if "requests:manage" not in principal.scopes:
+            raise Problem(403, "This API key lacks the `requests:manage` scope.",
+                          type_="missing-scope", required_scope="requests:manage")
+        return requests.verify(hub(), db(), request_id, method=body["method"],
+                               actor=principal.actor)
 
 
 @blp.route("/<string:request_id>/extend")
@@ -239,9 +219,8 @@ class RequestExtend(MethodView):
     def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
         """Extend by 1 or 2 months (at most 2 in total), before the first deadline; the
         subject is told why."""
-        req = service().extend(db(), request_id, months=body["months"], reason=body["reason"],
-                               actor=current_principal().actor)
-        return Requests.public(db(), req)
+        return requests.extend(hub(), db(), request_id, months=body["months"],
+                               reason=body["reason"], actor=current_principal().actor)
 
 
 @blp.route("/<string:request_id>/reject")
@@ -251,9 +230,8 @@ class RequestReject(MethodView):
     @blp.response(200, RequestSchema)
     def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
         """Reject with a reason; the subject is told, with their right to complain."""
-        req = service().reject(db(), request_id, reason=body["reason"],
+        return requests.reject(hub(), db(), request_id, reason=body["reason"],
                                actor=current_principal().actor)
-        return Requests.public(db(), req)
 
 
 @blp.route("/<string:request_id>/cancel")
@@ -263,9 +241,8 @@ class RequestCancel(MethodView):
     @blp.response(200, RequestSchema)
     def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
         """Cancel a request that is not completed."""
-        req = service().cancel(db(), request_id, actor=current_principal().actor,
+        return requests.cancel(hub(), db(), request_id, actor=current_principal().actor,
                                note=body.get("note"))
-        return Requests.public(db(), req)
 
 
 class ReportBody(Strict):
@@ -284,20 +261,12 @@ class RequestSystemReport(MethodView):
     @blp.response(200, RequestSchema)
     def post(self, body: dict[str, Any], request_id: str, system: str) -> dict[str, Any]:
         """A downstream system reports its part (its own key, or `requests:manage`)."""
-        from sqlalchemy import select
-
-        from privacy_hub.models import System
-
         principal = current_principal()
         if principal.name != system and "requests:manage" not in principal.scopes:
             raise Problem(403, "A system reports only for itself (or a key with "
                           "`requests:manage`).", type_="forbidden")
-        system_id = db().scalar(select(System.id).where(System.name == system))
-        if system_id is None:
-            raise Problem(404, "No system with this name.")
-        req = service().report(db(), request_id, system_id=system_id, status=body["status"],
-                               actor=principal.actor, data=body.get("data"))
-        return Requests.public(db(), req)
+        return requests.report(hub(), db(), request_id, system=system, status=body["status"],
+                               data=body.get("data"), actor=principal.actor)
 
 
 @blp.route("/<string:request_id>/complete")
@@ -307,8 +276,8 @@ class RequestClose(MethodView):
     @blp.response(200, RequestSchema)
     def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
         """A DPO completes the request with a note, although not every system reported done."""
-        req = service().close(db(), request_id, note=body["note"], actor=current_principal().actor)
-        return Requests.public(db(), req)
+        return requests.close(hub(), db(), request_id, note=body["note"],
+                              actor=current_principal().actor)
 
 
 @blp.route("/<string:request_id>/export")
@@ -319,15 +288,6 @@ class RequestExport(MethodView):
                                     "type": "string", "format": "binary"}}}}})
     def get(self, request_id: str) -> Response:
         """The answer to a completed access or portability request (audited)."""
-        req = service().get(db(), request_id)
-        if req.type not in ("access", "portability") or req.status != "completed":
-            raise Problem(409, "Only a completed access or portability request has an export.",
-                          type_="no-export")
-        try:
-            archive = Exports(hub()).read(db(), request_id)
-        except ExportGone:
-            raise Problem(410, "The export was deleted after its retention period.") from None
-        audit.record(db(), actor=current_principal().actor, action="export.downloaded",
-                     customer_id=req.customer_id, details={"request_id": request_id})
+        archive = requests.export(hub(), db(), request_id, actor=current_principal().actor)
         return Response(archive, mimetype="application/zip", headers={
             "Content-Disposition": f'attachment; filename="privacy-{request_id}.zip"'})

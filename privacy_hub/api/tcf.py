@@ -10,11 +10,10 @@ from flask_smorest import Blueprint
 
 from privacy_hub import tcf
 from privacy_hub.api.auth import current_principal, require
-from privacy_hub.api.customers import customer_id_or_404
 from privacy_hub.api.idempotency import idempotent, set_subject
-from privacy_hub.api.problems import Problem
 from privacy_hub.schemas import Strict, UtcDateTime
-from privacy_hub.vault import tc_strings
+from privacy_hub.usecases import consents
+from privacy_hub.usecases.customers import canonical_id
 from privacy_hub.web.context import db, hub, read_only_request
 
 blp = Blueprint("tcf", __name__, url_prefix="/api/v1/customers",
@@ -78,11 +77,11 @@ class TcStrings(MethodView):
         version, created and last updated, vendor list and policy version). Each string
         is kept: a new one does not replace the last. 409 for an erased customer.
         """
-        cid = customer_id_or_404(customer_id)
+        cid = canonical_id(customer_id)
         set_subject(cid)
-        return tc_strings.store(hub().vault, db(), cid, body["tc_string"],
-                                collected_at=body.get("collected_at"),
-                                actor=current_principal().actor)
+        return consents.store_tc_string(hub(), db(), cid, body["tc_string"],
+                                        collected_at=body.get("collected_at"),
+                                        actor=current_principal().actor)
 
     @require("consents:read")
     @read_only_request
@@ -92,11 +91,8 @@ class TcStrings(MethodView):
 
         404 when none is stored, or the customer was erased.
         """
-        found = tc_strings.latest(hub().vault, db(), customer_id_or_404(customer_id),
-                                  actor=current_principal().actor)
-        if found is None:
-            raise Problem(404, "No TC string is stored for this customer.")
-        return found
+        return consents.latest_tc_string(hub(), db(), canonical_id(customer_id),
+                                         actor=current_principal().actor)
 
 
 @blp.route("/<string:customer_id>/tcf/history")
@@ -109,5 +105,5 @@ class TcStringHistory(MethodView):
 
         Empty once the customer was erased.
         """
-        return {"items": tc_strings.history(hub().vault, db(), customer_id_or_404(customer_id),
-                                            actor=current_principal().actor)}
+        return {"items": consents.tc_string_history(hub(), db(), canonical_id(customer_id),
+                                                    actor=current_principal().actor)}

@@ -14,8 +14,9 @@ from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.jobs import deliveries, outbox
+from privacy_hub.jobs import outbox
 from privacy_hub.systems import NAME_RE
+from privacy_hub.usecases import systems
 from privacy_hub.web.context import db
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
@@ -70,13 +71,6 @@ def _position(cursor: str | None) -> tuple[datetime, str] | None:
     return when, job_id
 
 
-def _found(delivery_id: str) -> Any:
-    row = deliveries.get_delivery(db(), delivery_id) if _ID_RE.match(delivery_id) else None
-    if row is None:
-        raise Problem(404, "No webhook delivery with this id.")
-    return row
-
-
 @blp.route("/deliveries")
 class Deliveries(MethodView):
     @require("systems:manage")
@@ -84,15 +78,11 @@ class Deliveries(MethodView):
     @blp.response(200, DeliveryPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Deliveries, newest first, optionally only one status or one system."""
-        rows = deliveries.list_deliveries(db(), status=query["status"], system=query["system"],
-                                      before=_position(query["cursor"]),
-                                      limit=query["limit"] + 1)
-        more = len(rows) > query["limit"]
-        rows = rows[: query["limit"]]
-        last = rows[-1][0] if rows else None
-        return {"items": [deliveries.public_delivery(job, system) for job, system in rows],
-                "next_cursor": encode_cursor({"at": last.created_at.isoformat(), "id": last.id})
-                if more and last is not None else None}
+        items, last = systems.deliveries(db(), status=query["status"], system=query["system"],
+                                         before=_position(query["cursor"]), limit=query["limit"])
+        return {"items": items,
+                "next_cursor": encode_cursor({"at": last[0].isoformat(), "id": last[1]})
+                if last is not None else None}
 
 
 @blp.route("/deliveries/<string:delivery_id>")
@@ -101,8 +91,7 @@ class DeliveryItem(MethodView):
     @blp.response(200, DeliverySchema)
     def get(self, delivery_id: str) -> dict[str, Any]:
         """One delivery."""
-        job, system = _found(delivery_id)
-        return deliveries.public_delivery(job, system)
+        return systems.delivery(db(), delivery_id)
 
 
 @blp.route("/deliveries/<string:delivery_id>/retry")
@@ -115,13 +104,4 @@ class DeliveryRetry(MethodView):
     @blp.alt_response(422, "UNPROCESSABLE_ENTITY")
     def post(self, delivery_id: str) -> dict[str, Any]:
         """Send a dead delivery again now, with a fresh set of attempts (audited)."""
-        _found(delivery_id)
-        try:
-            row = deliveries.retry_delivery(db(), delivery_id, actor=current_principal().actor)
-        except deliveries.DeliveryNotRetryable as exc:
-            raise Problem(409, str(exc).capitalize() + ".", type_="delivery-not-dead",
-                          delivery_status=exc.status) from None
-        if row is None:
-            raise Problem(404, "No webhook delivery with this id.")
-        job, system = row
-        return deliveries.public_delivery(job, system)
+        return systems.retry_delivery(db(), delivery_id, actor=current_principal().actor)

@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 import audit
 from privacy_hub.db import read_only
 from privacy_hub.hub import Hub
+from privacy_hub.usecases.errors import CONCURRENT_CHANGE, UNAVAILABLE
 from privacy_hub.vault.service import HotPath
+from privacy_hub.web.problems import problem_response
 
 log = logging.getLogger(__name__)
 
@@ -90,21 +92,15 @@ def init_app(app: Flask) -> None:
             # transaction committed before its audit entries failed (audit.Appender).
             session.close()
             log.info("commit refused by a constraint; answered 409")
-            from privacy_hub.api.problems import CONFLICT_DETAIL, problem_response
-
-            return problem_response(409, CONFLICT_DETAIL, type_="concurrent-change")
+            return problem_response(409, CONCURRENT_CHANGE, type_="concurrent-change")
         except OperationalError:
             session.close()
             log.exception("commit failed")
-            from privacy_hub.api.problems import UNAVAILABLE_DETAIL, problem_response
-
-            return problem_response(503, UNAVAILABLE_DETAIL, headers={"Retry-After": "1"})
+            return problem_response(503, UNAVAILABLE, headers={"Retry-After": "1"})
         return response
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Response:
-        from privacy_hub.api.problems import problem_response
-
         if exc.connection_invalidated:
             # The server dropped the connection (a restart, a failover). SQLAlchemy has
             # already replaced the pool's connections; the retry gets a fresh one.

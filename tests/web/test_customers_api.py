@@ -182,8 +182,11 @@ def test_every_customer_operation_is_audited_without_personal_data(
     client.delete(f"/api/v1/customers/{cid}", headers=auth)
     entries = client.get(f"/api/v1/audit?customer_id={cid}&limit=100", headers=auth).json["items"]
     actions = [e["action"] for e in entries]
+    # DELETE erases through an erasure request, verified at once on the key's authority
     assert actions == ["customer.created", "customer.read", "customer.rectified",
-                       "customer.looked_up", "customer.erased", "processing.erased"]
+                       "customer.looked_up", "request.received", "request.verified",
+                       "request.processing", "processing.erased", "customer.erased",
+                       "request.completed"]
     assert all(e["actor"] == {"type": "system", "id": "test-admin"} for e in entries)
     dump = json.dumps(client.get("/api/v1/audit?limit=1000", headers=auth).json)
     for needle in (SEED_EMAIL, SEED_NAME, SEED_PHONE, "shop-42", "London"):

@@ -1,0 +1,182 @@
+"""The gate's use cases: may a service use a customer's data for a purpose? One customer
+(now or at a past time), many, a whole audience; purpose-bound reads; interaction events.
+
+Every answer goes to the check log (who asked, about whom, what was answered)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+import audit
+from audit.clock import utcnow
+from audit.ids import new_id
+from consent import flags as flag_service
+from consent.gate import Answer
+from privacy_hub.gate.checks import Checker, Reader
+from privacy_hub.hub import Hub
+from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
+from privacy_hub.usecases.customers import canonical_id
+from privacy_hub.usecases.errors import Invalid, Refused
+from privacy_hub.vault.models import CustomerEvent
+
+checker = Checker()
+_ALLOWED = attrgetter("allowed")
+
+#: the event type that makes a customer of a prospect (the soft opt-in's relationship)
+PURCHASE = "purchase"
+
+_UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_UUID = re.compile(_UUID_RE)
+#: a newline-joined list of UUIDs (``$`` is not used: it would also match before a newline)
+_UUIDS = re.compile(f"{_UUID_RE}(?:\n{_UUID_RE})*")
+
+
+def is_uuid(value: str) -> bool:
+    """Whether ``value`` can be a customer id (anything else is an unknown customer)."""
+    return _UUID.fullmatch(value) is not None
+
+
+def _system(actor: audit.Actor) -> str:
+    return actor.id or actor.kind
+
+
+def check(hub: Hub, customer_id: str, purpose: str, *, actor: audit.Actor) -> Answer:
+    """The hot path: the answer now, from one statement on a pooled driver connection
+    outside any transaction (it sees every committed write). Unknown purpose: 404."""
+    valid = is_uuid(customer_id)
+    with Reader.connect(hub.engine) as reader:
+        answer = checker.decide_one(reader, customer_id if valid else None, purpose, utcnow())
+    hub.checklog.add(_system(actor), customer_id if valid else None, purpose, answer.allowed,
+                     str(answer.reason), "check")
+    return answer
+
+
+def check_at(hub: Hub, session: Session, customer_id: str, purpose: str, at: datetime, *,
+             actor: audit.Actor) -> Answer:
+    """The answer that held at ``at``, rebuilt from the history."""
+    valid = is_uuid(customer_id)
+    if valid:
+        answer = checker.check_at(session, customer_id, purpose, at)
+    else:
+        with Reader.connect(hub.engine) as reader:
+            answer = checker.decide_one(reader, None, purpose, utcnow())
+    hub.checklog.add(_system(actor), customer_id if valid else None, purpose, answer.allowed,
+                     str(answer.reason), "check")
+    return answer
+
+
+def check_batch(hub: Hub, customer_ids: Sequence[str], purpose: str, *,
+                actor: audit.Actor) -> tuple[list[str | None], list[Answer]]:
+    """Many customers for one purpose, in order: each id (None where it cannot be a
+    customer's) and its answer. Few distinct Answer objects come back, shared by identity."""
+    if customer_ids and max(map(len, customer_ids)) > 64:
+        too_long = [i for i, cid in enumerate(customer_ids) if len(cid) > 64]
+        raise Invalid("Customer ids are at most 64 characters.",
+                      errors={f"customer_ids.{i}": ["longer than 64 characters"]
+                              for i in too_long[:20]})
+    # Usually every id is a UUID: one match over all of them, else one by one. (No id
+    # of at most 64 characters can hide a newline between two UUIDs.)
+    if _UUIDS.fullmatch("\n".join(customer_ids)):
+        valid: list[str | None] = list(customer_ids)
+    else:
+        match = _UUID.fullmatch
+        valid = [c if match(c) else None for c in customer_ids]
+    with Reader.connect(hub.engine) as reader:
+        answers, _ = checker.decide_many(reader, valid, purpose, utcnow())
+    allowed = sum(map(_ALLOWED, answers))
+    hub.checklog.add(_system(actor), None, purpose, allowed > 0,
+                     f"{allowed}/{len(customer_ids)}", "batch")
+    return valid, answers
+
+
+def audience(hub: Hub, purpose: str, *, actor: audit.Actor,
+             customer_ids: Sequence[str] | None = None, after: str | None = None,
+             limit: int) -> tuple[list[str], str | None]:
+    """The customers a purpose allows: among ``customer_ids``, or a page of all customers
+    (after the id ``after``). Returns the ids and the last id of a full page, if any."""
+    now = utcnow()
+    with Reader.connect(hub.engine) as reader:
+        if customer_ids is not None:
+            ids = [c for c in customer_ids if is_uuid(c)]
+            answers, _ = checker.decide_many(reader, ids, purpose, now)
+            items = [cid for cid, a in zip(ids, answers, strict=True) if a.allowed]
+            last = None
+        else:
+            items, last = checker.audience_page(reader, purpose, now, after=after, limit=limit)
+    hub.checklog.add(_system(actor), None, purpose, bool(items), str(len(items)), "audience")
+    return items, last
+
+
+def read_for_purpose(hub: Hub, session: Session, customer_id: str, purpose: str, *,
+                     actor: audit.Actor,
+                     may_use: PurposeFilter = any_purpose) -> dict[str, Any]:
+    """Only the fields the purpose may read, and only while the gate allows it (audited).
+
+    A denial is audited too and raised as Refused with the gate's ``reason``: the caller
+    keeps the audit entry although it answers with an error.
+    """
+    require_purpose(may_use, purpose)
+    cid = canonical_id(customer_id)
+    info = checker.rule(session, purpose)
+    answer = checker.check(session, cid, purpose, utcnow())
+    hub.checklog.add(_system(actor), cid, purpose, answer.allowed, str(answer.reason), "data")
+    if not answer.allowed:
+        audit.record(session, actor=actor, action="data.read_denied",
+                     customer_id=cid if answer.reason != "unknown_customer" else None,
+                     details={"purpose": purpose, "reason": str(answer.reason)})
+        raise Refused(f"The gate does not allow {purpose!r} for this customer.",
+                      type_="gate-denied", reason=str(answer.reason))
+    fields = json.loads(info.fields)
+    profile = hub.vault.read(session, cid, actor=actor, purpose=purpose, only=fields)
+    return {"customer_id": cid, "purpose": purpose,
+            "data": {k: profile.get(k) for k in fields}}
+
+
+def ingest_events(hub: Hub, session: Session, events: Sequence[Mapping[str, Any]], *,
+                  actor: audit.Actor, may_use: PurposeFilter = any_purpose) -> tuple[int, int]:
+    """Store each interaction event, sealed under its customer's key, only if the gate
+    allows its purpose for that customer. Returns (accepted, dropped)."""
+    now = utcnow()
+    errors = {f"events.{i}.occurred_at": ["lies in the future"]
+              for i, e in enumerate(events) if e["occurred_at"] > now + timedelta(minutes=5)}
+    if errors:
+        raise Invalid("The request has invalid fields: " + ", ".join(errors), errors=errors)
+    for purpose in {e["purpose"] for e in events}:
+        require_purpose(may_use, purpose)
+    allowed: set[tuple[str, str]] = set()
+    for purpose in {e["purpose"] for e in events}:
+        ids = list({e["customer_id"] for e in events
+                    if e["purpose"] == purpose and is_uuid(e["customer_id"])})
+        for cid, answer in zip(ids, checker.check_many(session, ids, purpose, now), strict=True):
+            if answer.allowed:
+                allowed.add((cid, purpose))
+    keys = hub.keyring.data_keys(session, sorted({c for c, _ in allowed}))
+    accepted = 0
+    per_customer: dict[str, int] = {}
+    for e in events:
+        key = keys.get(e["customer_id"])
+        if (e["customer_id"], e["purpose"]) not in allowed or key is None:
+            continue
+        row_id = new_id()
+        payload = json.dumps({"type": e["type"], "properties": e["properties"]},
+                             sort_keys=True).encode()
+        session.add(CustomerEvent(
+            id=row_id, customer_id=e["customer_id"], purpose=e["purpose"],
+            occurred_at=e["occurred_at"], recorded_at=now,
+            payload_ct=key.seal("customer_events", "payload_ct", row_id, payload)))
+        accepted += 1
+        per_customer[e["customer_id"]] = per_customer.get(e["customer_id"], 0) + 1
+        if e["type"] == PURCHASE:  # the soft opt-in's customer relationship
+            flag_service.record_purchase(session, e["customer_id"], e["occurred_at"],
+                                         actor=actor)
+    for cid, count in per_customer.items():
+        audit.record(session, actor=actor, action="events.ingested", customer_id=cid,
+                     details={"count": count})
+    return accepted, len(events) - accepted

@@ -1,0 +1,231 @@
+"""Consent decisions: record one or a batch, current state, history, receipts,
+double opt-in confirmation and one-click unsubscribe links."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+import audit
+from consent import ledger as ledger_mod
+from consent import purposes as registry
+from consent.errors import UnknownPurpose
+from consent.ledger import Decision, Recorded
+from consent.models import ConfirmationToken
+from privacy_hub.gate.checks import Checker, Reader
+from privacy_hub.hub import Hub
+from privacy_hub.jobs import outbox
+from privacy_hub.unsubscribe import InvalidLink, make_token, read_token
+from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
+from privacy_hub.usecases.customers import canonical_id
+from privacy_hub.usecases.errors import Conflict, NotFound, group_committed
+from privacy_hub.vault import tc_strings
+from privacy_hub.vault.errors import CustomerNotFound
+from privacy_hub.vault.service import HotPath
+
+checker = Checker()
+
+
+def _hash_ip(hub: Hub, session: Session, address: str) -> str:
+    key = hub.keyring.hub_key(session, "app_secrets")
+    return hmac.new(key, b"ip|" + address.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def decision(hub: Hub, session: Session | None, fields: Mapping[str, Any], *, source: str,
+             gpc: bool, may_use: PurposeFilter = any_purpose) -> Decision:
+    """A decision from its loaded fields: `source` when it names none, the client address
+    kept only as a keyed hash (which needs ``session``), a GPC signal added to its evidence."""
+    require_purpose(may_use, fields["purpose"])
+    evidence = dict(fields.get("evidence") or {})
+    if "ip_address" in evidence:
+        assert session is not None  # noqa: S101 (callers pass one with an address)
+        evidence["ip_hash"] = _hash_ip(hub, session, evidence.pop("ip_address"))
+    if gpc:
+        evidence["gpc"] = True
+    return Decision(
+        purpose=fields["purpose"], granted=fields["granted"],
+        source=fields.get("source") or source,
+        collection_method=fields["collection_method"],
+        notice_version=fields.get("notice_version"), notice_language=fields["language"],
+        collected_at=fields.get("collected_at"), consent_type=fields["consent_type"],
+        evidence=evidence)
+
+
+def consenting_customer(hub: Hub, customer_id: str) -> None:
+    """Refuse an unknown or erased customer. Read before the caller's transaction starts
+    (on SQLite, a write transaction holds the database's write lock from its first
+    statement), status only, no ORM row."""
+    with Reader.connect(hub.engine) as reader:
+        status = checker.customer_status(reader, customer_id)
+    if status is None:
+        raise CustomerNotFound(customer_id)
+    if status == "erased":
+        raise Conflict("This customer was erased; no consent can be recorded for them.",
+                       type_="customer-erased")
+
+
+def record_grouped(hub: Hub, hot: HotPath, customer_id: str, fields: Mapping[str, Any], *,
+                   actor: audit.Actor, source: str, gpc: bool,
+                   may_use: PurposeFilter = any_purpose) -> dict[str, Any] | None:
+    """The hot path: one decision in a short group-committed transaction (the event, the
+    state, the receipt, the audit entry and the outbox rows). None, having changed nothing,
+    when it needs a session of its own (record, with ``customer_checked``)."""
+    consenting_customer(hub, customer_id)
+    made = decision(hub, None, fields, source=source, gpc=gpc, may_use=may_use)
+
+    def work(conn: Connection, shared: dict[str, Any]) -> tuple[Any, list[Any]]:
+        done = hub.ledger.record_on(conn, shared, customer_id, made, actor=actor)
+        if done is None:
+            return (None, False), []
+        recorded, entry, event = done
+        return (recorded, outbox.write_events(hub.sessions, conn, shared, [event])), [entry]
+
+    grouped: Recorded | None
+    with group_committed():
+        grouped, wrote_jobs = hot.writer.run(work)
+    if wrote_jobs:
+        outbox.jobs_written()
+    return None if grouped is None else grouped.public()
+
+
+def record(hub: Hub, session: Session, customer_id: str, fields: Mapping[str, Any], *,
+           actor: audit.Actor, source: str, gpc: bool, may_use: PurposeFilter = any_purpose,
+           customer_checked: bool = False) -> dict[str, Any]:
+    """Record one decision with its proof; returns the recorded event."""
+    if not customer_checked:
+        consenting_customer(hub, customer_id)
+    made = decision(hub, session, fields, source=source, gpc=gpc, may_use=may_use)
+    return hub.ledger.record(session, customer_id, made, actor=actor).public()
+
+
+def record_many(hub: Hub, session: Session, customer_id: str,
+                many: Sequence[Mapping[str, Any]], *, actor: audit.Actor, source: str,
+                gpc: bool, may_use: PurposeFilter = any_purpose) -> list[dict[str, Any]]:
+    """Record decisions atomically: all of them, or none."""
+    consenting_customer(hub, customer_id)
+    decisions = [decision(hub, session, d, source=source, gpc=gpc, may_use=may_use)
+                 for d in many]
+    return [r.public() for r in hub.ledger.record_many(session, customer_id, decisions,
+                                                       actor=actor)]
+
+
+def current_state(hub: Hub, session: Session, customer_id: str, *,
+                  may_use: PurposeFilter = any_purpose) -> list[dict[str, Any]]:
+    """The current state for every purpose the caller may see."""
+    hub.vault.get_row(session, customer_id)
+    return [i for i in ledger_mod.current_states(session, customer_id) if may_use(i["purpose"])]
+
+
+def history(hub: Hub, session: Session, customer_id: str, *,
+            may_use: PurposeFilter = any_purpose) -> list[dict[str, Any]]:
+    """Every recorded decision, oldest first, for the purposes the caller may see."""
+    hub.vault.get_row(session, customer_id)
+    return [i for i in ledger_mod.history(session, customer_id) if may_use(i["purpose"])]
+
+
+def event(session: Session, customer_id: str, event_id: str, *,
+          may_use: PurposeFilter = any_purpose) -> dict[str, Any]:
+    """One ledger event of this customer (they are never changed or deleted)."""
+    for item in ledger_mod.history(session, customer_id):
+        if item["id"] == event_id and may_use(item["purpose"]):
+            return item
+    raise NotFound("No such consent event for this customer.")
+
+
+def receipt(session: Session, receipt_id: str, *,
+            may_use: PurposeFilter = any_purpose) -> dict[str, Any]:
+    """A signed consent receipt (Kantara v1.1 / ISO/IEC TS 27560) and its JWS."""
+    row = ledger_mod.receipt(session, receipt_id)
+    if row is None:
+        raise NotFound("No receipt with this id.")
+    payload = json.loads(row.payload)
+    require_purpose(may_use, payload.get("iso27560", {}).get("purpose_id", ""))
+    return {"receipt_id": row.id, "receipt": payload, "jws": row.jws}
+
+
+def confirm(hub: Hub, session: Session, token: str) -> dict[str, Any]:
+    """Double opt-in: the customer confirmed with the emailed token."""
+    return hub.ledger.confirm(session, token).public()
+
+
+def unsubscribe_link(hub: Hub, session: Session, customer_id: str, purpose: str, *,
+                     may_use: PurposeFilter = any_purpose) -> dict[str, str]:
+    """A one-click unsubscribe link for a marketing message (ePrivacy Art. 13(2))."""
+    require_purpose(may_use, purpose)
+    registry.get(session, purpose)
+    customer_id = canonical_id(customer_id)
+    hub.vault.get_row(session, customer_id)
+    token = make_token(hub.keyring.hub_key(session, "app_secrets"), customer_id, purpose)
+    url = f"{hub.settings.base_url}/unsubscribe/{token}"
+    return {"url": url, "list_unsubscribe": f"<{url}>",
+            "list_unsubscribe_post": "List-Unsubscribe=One-Click"}
+
+
+# -- IAB TCF TC strings (R-SIG-03): the CMP's string, stored verbatim ----------------------
+def store_tc_string(hub: Hub, session: Session, customer_id: str, tc_string: str, *,
+                    collected_at: datetime | None, actor: audit.Actor) -> dict[str, Any]:
+    """Store the TC string a CMP produced for this customer, sealed under their key."""
+    return tc_strings.store(hub.vault, session, customer_id, tc_string,
+                            collected_at=collected_at, actor=actor)
+
+
+def latest_tc_string(hub: Hub, session: Session, customer_id: str, *,
+                     actor: audit.Actor) -> dict[str, Any]:
+    """The newest stored TC string, byte-identical (audited); NotFound when none is stored
+    or the customer was erased."""
+    found = tc_strings.latest(hub.vault, session, customer_id, actor=actor)
+    if found is None:
+        raise NotFound("No TC string is stored for this customer.")
+    return found
+
+
+def tc_string_history(hub: Hub, session: Session, customer_id: str, *,
+                      actor: audit.Actor) -> list[dict[str, Any]]:
+    """Every stored TC string, oldest first (audited); empty once the customer was erased."""
+    return tc_strings.history(hub.vault, session, customer_id, actor=actor)
+
+
+# -- the customer's own links (no login) ----------------------------------------------------
+def unsubscribe_target(hub: Hub, session: Session, token: str) -> tuple[str, str, str] | None:
+    """What a one-click unsubscribe link is for: (customer id, purpose, purpose title);
+    None for a link that is not valid."""
+    try:
+        customer_id, purpose = read_token(hub.keyring.hub_key(session, "app_secrets"), token)
+        title = registry.get(session, purpose).title
+    except (InvalidLink, UnknownPurpose):
+        return None
+    return customer_id, purpose, title
+
+
+def unsubscribe(hub: Hub, session: Session, customer_id: str, purpose: str) -> None:
+    """The customer withdrew through the link in a message: recorded as their decision.
+    Nothing to record for a customer erased or unknown since."""
+    try:
+        row = hub.vault.get_row(session, customer_id)
+    except CustomerNotFound:
+        return
+    if row.status != "erased":
+        hub.ledger.record(session, customer_id, Decision(
+            purpose=purpose, granted=False, source="unsubscribe_link",
+            collection_method="email_unsubscribe"), actor=audit.Actor("customer", customer_id))
+
+
+def pending_confirmation(session: Session, token: str) -> str | None:
+    """The title of the purpose a double opt-in token would confirm; None if the token is
+    unknown or used."""
+    row = session.get(ConfirmationToken, hashlib.sha256(token.encode()).digest())
+    if row is None or row.used_at is not None:
+        return None
+    return registry.get(session, row.purpose).title
+
+
+def purpose_title(session: Session, purpose: str) -> str:
+    """The title customers see for a purpose."""
+    return registry.get(session, purpose).title

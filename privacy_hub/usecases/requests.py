@@ -1,0 +1,136 @@
+"""Data subject requests: submit, verify, extend, reject, cancel, report, close, export."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import audit
+from audit.clock import utcnow
+from dsar.models import DataSubjectRequest
+from dsar.requests import Requests
+from privacy_hub.hub import Hub
+from privacy_hub.models import System
+from privacy_hub.rights.adapters import requests_service
+from privacy_hub.rights.exports import ExportGone, Exports
+from privacy_hub.usecases.errors import Conflict, Gone, NotFound
+
+_CREATED = ("id", "type", "status", "received_at", "due_at", "extended")
+
+
+def _public(session: Session, req: DataSubjectRequest) -> dict[str, Any]:
+    return Requests.public(session, req)
+
+
+def submit(hub: Hub, session: Session, *, type: str, actor: audit.Actor,
+           email: str | None = None, customer_id: str | None = None,
+           details: Mapping[str, Any] | None = None, channel: str = "api",
+           received_at: datetime | None = None, verified: bool = False,
+           verification_method: str | None = None) -> dict[str, Any]:
+    """Receive a request; an unknown email is accepted the same way and never completes.
+    Returns its id, type, status, receipt and due dates."""
+    req = requests_service(hub).submit(
+        session, type=type, actor=actor, email=email, customer_id=customer_id,
+        details=details, channel=channel, received_at=received_at, verified=verified,
+        verification_method=verification_method)
+    full = _public(session, req)
+    return {k: full[k] for k in _CREATED}
+
+
+def get(hub: Hub, session: Session, request_id: str) -> dict[str, Any]:
+    """One request, with each downstream system's status and the full history."""
+    return _public(session, requests_service(hub).get(session, request_id))
+
+
+def page(session: Session, *, status: str | None, type: str | None, overdue: bool | None,
+         after: tuple[datetime, str] | None,
+         limit: int) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
+    """Requests by deadline, soonest first, after the position ``after``: the items and
+    the position of the last one when more follow."""
+    stmt = Requests.query(status=status, type=type, overdue=overdue,
+                          after=after).limit(limit + 1)  # type: ignore[arg-type]
+    rows = session.scalars(stmt).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = (rows[-1].due_at, rows[-1].id) if more else None
+    return Requests.public_many(session, rows), last
+
+
+def verify_with_token(hub: Hub, session: Session, request_id: str, token: str) -> dict[str, Any]:
+    """The subject followed the emailed link: the request is verified."""
+    return _public(session, requests_service(hub).verify_with_token(session, request_id, token))
+
+
+def verify(hub: Hub, session: Session, request_id: str, *, method: str,
+           actor: audit.Actor) -> dict[str, Any]:
+    """Staff verified the subject's identity another way (`method`)."""
+    return _public(session, requests_service(hub).verify(session, request_id, method=method,
+                                                         actor=actor))
+
+
+def extend(hub: Hub, session: Session, request_id: str, *, months: int, reason: str,
+           actor: audit.Actor) -> dict[str, Any]:
+    """Extend by 1 or 2 months (Art. 12(3)); the subject is told why."""
+    return _public(session, requests_service(hub).extend(session, request_id, months=months,
+                                                         reason=reason, actor=actor))
+
+
+def reject(hub: Hub, session: Session, request_id: str, *, reason: str,
+           actor: audit.Actor) -> dict[str, Any]:
+    """Reject with a reason; the subject is told, with their right to complain."""
+    return _public(session, requests_service(hub).reject(session, request_id, reason=reason,
+                                                         actor=actor))
+
+
+def cancel(hub: Hub, session: Session, request_id: str, *, actor: audit.Actor,
+           note: str | None = None) -> dict[str, Any]:
+    """Cancel a request that is not completed."""
+    return _public(session, requests_service(hub).cancel(session, request_id, actor=actor,
+                                                         note=note))
+
+
+def close(hub: Hub, session: Session, request_id: str, *, note: str,
+          actor: audit.Actor) -> dict[str, Any]:
+    """Complete the request with a note, although not every system reported done."""
+    return _public(session, requests_service(hub).close(session, request_id, note=note,
+                                                        actor=actor))
+
+
+def report(hub: Hub, session: Session, request_id: str, *, system: str, status: str,
+           data: Mapping[str, Any] | None, actor: audit.Actor) -> dict[str, Any]:
+    """A downstream system reports its part (done or failed, and for access its data)."""
+    system_id = session.scalar(select(System.id).where(System.name == system))
+    if system_id is None:
+        raise NotFound("No system with this name.")
+    return _public(session, requests_service(hub).report(
+        session, request_id, system_id=system_id, status=status, actor=actor, data=data))
+
+
+def export(hub: Hub, session: Session, request_id: str, *, actor: audit.Actor) -> bytes:
+    """The ZIP answering a completed access or portability request (audited)."""
+    req = requests_service(hub).get(session, request_id)
+    if req.type not in ("access", "portability") or req.status != "completed":
+        raise Conflict("Only a completed access or portability request has an export.",
+                       type_="no-export")
+    try:
+        archive = Exports(hub).read(session, request_id)
+    except ExportGone:
+        raise Gone("The export was deleted after its retention period.") from None
+    audit.record(session, actor=actor, action="export.downloaded",
+                 customer_id=req.customer_id, details={"request_id": request_id})
+    return archive
+
+
+def download_by_link(hub: Hub, session: Session, token: str) -> tuple[str, bytes]:
+    """The subject's signed, expiring link to their export (no login): the request id and
+    the ZIP (audited); ExportGone once the link or the file expired."""
+    exports = Exports(hub)
+    request_id = exports.request_for_token(session, token, utcnow())
+    archive = exports.read(session, request_id)
+    audit.record(session, actor=audit.Actor("customer", None), action="export.downloaded",
+                 details={"request_id": request_id, "via": "link"})
+    return request_id, archive
