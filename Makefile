@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PRIVACY_HUB_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: run test install lint typecheck layers system-deps bench clean
+.PHONY: run test install lint typecheck layers system-deps browser-deps translations bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,22 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+## Chromium (Debian's; Playwright downloads no browser here) and axe-core for the browser tests
+NPM_DIR := .cache/npm
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@test -f $(NPM_DIR)/node_modules/axe-core/axe.min.js || \
+	  npm install --silent --no-audit --no-fund --prefix $(NPM_DIR) axe-core@4
+
+## make translations: extract the strings, merge them into each catalogue, compile
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o privacy_hub/translations/messages.pot .
+	$(BIN)/pybabel update -i privacy_hub/translations/messages.pot -d privacy_hub/translations
+	$(BIN)/pybabel compile -d privacy_hub/translations
+
 lint: install
 	$(BIN)/ruff check .
 
@@ -41,8 +57,10 @@ typecheck: install
 layers: install
 	$(BIN)/lint-imports
 
-## make test: everything the tests need, then lint, types, layering and the whole suite
-test: install system-deps lint typecheck layers
+## make test: everything the tests need, then the pre-commit checks (lint, types,
+## layering) and the whole suite
+test: install system-deps browser-deps
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 	$(BIN)/python -m pytest -q -n 3
 
 ## make bench [BENCH_ARGS="--backend sqlite --duration 5"]: figures into bench/README.md

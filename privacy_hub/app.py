@@ -12,7 +12,7 @@ from privacy_hub.api.idempotency import forget_customer
 from privacy_hub.config import Settings
 from privacy_hub.hub import Hub
 from privacy_hub.web import context as web
-from privacy_hub.web import pages
+from privacy_hub.web import front, i18n, pages, security
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     if forget_customer not in hub.vault.erasure_hooks:
         hub.vault.erasure_hooks.append(forget_customer)
     web.init_app(app)
+    security.init_app(app)
+    i18n.init_app(app)
+    front.init_app(app)
     init_api(app)
     app.register_blueprint(pages.bp)
 
