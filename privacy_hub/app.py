@@ -7,12 +7,13 @@ import logging
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
+from privacy_hub import portal
 from privacy_hub.api import init_app as init_api
 from privacy_hub.api.idempotency import forget_customer
 from privacy_hub.config import Settings
 from privacy_hub.hub import Hub
 from privacy_hub.web import context as web
-from privacy_hub.web import front, i18n, pages, security
+from privacy_hub.web import front, i18n, pages, security, sessions
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     web.init_app(app)
     security.init_app(app)
     i18n.init_app(app)
+    sessions.init_app(app)
     front.init_app(app)
+    portal.init_app(app)
     init_api(app)
     app.register_blueprint(pages.bp)
 

@@ -63,6 +63,31 @@ TEMPLATES: dict[str, Template] = {
               + _FOOTER_HTML),
         link="{{ base_url }}/consent/confirm?token={{ token | urlencode }}",
     ),
+    # Portal sign-in (single use, 15 minutes): secrets.token; the link carries it in the
+    # query string, which the access log never records.
+    "portal_sign_in": Template(
+        subject="Your sign-in link",
+        text=("Hello,\n\nopen this link to see and manage your data:\n{{ link }}\n\n"
+              "It works once, for {{ minutes }} minutes. If you did not ask for it, ignore "
+              "this message; nobody can sign in without it.\n" + _FOOTER_TEXT),
+        html=("<p>Hello,</p><p><a href=\"{{ link }}\">Sign in to see and manage your data</a></p>"
+              "<p>It works once, for {{ minutes }} minutes. If you did not ask for it, ignore "
+              "this message; nobody can sign in without it.</p>" + _FOOTER_HTML),
+        link="{{ base_url }}/portal/sign-in/confirm?token={{ token | urlencode }}",
+    ),
+    # The same request for an address that belongs to no customer: only the mailbox's
+    # owner learns that (no account enumeration on the page or in its timing).
+    "portal_no_account": Template(
+        subject="Your sign-in request",
+        text=("Hello,\n\nsomeone asked to sign in to the privacy portal with this address, "
+              "but we hold no customer account under it. If you shop with us under another "
+              "address, ask for a link with that one.\n\nIf it was not you, ignore this "
+              "message.\n" + _FOOTER_TEXT),
+        html=("<p>Hello,</p><p>someone asked to sign in to the privacy portal with this "
+              "address, but we hold no customer account under it. If you shop with us under "
+              "another address, ask for a link with that one.</p><p>If it was not you, ignore "
+              "this message.</p>" + _FOOTER_HTML),
+    ),
     # Identity check for a data subject request: data.request_id, data.request_type,
     # secrets.token (or a ready secrets.link).
     "request_verification": Template(

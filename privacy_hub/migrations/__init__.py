@@ -23,6 +23,7 @@ def main_metadata() -> list[MetaData]:
     from dsar.models import DsarBase
     from privacy_hub.jobs.outbox import OutboxBase
     from privacy_hub.models import AppBase
+    from privacy_hub.portal.models import SignInLink  # noqa: F401 - registers its table on AppBase
     from privacy_hub.vault.models import VaultBase
 
     return [AuditBase.metadata, VaultBase.metadata, AppBase.metadata, ConsentBase.metadata,

@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.e2e.live import LiveHub
+from tests.smtp import Inbox, smtp_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,9 +39,19 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def served_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
-    """`privacy-hub init --demo` and `serve` on the embedded default, as `make run` does."""
+def inbox() -> Iterator[Inbox]:
+    with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture(scope="module")
+def served_hub(tmp_path_factory: pytest.TempPathFactory, inbox: Inbox) -> Iterator[LiveHub]:
+    """`privacy-hub init --demo` and `serve` on the embedded default, as `make run` does,
+    sending its mail to a real SMTP server on loopback."""
     hub = LiveHub(tmp_path_factory.mktemp("browser") / "instance", workers=1, threads=4)
+    hub.env.update({"PRIVACY_HUB_SMTP_HOST": "127.0.0.1",
+                    "PRIVACY_HUB_SMTP_PORT": str(inbox.port),
+                    "PRIVACY_HUB_BASE_URL": hub.base_url})
     try:
         hub.init()
         hub.start()
