@@ -12,8 +12,8 @@ from privacy_hub.api import init_app as init_api
 from privacy_hub.api.idempotency import forget_customer
 from privacy_hub.config import Settings
 from privacy_hub.hub import Hub
+from privacy_hub.web import banner, demo_shop, front, i18n, pages, security, sessions
 from privacy_hub.web import context as web
-from privacy_hub.web import front, i18n, pages, security, sessions
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     sessions.init_app(app)
     front.init_app(app)
     portal.init_app(app)
+    app.register_blueprint(banner.bp)
+    app.register_blueprint(demo_shop.bp)
     init_api(app)
     app.register_blueprint(pages.bp)
 

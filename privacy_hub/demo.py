@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
+from consent import notices
 from consent import purposes as registry
 from consent.catalogue import ECOMMERCE
 from consent.ledger import Decision
@@ -31,6 +32,22 @@ DEMO_CUSTOMERS: list[dict[str, Any]] = [
      "last_name": "O'Connor", "locale": "en-IE", "attributes": {"loyalty_tier": "gold"}},
 ]
 ACTOR = audit.Actor("cli", "demo")
+DEMO_NOTICE_VERSION = "2026-12"
+DEMO_NOTICES = {
+    "en": ("Example Shop GmbH, Example Street 1, 10115 Berlin, processes your personal data to "
+           "run the shop, and with your consent for the purposes you choose in the privacy "
+           "portal. You can withdraw any consent at any time, as easily as you gave it. You "
+           "have the rights of access, rectification, erasure, restriction, portability and "
+           "objection, and may complain to a supervisory authority. Contact: "
+           "privacy@shop.example."),
+    "de": ("Die Example Shop GmbH, Example Street 1, 10115 Berlin, verarbeitet Ihre "
+           "personenbezogenen Daten, um den Shop zu betreiben, und mit Ihrer Einwilligung für "
+           "die Zwecke, die Sie im Datenschutzportal wählen. Sie können jede Einwilligung "
+           "jederzeit so einfach widerrufen, wie Sie sie erteilt haben. Sie haben das Recht "
+           "auf Auskunft, Berichtigung, Löschung, Einschränkung, Datenübertragbarkeit und "
+           "Widerspruch und können sich bei einer Aufsichtsbehörde beschweren. Kontakt: "
+           "privacy@shop.example."),
+}
 
 
 def install_demo(hub: Hub, session: Session) -> tuple[str, bool]:
@@ -45,6 +62,9 @@ def install_demo(hub: Hub, session: Session) -> tuple[str, bool]:
     for entry in ECOMMERCE:
         if session.get(PurposeRow, entry["key"]) is None:
             registry.create(session, entry, actor=ACTOR, allowed_fields=PERSONAL_FIELDS)
+    for language, text in DEMO_NOTICES.items():
+        notices.publish(session, version=DEMO_NOTICE_VERSION, language=language, text=text,
+                        actor=ACTOR)
     session.flush()
     ids = [hub.vault.upsert(session, customer, actor=ACTOR)[0]["id"] for customer in DEMO_CUSTOMERS]
     # A few decisions, so the gate has something to say from the start.
