@@ -20,8 +20,18 @@ install: $(STAMP)
 run: install
 	$(BIN)/privacy-hub init --demo
 	@echo ""
-	@echo "  API docs:  http://127.0.0.1:8000/api/docs"
-	@echo "  Try it:    curl -H 'Authorization: Bearer <api_key above>' http://127.0.0.1:8000/api/v1/audit/verify"
+	@echo "  Privacy Hub is starting on http://127.0.0.1:8000/"
+	@echo ""
+	@echo "  Front door:      http://127.0.0.1:8000/"
+	@echo "  Privacy portal:  http://127.0.0.1:8000/portal/"
+	@echo "                   sign in as a demo customer: mila.weber@example.com (German) or"
+	@echo "                   liam.oconnor@example.com; the sign-in mail is written to"
+	@echo "                   $(PRIVACY_HUB_INSTANCE_PATH)/outbox/ -- print it with its link:"
+	@echo "                   $(BIN)/privacy-hub mail show latest"
+	@echo "  Demo shop:       http://127.0.0.1:8000/demo/shop  (the cookie banner)"
+	@echo "  API docs:        http://127.0.0.1:8000/api/docs"
+	@echo "                   with the api_key printed above: curl -H 'Authorization: Bearer <api_key>' \\"
+	@echo "                     http://127.0.0.1:8000/api/v1/audit/verify"
 	@echo ""
 	$(BIN)/privacy-hub serve --host 127.0.0.1 --port 8000
 

@@ -195,3 +195,21 @@ def test_erasure_explains_what_stays_and_erases_after_confirmation(
     assert profile["status"] == "erased"
     page.goto(visitor.base_url + "/portal/data")
     assert page.url.endswith("/portal/")
+
+
+def test_every_portal_page_is_accessible_on_a_phone_and_a_desktop(
+        visitor: Visitor, inbox: Inbox) -> None:
+    """axe-core finds no serious or critical violation on any page (the portal issue)."""
+    sign_in(visitor, inbox, LIAM)
+    for path, name in (("/portal/why", "portal-why"), ("/portal/requests", "portal-requests-list"),
+                       ("/portal/restrict", "portal-restrict"), ("/portal/object", "portal-object"),
+                       ("/portal/data/correct", "portal-correct")):
+        visitor.open(path)
+        visitor.check_page(name)
+    page = visitor.open("/portal/restrict")
+    page.get_by_role("button", name="Restrict the use of my data").click()
+    page.locator(".error-summary").wait_for()
+    visitor.check_page("portal-restrict-error")
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="You are signed out").wait_for()
+    visitor.check_page("portal-signed-out")
