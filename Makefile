@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PRIVACY_HUB_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: run test install lint typecheck layers system-deps bench clean
+.PHONY: run test install lint typecheck layers system-deps browser-deps translations bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,18 @@ install: $(STAMP)
 run: install
 	$(BIN)/privacy-hub init --demo
 	@echo ""
-	@echo "  API docs:  http://127.0.0.1:8000/api/docs"
-	@echo "  Try it:    curl -H 'Authorization: Bearer <api_key above>' http://127.0.0.1:8000/api/v1/audit/verify"
+	@echo "  Privacy Hub is starting on http://127.0.0.1:8000/"
+	@echo ""
+	@echo "  Front door:      http://127.0.0.1:8000/"
+	@echo "  Privacy portal:  http://127.0.0.1:8000/portal/"
+	@echo "                   sign in as a demo customer: mila.weber@example.com (German) or"
+	@echo "                   liam.oconnor@example.com; the sign-in mail is written to"
+	@echo "                   $(PRIVACY_HUB_INSTANCE_PATH)/outbox/ -- print it with its link:"
+	@echo "                   $(BIN)/privacy-hub mail show latest"
+	@echo "  Demo shop:       http://127.0.0.1:8000/demo/shop  (the cookie banner)"
+	@echo "  API docs:        http://127.0.0.1:8000/api/docs"
+	@echo "                   with the api_key printed above: curl -H 'Authorization: Bearer <api_key>' \\"
+	@echo "                     http://127.0.0.1:8000/api/v1/audit/verify"
 	@echo ""
 	$(BIN)/privacy-hub serve --host 127.0.0.1 --port 8000
 
@@ -32,6 +42,22 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+## Chromium (Debian's; Playwright downloads no browser here) and axe-core for the browser tests
+NPM_DIR := .cache/npm
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@test -f $(NPM_DIR)/node_modules/axe-core/axe.min.js || \
+	  npm install --silent --no-audit --no-fund --prefix $(NPM_DIR) axe-core@4
+
+## make translations: extract the strings, merge them into each catalogue, compile
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o privacy_hub/translations/messages.pot .
+	$(BIN)/pybabel update -i privacy_hub/translations/messages.pot -d privacy_hub/translations
+	$(BIN)/pybabel compile -d privacy_hub/translations
+
 lint: install
 	$(BIN)/ruff check .
 
@@ -41,8 +67,10 @@ typecheck: install
 layers: install
 	$(BIN)/lint-imports
 
-## make test: everything the tests need, then lint, types, layering and the whole suite
-test: install system-deps lint typecheck layers
+## make test: everything the tests need, then the pre-commit checks (lint, types,
+## layering) and the whole suite
+test: install system-deps browser-deps
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 	$(BIN)/python -m pytest -q -n 3
 
 ## make bench [BENCH_ARGS="--backend sqlite --duration 5"]: figures into bench/README.md

@@ -239,3 +239,28 @@ class ConsentCheck(ConsentBase):
     #: "check", "batch", "audience", "data", or "events" (POST /api/v1/events: interaction
     #: events checked against the gate)
     via: Mapped[str] = mapped_column(String(16))
+
+
+class BannerChoice(ConsentBase):
+    """A shop visitor's answer to the cookie banner (ePrivacy Art. 5(3)), per category.
+
+    The visitor is known only by a random id the banner made; the choice is linked to a
+    customer when the shop says who signed in. Append-only, like the ledger.
+    """
+
+    __tablename__ = "banner_choices"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    visitor_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: JSON object: cookie category -> allowed (true/false); "necessary" is never asked
+    categories: Mapped[str] = mapped_column(Text)
+    notice_version: Mapped[str | None] = mapped_column(String(64))
+    #: the browser sent Global Privacy Control: sale-or-sharing categories were refused
+    gpc: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: "accept_all" | "reject_all" | "settings": which control of the banner was used
+    action: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: asked again after this (at most 13 months, CNIL 2020-092)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    customer_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

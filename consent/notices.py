@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
@@ -43,3 +44,13 @@ def get(session: Session, version: str, language: str) -> Notice:
     if notice is None:
         raise UnknownNotice(f"no notice {version} in {language}")
     return notice
+
+
+def latest(session: Session, language: str) -> Notice | None:
+    """The newest notice in ``language`` (by publication), else the newest in English."""
+    for lang in dict.fromkeys((language, "en")):
+        notice = session.scalars(select(Notice).where(Notice.language == lang)
+                                 .order_by(Notice.created_at.desc()).limit(1)).first()
+        if notice is not None:
+            return notice
+    return None

@@ -22,6 +22,7 @@ from consent import purposes as registry
 from consent.domain_events import DomainEvent, emit
 from consent.ledger import Decision, Ledger
 from consent.models import ConsentState
+from consent.purposes import Purpose
 from dsar.fan_out import systems_with_part
 from dsar.models import DataSubjectRequest, identifiers_label
 from dsar.ports import SubjectDirectory
@@ -62,15 +63,20 @@ def erase_customer(session: Session, req: DataSubjectRequest, customer_id: str,
     return bool(systems)
 
 
+def legal_holds(session: Session) -> list[Purpose]:
+    """The purposes whose data an erasure keeps: a legal obligation with fields to keep
+    (Art. 17(3)(b)), each until its retention ends."""
+    return [p for p in registry.all_purposes(session)
+            if p.legal_basis == "legal_obligation" and p.fields]
+
+
 def _retain_under_legal_duty(session: Session, customer_id: str, actor: audit.Actor,
                              directory: SubjectDirectory) -> list[dict[str, Any]]:
     """Keep the fields of every legal-obligation purpose until its retention ends; what
     was kept and why, for the reply to the subject."""
     now = utcnow()
     kept = []
-    for purpose in registry.all_purposes(session):
-        if purpose.legal_basis != "legal_obligation" or not purpose.fields:
-            continue
+    for purpose in legal_holds(session):
         until = now + timedelta(days=purpose.retention_days)
         fields = directory.retain(session, customer_id, purpose=purpose.key,
                                   legal_basis=str(purpose.legal_basis),

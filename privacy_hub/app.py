@@ -7,12 +7,13 @@ import logging
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
+from privacy_hub import portal
 from privacy_hub.api import init_app as init_api
 from privacy_hub.api.idempotency import forget_customer
 from privacy_hub.config import Settings
 from privacy_hub.hub import Hub
+from privacy_hub.web import banner, demo_shop, front, i18n, pages, security, sessions
 from privacy_hub.web import context as web
-from privacy_hub.web import pages
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,13 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     if forget_customer not in hub.vault.erasure_hooks:
         hub.vault.erasure_hooks.append(forget_customer)
     web.init_app(app)
+    security.init_app(app)
+    i18n.init_app(app)
+    sessions.init_app(app)
+    front.init_app(app)
+    portal.init_app(app)
+    app.register_blueprint(banner.bp)
+    app.register_blueprint(demo_shop.bp)
     init_api(app)
     app.register_blueprint(pages.bp)
 

@@ -1,4 +1,4 @@
-"""The `privacy-hub` command line: init, serve, systems, keys, audit, import, db."""
+"""The `privacy-hub` command line: init, serve, systems, keys, audit, import, db, mail."""
 
 from __future__ import annotations
 
@@ -242,6 +242,43 @@ def audit_verify() -> None:
         return
     click.echo(f"BROKEN at seq {report['first_bad_seq']}: {report['problem']}", err=True)
     sys.exit(1)
+
+
+@main.group()
+def mail() -> None:
+    """The mail the embedded default wrote to <instance>/outbox/ (no SMTP host set)."""
+
+
+def _outbox_folder() -> Path:
+    from privacy_hub.jobs.mail import OUTBOX_FOLDER
+
+    return _settings().instance_path / OUTBOX_FOLDER
+
+
+@mail.command("list")
+def mail_list() -> None:
+    """Every message in the outbox folder, oldest first: id, date, to, subject."""
+    from privacy_hub.jobs.mailbox import stored_mails
+
+    mails = stored_mails(_outbox_folder())
+    if not mails:
+        click.echo("no mail in the outbox folder")
+    for m in mails:
+        click.echo(f"{m.id}  {m.date}  {m.to}  {m.subject}")
+
+
+@mail.command("show")
+@click.argument("which", default="latest")
+def mail_show(which: str) -> None:
+    """One message as text, its link included: an id from `mail list`, its job id's first
+    characters, or `latest`. Links are printed here, never logged."""
+    from privacy_hub.jobs.mailbox import find, plain_text
+
+    found = find(_outbox_folder(), which)
+    if found is None:
+        raise click.ClickException(f"no mail {which!r} in the outbox folder "
+                                   "(`privacy-hub mail list` lists them)")
+    click.echo(plain_text(found))
 
 
 @main.command("import")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,12 @@ class Settings:
     controller_address: str = "Example Street 1, 10115 Berlin, DE"
     controller_policy_url: str = "https://shop.example/privacy"
     controller_jurisdiction: str = "EU"
+    #: the shop's name and main colour on the portal, the console and the cookie banner
+    shop_name: str = "Example Shop"
+    brand_color: str = "#0b5394"
+    #: origins of the shop's pages that embed the cookie banner (CORS); the hub's own
+    #: origin (the demo shop) is always allowed
+    shop_origins: tuple[str, ...] = ()
     testing: bool = False
 
     @property
@@ -109,6 +116,9 @@ class Settings:
             webhook_backoff_max=_float(env, "PRIVACY_HUB_WEBHOOK_BACKOFF_MAX", 6 * 3600.0),
             worker_lease_seconds=_float(env, "PRIVACY_HUB_WORKER_LEASE_SECONDS", 60.0,
                                         minimum=1.0),
+            shop_name=env.get("PRIVACY_HUB_SHOP_NAME") or "Example Shop",
+            brand_color=_colour(env, "PRIVACY_HUB_BRAND_COLOR", "#0b5394"),
+            shop_origins=_origins(env, "PRIVACY_HUB_SHOP_ORIGINS"),
         ).with_(**{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
                    for name in ("name", "email", "address", "policy_url", "jurisdiction")
                    if env.get(f"PRIVACY_HUB_CONTROLLER_{name.upper()}")})
@@ -167,6 +177,25 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _colour(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", raw):
+        raise ConfigError(f"{name} must be a colour like #0b5394, got {raw!r}")
+    return raw.lower()
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = []
+    for raw in (env.get(name) or "").split(","):
+        origin = raw.strip().rstrip("/")
+        if not origin:
+            continue
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+            raise ConfigError(f"{name}: {origin!r} is not an origin like https://shop.example")
+        found.append(origin.lower())
+    return tuple(found)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *,

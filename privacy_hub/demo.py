@@ -28,6 +28,22 @@ DEMO_CUSTOMERS: list[dict[str, Any]] = [
      "last_name": "O'Connor", "locale": "en-IE", "attributes": {"loyalty_tier": "gold"}},
 ]
 ACTOR = audit.Actor("cli", "demo")
+DEMO_NOTICE_VERSION = "2026-12"
+DEMO_NOTICES = {
+    "en": ("Example Shop GmbH, Example Street 1, 10115 Berlin, processes your personal data to "
+           "run the shop, and with your consent for the purposes you choose in the privacy "
+           "portal. You can withdraw any consent at any time, as easily as you gave it. You "
+           "have the rights of access, rectification, erasure, restriction, portability and "
+           "objection, and may complain to a supervisory authority. Contact: "
+           "privacy@shop.example."),
+    "de": ("Die Example Shop GmbH, Example Street 1, 10115 Berlin, verarbeitet Ihre "
+           "personenbezogenen Daten, um den Shop zu betreiben, und mit Ihrer Einwilligung für "
+           "die Zwecke, die Sie im Datenschutzportal wählen. Sie können jede Einwilligung "
+           "jederzeit so einfach widerrufen, wie Sie sie erteilt haben. Sie haben das Recht "
+           "auf Auskunft, Berichtigung, Löschung, Einschränkung, Datenübertragbarkeit und "
+           "Widerspruch und können sich bei einer Aufsichtsbehörde beschweren. Kontakt: "
+           "privacy@shop.example."),
+}
 
 
 def install_demo(hub: Hub, session: Session) -> tuple[str, bool]:
@@ -48,6 +64,9 @@ def install_demo(hub: Hub, session: Session) -> tuple[str, bool]:
             purposes.get(session, entry["key"])
         except UnknownPurpose:
             purposes.create(session, entry, actor=ACTOR)
+    for language, text in DEMO_NOTICES.items():
+        purposes.publish_notice(session, version=DEMO_NOTICE_VERSION, language=language,
+                                text=text, actor=ACTOR)
     session.flush()
     ids = [customers.create_or_update(hub, session, customer, actor=ACTOR)[0]["id"]
            for customer in DEMO_CUSTOMERS]

@@ -69,3 +69,15 @@ class ExportFile(AppBase):
     #: the file is deleted then (30 days)
     delete_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SignInLink(AppBase):
+    """A customer's mailed portal sign-in link: only the SHA-256 of its token is kept."""
+
+    __tablename__ = "portal_sign_in_links"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -21,6 +21,7 @@ from privacy_hub.api import (
     ropa,
     systems,
     tcf,
+    visitors,
     webhooks,
 )
 from privacy_hub.api.input_guard import reject_unstorable_text
@@ -108,7 +109,7 @@ def init_app(app: Flask) -> Api:
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     })
     for module in (customers, consents, tcf, gate, purposes, requests, processing, systems,
-                   audit_log, evidence, webhooks, ropa):
+                   audit_log, evidence, webhooks, ropa, visitors):
         api.register_blueprint(module.blp)
     _document_problems(api)
     app.register_blueprint(ropa.well_known)

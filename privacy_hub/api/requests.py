@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app, request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
@@ -16,10 +16,9 @@ from privacy_hub.api.auth import authenticate, current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.ratelimit import RateLimiter
 from privacy_hub.schemas import CustomerPatchSchema, Strict, UtcDateTime
 from privacy_hub.usecases import requests
-from privacy_hub.web.context import db, hub
+from privacy_hub.web.context import db, hub, limiter
 
 blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
                 description="Data subject requests: access, portability, erasure, "
@@ -30,11 +29,6 @@ blp = Blueprint("requests", __name__, url_prefix="/api/v1/requests",
 PER_EMAIL_PER_HOUR = 5
 PER_ADDRESS_PER_HOUR = 300
 
-
-def limiter() -> RateLimiter:
-    limiter_: RateLimiter = current_app.extensions.setdefault("privacy_hub.ratelimit",
-                                                             RateLimiter())
-    return limiter_
 
 
 def _limit(body: dict[str, Any], *, trusted: bool) -> None:

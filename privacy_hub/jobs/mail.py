@@ -2,11 +2,12 @@
 
 With ``PRIVACY_HUB_SMTP_HOST`` set, messages go out over SMTP (STARTTLS and login when
 configured). Without it (the embedded default), each message is written as an ``.eml``
-file into ``<instance>/outbox/`` and one log line gives its link, so a developer can
-click through double opt-in and verification flows without a mail server.
+file into ``<instance>/outbox/`` and one log line names the file; `privacy-hub mail show`
+prints a message with its link, so a developer can click through sign-in, double opt-in
+and verification flows without a mail server.
 
-Logs never carry an address: the link (a one-time token in a URL) is the one exception
-DESIGN.md allows, and only in the outbox-folder mode.
+Logs never carry an address, and never a link: its one-time token would be a credential
+in the log.
 """
 
 from __future__ import annotations
@@ -62,6 +63,31 @@ TEMPLATES: dict[str, Template] = {
               "<p>If you did not ask for this, ignore this message; nothing changes.</p>"
               + _FOOTER_HTML),
         link="{{ base_url }}/consent/confirm?token={{ token | urlencode }}",
+    ),
+    # Portal sign-in (single use, 15 minutes): secrets.token; the link carries it in the
+    # query string, which the access log never records.
+    "portal_sign_in": Template(
+        subject="Your sign-in link",
+        text=("Hello,\n\nopen this link to see and manage your data:\n{{ link }}\n\n"
+              "It works once, for {{ minutes }} minutes. If you did not ask for it, ignore "
+              "this message; nobody can sign in without it.\n" + _FOOTER_TEXT),
+        html=("<p>Hello,</p><p><a href=\"{{ link }}\">Sign in to see and manage your data</a></p>"
+              "<p>It works once, for {{ minutes }} minutes. If you did not ask for it, ignore "
+              "this message; nobody can sign in without it.</p>" + _FOOTER_HTML),
+        link="{{ base_url }}/portal/sign-in/confirm?token={{ token | urlencode }}",
+    ),
+    # The same request for an address that belongs to no customer: only the mailbox's
+    # owner learns that (no account enumeration on the page or in its timing).
+    "portal_no_account": Template(
+        subject="Your sign-in request",
+        text=("Hello,\n\nsomeone asked to sign in to the privacy portal with this address, "
+              "but we hold no customer account under it. If you shop with us under another "
+              "address, ask for a link with that one.\n\nIf it was not you, ignore this "
+              "message.\n" + _FOOTER_TEXT),
+        html=("<p>Hello,</p><p>someone asked to sign in to the privacy portal with this "
+              "address, but we hold no customer account under it. If you shop with us under "
+              "another address, ask for a link with that one.</p><p>If it was not you, ignore "
+              "this message.</p>" + _FOOTER_HTML),
     ),
     # Identity check for a data subject request: data.request_id, data.request_type,
     # secrets.token (or a ready secrets.link).
@@ -230,11 +256,9 @@ class FolderMailer:
             os.replace(tmp, self.folder / name)
         except OSError as exc:
             raise MailError(f"could not write to the outbox folder ({type(exc).__name__})") from None
-        if mail.link:
-            log.info("mail %s (%s) written to %s/%s; link: %s", job_id, mail.template,
-                     OUTBOX_FOLDER, name, mail.link)
-        else:
-            log.info("mail %s (%s) written to %s/%s", job_id, mail.template, OUTBOX_FOLDER, name)
+        # The name only: a link carries a one-time token, and tokens never reach a log
+        # (`privacy-hub mail show` prints the message, link included, to whoever asks).
+        log.info("mail %s (%s) written to %s/%s", job_id, mail.template, OUTBOX_FOLDER, name)
 
 
 def mailer_for(settings: Settings, *, timeout: float = 10.0) -> Mailer:

@@ -97,8 +97,7 @@ class BackgroundWorker:
 
 
 def configure_logging() -> None:
-    """Log INFO and up to standard error, unless the program configured logging itself
-    (the outbox folder's links are meant to be seen in the server log)."""
+    """Log INFO and up to standard error, unless the program configured logging itself."""
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,

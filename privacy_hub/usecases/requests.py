@@ -127,10 +127,13 @@ def export(hub: Hub, session: Session, request_id: str, *, actor: audit.Actor) -
 
 def download_by_link(hub: Hub, session: Session, token: str) -> tuple[str, bytes]:
     """The subject's signed, expiring link to their export (no login): the request id and
-    the ZIP (audited); ExportGone once the link or the file expired."""
+    the ZIP (audited); Gone once the link or the file expired."""
     exports = Exports(hub)
-    request_id = exports.request_for_token(session, token, utcnow())
-    archive = exports.read(session, request_id)
+    try:
+        request_id = exports.request_for_token(session, token, utcnow())
+        archive = exports.read(session, request_id)
+    except ExportGone:
+        raise Gone("This download link is no longer valid.") from None
     audit.record(session, actor=audit.Actor("customer", None), action="export.downloaded",
                  details={"request_id": request_id, "via": "link"})
     return request_id, archive

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 import audit
 from privacy_hub.db import read_only
 from privacy_hub.hub import Hub
+from privacy_hub.ratelimit import RateLimiter
 from privacy_hub.usecases.errors import CONCURRENT_CHANGE, UNAVAILABLE
 from privacy_hub.vault.service import HotPath
 from privacy_hub.web.problems import problem_response
@@ -30,6 +31,13 @@ def hub() -> Hub:
 
 
 _HOT = "privacy_hub.hot_path"
+
+
+def limiter() -> RateLimiter:
+    """This process's rate limiter (request intake, sign-in links, banner answers)."""
+    found: RateLimiter = current_app.extensions.setdefault("privacy_hub.ratelimit",
+                                                           RateLimiter())
+    return found
 
 
 def hot_path() -> HotPath | None:

@@ -13,8 +13,8 @@ from flask import Blueprint, Response, render_template, request
 
 from consent.errors import TokenInvalid
 from dsar.errors import VerificationFailed
-from privacy_hub.rights.exports import ExportGone
 from privacy_hub.usecases import consents, requests
+from privacy_hub.usecases.errors import Gone
 from privacy_hub.web.context import db, hub
 
 bp = Blueprint("pages", __name__)
@@ -101,7 +101,7 @@ def download_export(token: str) -> Any:
     """The subject's signed, expiring link to their data (no login)."""
     try:
         request_id, archive = requests.download_by_link(hub(), db(), token)
-    except ExportGone:
+    except Gone:
         return _invalid("This download link is no longer valid",
                         "Links work for 7 days and files are kept for 30. Ask again any time.")
     return Response(archive, mimetype="application/zip", headers={

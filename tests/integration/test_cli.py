@@ -174,3 +174,21 @@ def test_key_operations_are_audited(env: dict[str, str], tmp_path: Path) -> None
     assert actions[-1] == "key.rotated"
     root_key = (tmp_path / "instance" / "root.key").read_bytes()
     assert all(root_key.hex() not in r.details for r in rows)
+
+
+def test_mail_show_prints_the_outbox_mail_with_its_link_and_list_names_it(tmp_path: Path) -> None:
+    """The conformance issue: tokens never reach a log, so the developer reads the
+    embedded default's mail with `privacy-hub mail list` / `mail show`."""
+    outbox = tmp_path / "instance" / "outbox"
+    outbox.mkdir(parents=True)
+    message = ("To: someone@example.org\r\nSubject: Your sign-in link\r\n"
+               "Date: Mon, 07 Dec 2026 14:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+               "Open http://127.0.0.1:8000/portal/sign-in/confirm?token=abc123\r\n")
+    (outbox / "20261207T140000-0193a1b2-job.eml").write_bytes(message.encode())
+    env = {"PRIVACY_HUB_INSTANCE_PATH": str(tmp_path / "instance")}
+    listed = CliRunner().invoke(main, ["mail", "list"], env=env)
+    assert listed.exit_code == 0 and "Your sign-in link" in listed.output
+    shown = CliRunner().invoke(main, ["mail", "show", "latest"], env=env)
+    assert shown.exit_code == 0 and "token=abc123" in shown.output
+    missing = CliRunner().invoke(main, ["mail", "show", "nope"], env=env)
+    assert missing.exit_code != 0 and "mail list" in missing.output
