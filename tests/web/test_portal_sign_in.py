@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from privacy_hub.portal.models import SignInLink
+from privacy_hub.models import SignInLink
 from sqlalchemy import func, select
 
 from audit.clock import utcnow
@@ -37,7 +37,7 @@ def app(hub: Hub) -> Flask:
 @pytest.fixture
 def known_token(monkeypatch: pytest.MonkeyPatch) -> str:
     """Links made from now on carry TOKEN (the mail itself is sealed in the outbox)."""
-    monkeypatch.setattr("privacy_hub.portal.sign_in.secrets.token_urlsafe", lambda _n: TOKEN)
+    monkeypatch.setattr("privacy_hub.usecases.sign_in.secrets.token_urlsafe", lambda _n: TOKEN)
     return TOKEN
 
 
