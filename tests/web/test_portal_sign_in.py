@@ -12,7 +12,6 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from privacy_hub.models import SignInLink
 from sqlalchemy import func, select
 
 from audit.clock import utcnow
@@ -20,6 +19,7 @@ from audit.models import AuditEntry
 from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
 from privacy_hub.jobs.outbox import OutboxJob
+from privacy_hub.models import SignInLink
 from tests.conftest import SEED_EMAIL
 
 TOKEN = "t0ken-for-tests-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
