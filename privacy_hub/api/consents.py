@@ -19,7 +19,7 @@ from privacy_hub.api.idempotency import idempotent, set_subject
 from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.usecases import consents
 from privacy_hub.usecases.customers import canonical_id
-from privacy_hub.web.context import db, hot_path, hub, read_only_request
+from privacy_hub.web.context import db, gpc_signal, hot_path, hub, read_only_request
 
 blp = Blueprint("consents", __name__, url_prefix="/api/v1",
                 description="Consent decisions with proof: the ledger, current state, receipts.")
@@ -156,17 +156,12 @@ def _fast_decision(body: object) -> dict[str, Any] | None:
     return out
 
 
-def _gpc_header() -> bool:
-    """Sec-GPC counts only when exactly "1"; several headers count if one is "1"."""
-    values = [v.strip() for h in request.headers.getlist("Sec-GPC") for v in h.split(",")]
-    return "1" in values
-
 
 def _caller() -> dict[str, Any]:
     """Who records: the calling system (the default source), the purposes it may use, and
     whether the browser sent a Global Privacy Control signal."""
     principal = current_principal()
-    return {"actor": principal.actor, "source": principal.name, "gpc": _gpc_header(),
+    return {"actor": principal.actor, "source": principal.name, "gpc": gpc_signal(),
             "may_use": principal.may_use_purpose}
 
 

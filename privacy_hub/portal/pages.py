@@ -13,7 +13,7 @@ from privacy_hub.portal import bp
 from privacy_hub.portal.forms import ActionForm
 from privacy_hub.usecases import customers, subject
 from privacy_hub.usecases.errors import NotFound
-from privacy_hub.web.context import db, hub
+from privacy_hub.web.context import db, gpc_signal, hub
 
 
 def _me() -> str:
@@ -23,10 +23,6 @@ def _me() -> str:
 def _language() -> str:
     return str(get_locale() or "en")
 
-
-def _gpc() -> bool:
-    """Global Privacy Control: exactly "1" in any Sec-GPC header (GPC spec)."""
-    return "1" in [v.strip() for v in request.headers.getlist("Sec-GPC")]
 
 
 @bp.get("/data")
@@ -42,8 +38,8 @@ def my_data() -> str:
 def choices() -> str:
     """Every consent purpose, what it uses and who gets it, with one control each."""
     view = subject.choices(db(), _me(), _language())
-    return render_template("portal/choices.html", form=ActionForm(), gpc=_gpc(),
-                           gpc_conflicts=view["granted_sharing"] if _gpc() else [],
+    return render_template("portal/choices.html", form=ActionForm(), gpc=gpc_signal(),
+                           gpc_conflicts=view["granted_sharing"] if gpc_signal() else [],
                            nav="choices", recorded=request.args.get("recorded"), **view)
 
 
@@ -53,7 +49,7 @@ def _decide(purposes: list[str], page: str) -> None:
         abort(400)
     try:
         subject.decide(hub(), db(), _me(), purposes, request.form.get("granted") == "1",
-                       language=_language(), gpc=_gpc(),
+                       language=_language(), gpc=gpc_signal(),
                        evidence={"page": page, "user_agent": request.user_agent.string[:300]})
     except NotFound:
         abort(404)

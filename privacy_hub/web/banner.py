@@ -20,7 +20,7 @@ from marshmallow import validate
 from consent.errors import InvalidInput
 from privacy_hub.usecases import banner
 from privacy_hub.web import i18n
-from privacy_hub.web.context import db, hub, limiter
+from privacy_hub.web.context import db, gpc_signal, hub, limiter
 from privacy_hub.web.problems import problem_response
 
 bp = Blueprint("banner", __name__)
@@ -135,7 +135,7 @@ def choose() -> Response | tuple[Response, int]:
         body = _CHOICE.load(payload)
         kept = banner.answer(db(), visitor_id=body["visitor_id"], choices=body["categories"],
                              action=body["action"], notice_version=body["notice_version"],
-                             gpc="1" in [v.strip() for v in request.headers.getlist("Sec-GPC")])
+                             gpc=gpc_signal())
     except ma.ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         return problem_response(422, "Some fields are invalid.", errors={

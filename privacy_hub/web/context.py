@@ -40,6 +40,13 @@ def limiter() -> RateLimiter:
     return found
 
 
+def gpc_signal() -> bool:
+    """Global Privacy Control: a Sec-GPC header that is exactly "1" (GPC spec); of several
+    headers, or a comma-joined one, any "1" counts."""
+    values = [v.strip() for h in request.headers.getlist("Sec-GPC") for v in h.split(",")]
+    return "1" in values
+
+
 def hot_path() -> HotPath | None:
     """The customer hot paths' engine and group committer (None: not available here)."""
     hot: HotPath | None = current_app.extensions.get(_HOT)
