@@ -69,7 +69,9 @@ def test_reject_all_is_remembered_and_not_asked_again(visitor: Visitor) -> None:
     cookie = next(c for c in page.context.cookies() if c["name"] == "hub_consent")
     assert 0 < cookie["expires"] - time.time() <= 395 * 86400 + 60  # at most 13 months
     page.reload()
-    page.wait_for_function("window.PrivacyHubConsent && window.PrivacyHubConsent.ready")
+    # A function, not an expression: Playwright evaluates an expression string again on
+    # every poll, which the page's CSP (no 'unsafe-eval') refuses after the first try.
+    page.wait_for_function("() => window.PrivacyHubConsent && window.PrivacyHubConsent.ready")
     assert _banner(page).count() == 0
     assert _status(page, "statistics") == "Statistics: off"
     visitor.check_page("demo-shop-after-choice")
@@ -83,7 +85,7 @@ def test_accept_all_then_signing_in_makes_it_the_customers_consent(
     with page.expect_response("**/consent/banner/choices") as sent:
         page.get_by_role("button", name="Accept all").click()
     assert sent.value.status == 201
-    page.wait_for_function("window.PrivacyHubConsent.allowed('statistics')")
+    page.wait_for_function("() => window.PrivacyHubConsent.allowed('statistics')")
     assert _status(page, "statistics") == "Statistics: on"
     page.get_by_label("Demo customer").select_option(LIAM)
     page.get_by_role("button", name="Sign in").click()
@@ -133,7 +135,7 @@ def test_gpc_refuses_sale_and_sharing_without_asking(gpc_context: BrowserContext
     with page.expect_response("**/consent/banner/choices") as sent:
         page.get_by_role("button", name="Accept all").click()
     assert sent.value.status == 201  # what the hub kept: the checks after signing in
-    page.wait_for_function("window.PrivacyHubConsent.ready")
+    page.wait_for_function("() => window.PrivacyHubConsent.ready")
     assert _status(page, "marketing") == "Marketing: off"
     assert _status(page, "statistics") == "Statistics: on"
     page.get_by_label("Demo customer").select_option(NOAH)
