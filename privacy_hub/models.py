@@ -81,3 +81,33 @@ class SignInLink(AppBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StaffMember(AppBase):
+    """A DPO, privacy agent, auditor or admin who signs in to the console.
+
+    The password is kept as an argon2id hash, the TOTP secret sealed under the hub's
+    app-secrets key, recovery codes as SHA-256 hashes (random and high-entropy, so a fast
+    hash suffices). The address is the staff member's sign-in name: it is never logged and
+    never written to the audit log, which names staff by id.
+    """
+
+    __tablename__ = "staff"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    #: lower-cased
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    totp_secret_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    #: the last TOTP time step accepted: a code works once (RFC 6238 section 5.2)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    #: set by the first sign-in with a code from the enrolled authenticator
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: JSON list of hex SHA-256 hashes of the unused recovery codes
+    recovery_codes: Mapped[str] = mapped_column(Text)
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
