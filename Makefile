@@ -28,6 +28,11 @@ run: install
 	@echo "                   liam.oconnor@example.com; the sign-in mail is written to"
 	@echo "                   $(PRIVACY_HUB_INSTANCE_PATH)/outbox/ -- print it with its link:"
 	@echo "                   $(BIN)/privacy-hub mail show latest"
+	@echo "  DPO console:     http://127.0.0.1:8000/console/"
+	@echo "                   sign in as the demo DPO printed above (demo DPO: email, password)"
+	@echo "                   with a code from the printed totp_secret: add it to an"
+	@echo "                   authenticator app, or print the current code with"
+	@echo "                   $(BIN)/privacy-hub staff code <totp_secret>"
 	@echo "  Demo shop:       http://127.0.0.1:8000/demo/shop  (the cookie banner)"
 	@echo "  API docs:        http://127.0.0.1:8000/api/docs"
 	@echo "                   with the api_key printed above: curl -H 'Authorization: Bearer <api_key>' \\"
@@ -55,7 +60,7 @@ browser-deps:
 ## make translations: extract the strings, merge them into each catalogue, compile
 translations: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o privacy_hub/translations/messages.pot .
-	$(BIN)/pybabel update -i privacy_hub/translations/messages.pot -d privacy_hub/translations
+	$(BIN)/pybabel update --no-fuzzy-matching -i privacy_hub/translations/messages.pot -d privacy_hub/translations
 	$(BIN)/pybabel compile -d privacy_hub/translations
 
 lint: install

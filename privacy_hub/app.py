@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
-from privacy_hub import portal
+from privacy_hub import console, portal
 from privacy_hub.api import init_app as init_api
 from privacy_hub.api.idempotency import forget_customer
 from privacy_hub.config import Settings
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     sessions.init_app(app)
     front.init_app(app)
     portal.init_app(app)
+    console.init_app(app)
     app.register_blueprint(banner.bp)
     app.register_blueprint(demo_shop.bp)
     init_api(app)

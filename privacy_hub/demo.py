@@ -10,8 +10,9 @@ import audit
 from consent.catalogue import ECOMMERCE
 from consent.errors import UnknownPurpose
 from privacy_hub.hub import Hub
+from privacy_hub.staff.accounts import Enrolment
 from privacy_hub.systems import SCOPES
-from privacy_hub.usecases import consents, customers, purposes, systems
+from privacy_hub.usecases import consents, customers, purposes, staff, systems
 from privacy_hub.usecases.errors import NotFound
 
 DEMO_SYSTEM = "demo-crm"
@@ -80,3 +81,21 @@ def install_demo(hub: Hub, session: Session) -> tuple[str, bool]:
                                             "consent_type": "regular"},
                         actor=ACTOR, source="demo", gpc=False, customer_checked=True)
     return api_key, True
+
+
+DEMO_DPO_EMAIL = "dpo@example.com"
+#: printed by `make run`; a demo instance's password, never a real one
+DEMO_DPO_PASSWORD = "demo-dpo-password"  # noqa: S105 - the demo's, printed by design
+
+
+def install_demo_staff(hub: Hub, session: Session) -> Enrolment | None:
+    """The demo DPO, with a new authenticator while they have not signed in yet (so each
+    `init --demo` can print a secret that works); None once they have enrolled."""
+    try:
+        member = staff.get(hub, session, DEMO_DPO_EMAIL)
+    except NotFound:
+        return staff.create(hub, session, email=DEMO_DPO_EMAIL, role="dpo",
+                            password=DEMO_DPO_PASSWORD, actor=ACTOR)[1]
+    if member["enrolled"] or not member["active"]:
+        return None
+    return staff.reset_second_factor(hub, session, DEMO_DPO_EMAIL, actor=ACTOR)

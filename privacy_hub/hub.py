@@ -21,6 +21,7 @@ from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import make_engine, make_sessionmaker, read_only, transaction
 from privacy_hub.gate.checklog import CheckLog
 from privacy_hub.jobs import outbox
+from privacy_hub.staff.accounts import StaffDirectory
 from privacy_hub.systems import SystemRegistry
 from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
 from privacy_hub.vault.errors import KeyMissing
@@ -49,6 +50,7 @@ class Hub:
     keyring: KeyRing
     vault: Vault
     systems: SystemRegistry
+    staff: StaffDirectory
     audit_signer: audit.CheckpointSigner
     ledger: Ledger
     checklog: CheckLog
@@ -109,6 +111,7 @@ class Hub:
             settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
             keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"])),
             systems=SystemRegistry(keys["app_secrets"]), audit_signer=signer,
+            staff=StaffDirectory(keys["app_secrets"]),
         )
 
     def audit_public_keys(self) -> dict[str, Ed25519PublicKey]:

@@ -18,6 +18,9 @@ from flask_login import LoginManager, UserMixin
 
 #: path prefix -> cookie name; anything else (public pages) gets the last one
 SURFACES: dict[str, str] = {"/portal": "hub_portal", "/console": "hub_console"}
+#: path prefix -> the only kind of person its sessions may sign in: a portal cookie copied
+#: into the console's cookie (both are signed with the same key) signs nobody in there
+SURFACE_KINDS: dict[str, str] = {"/portal": "customer", "/console": "staff"}
 PUBLIC_COOKIE = "hub_session"
 IDLE_TIMEOUT = timedelta(minutes=30)
 
@@ -69,5 +72,8 @@ def register_loader(kind: str, loader: Callable[[str], UserMixin | None]) -> Non
 
 def _load(user_id: str) -> Any:
     kind, _, ident = user_id.partition(":")
+    surface = _surface()
+    if surface is None or SURFACE_KINDS.get(surface) != kind:
+        return None
     loader = _LOADERS.get(kind)
     return loader(ident) if loader and ident else None

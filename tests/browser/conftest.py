@@ -119,3 +119,35 @@ def visitor(browser: Browser, served_hub: LiveHub) -> Iterator[Visitor]:
         yield v
     finally:
         context.close()
+
+
+STAFF_PASSWORD = "browser tests staff password"
+
+
+def console_sign_in(visitor: Visitor, email: str, secret: str,
+                    password: str = STAFF_PASSWORD) -> Page:
+    """Sign in on the console's page, as a person types it."""
+    import pyotp
+
+    page = visitor.open("/console/sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/console/")
+    return page
+
+
+@pytest.fixture
+def staff_visitor(visitor: Visitor, served_hub: LiveHub) -> Any:
+    """``staff_visitor(role)``: the visitor, signed in to the console as a new staff member
+    of that role (created with `privacy-hub staff create`, as an operator would)."""
+    import uuid
+
+    def sign_in(role: str = "dpo") -> Visitor:
+        email = f"{role}-{uuid.uuid4().hex[:8]}@staff.example"
+        secret = served_hub.create_staff(email, role, STAFF_PASSWORD)
+        console_sign_in(visitor, email, secret)
+        return visitor
+
+    return sign_in

@@ -68,6 +68,7 @@ class LiveHub:
         self.threads = threads
         self.port = free_port()
         self.api_key: str | None = None
+        self.init_output = ""
         self.process: subprocess.Popen[bytes] | None = None
         self.log_dir = instance.parent / f"{instance.name}-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -99,10 +100,11 @@ class LiveHub:
 
     # -- the command line ------------------------------------------------------------------
 
-    def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 120.0,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``privacy-hub <args>`` against this instance; output is kept in the log dir."""
         result = subprocess.run([*cli_command(), *args], env=self.env, capture_output=True,
-                                text=True, timeout=timeout, check=False)
+                                text=True, timeout=timeout, check=False, input=input)
         name = "-".join(a for a in args if re.fullmatch(r"[a-z-]+", a)) or "cli"
         with open(self.log_dir / f"cli-{name}.log", "a", encoding="utf-8") as fh:
             fh.write(f"$ privacy-hub {' '.join(args)}  -> exit {result.returncode}\n")
@@ -116,7 +118,17 @@ class LiveHub:
         match = re.search(r"^api_key: (\S+)$", result.stdout, re.MULTILINE)
         assert match, f"init printed no api_key:\n{result.stdout}"
         self.api_key = match.group(1)
+        self.init_output = result.stdout
         return self.api_key
+
+    def create_staff(self, email: str, role: str, password: str) -> str:
+        """``privacy-hub staff create`` (password on standard input): the TOTP secret."""
+        result = self.cli("staff", "create", email, "--role", role, input=password + "\n")
+        assert result.returncode == 0, f"staff create failed:\n{result.stdout}\n{result.stderr}"
+        match = re.search(r"^totp_uri: otpauth://\S+[?&]secret=([A-Z2-7]+)", result.stdout,
+                          re.MULTILINE)
+        assert match, f"staff create printed no totp_uri:\n{result.stdout}"
+        return match.group(1)
 
     # -- the server --------------------------------------------------------------------------
 

@@ -79,6 +79,43 @@ def test_systems_create_prints_key_and_secret_on_their_own_lines(env: dict[str, 
     assert "newsletter" in listed.output
 
 
+def test_staff_create_reads_the_password_from_stdin_and_prints_the_totp_uri(
+        env: dict[str, str]) -> None:
+    """API.md "Operating it": `staff create EMAIL --role ...`, password on standard input,
+    `totp_uri: otpauth://...` on a line of its own; list, reset-totp and disable follow."""
+    run(env, "init")
+    result = run(env, "staff", "create", "Ada.DPO@Staff.example", "--role", "dpo",
+                 input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    uri = re.search(r"^totp_uri: (otpauth://totp/\S+)$", result.output, re.M)
+    assert uri and "secret=" in uri.group(1)
+    assert "a long enough password" not in result.output
+    short = run(env, "staff", "create", "bo@staff.example", "--role", "agent", input="short\n")
+    assert short.exit_code != 0 and "at least 12 characters" in short.output
+    dup = run(env, "staff", "create", "ada.dpo@staff.example", "--role", "agent",
+              input="a long enough password\n")
+    assert dup.exit_code != 0 and "exists already" in dup.output
+    listed = run(env, "staff", "list").output
+    assert re.search(r"\tdpo\tactive\tada\.dpo@staff\.example$", listed, re.M)
+    reset = run(env, "staff", "reset-totp", "ada.dpo@staff.example")
+    new_uri = re.search(r"^totp_uri: (\S+)$", reset.output, re.M)
+    assert new_uri and new_uri.group(1) != uri.group(1)
+    assert run(env, "staff", "disable", "ada.dpo@staff.example").exit_code == 0
+    assert "\tdisabled\t" in run(env, "staff", "list").output
+
+
+def test_init_demo_prints_how_to_sign_in_as_the_demo_dpo(env: dict[str, str]) -> None:
+    first = run(env, "init", "--demo").output
+    assert re.search(r"^demo DPO: dpo@example\.com password: \S+$", first, re.M)
+    secret = re.search(r"^totp_secret: ([A-Z2-7]+)$", first, re.M)
+    assert secret
+    code = run(env, "staff", "code", secret.group(1)).output.strip()
+    assert re.fullmatch(r"\d{6}", code)
+    # not signed in yet: the next init prints a fresh secret that works, not a stale one
+    again = run(env, "init", "--demo").output
+    assert re.search(r"^totp_secret: ([A-Z2-7]+)$", again, re.M)
+
+
 def test_keys_rotate_and_audit_verify(env: dict[str, str], tmp_path: Path) -> None:
     run(env, "init", "--demo")
     rotated = run(env, "keys", "rotate")
