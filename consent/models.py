@@ -51,6 +51,9 @@ class PurposeRow(ConsentBase):
     source_purpose: Mapped[str | None] = mapped_column(String(100))
     #: where the compatibility assessment of that further processing is documented
     compatibility_ref: Mapped[str | None] = mapped_column(String(500))
+    #: JSON {"de": {"title": ..., "description": ...}}: the texts in other languages
+    #: (Art. 12(1)); title and description above stay the default text
+    translations: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

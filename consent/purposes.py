@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -25,6 +25,14 @@ from consent.errors import Conflict, InvalidInput, UnknownPurpose
 from consent.models import PurposeRow, PurposeVersion
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+#: a translation's key: an ISO 639 language code, lower case, without a region. Pages are
+#: chosen per language (de, not de-AT), so a regional text could never be shown.
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+#: the limits of the default text, which every translation keeps too
+TITLE_MAX = 200
+DESCRIPTION_MAX = 5000
+#: languages a purpose may be translated into: bounds the row, not the languages in use
+MAX_TRANSLATIONS = 50
 # CNIL 2020-092: tracker consent lasts at most 13 months.
 MAX_COOKIE_CONSENT_DAYS = 395
 
@@ -47,6 +55,22 @@ class CookieCategory(StrEnum):
     PREFERENCES = "preferences"
     STATISTICS = "statistics"
     MARKETING = "marketing"
+
+
+@dataclass(frozen=True)
+class PurposeText:
+    """What customers read about a purpose, in one language."""
+
+    title: str
+    description: str
+
+
+def language_code(tag: str | None) -> str | None:
+    """The language of a tag as translations are keyed: ``de-AT`` and ``de_AT`` -> ``de``."""
+    if not tag:
+        return None
+    primary = tag.replace("_", "-").split("-")[0].lower()
+    return primary if LANGUAGE_RE.match(primary) else None
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,20 @@ class Purpose:
     compatibility_ref: str | None
     created_at: datetime
     updated_at: datetime
+    #: title and description by language code; the fields above are the default text
+    translations: Mapping[str, PurposeText] = field(default_factory=dict, hash=False)
+
+    def text(self, language: str | None) -> PurposeText:
+        """Title and description in ``language`` (a tag like ``de`` or ``de-AT``), or the
+        default text when none is published for it."""
+        found = self.translations.get(language_code(language) or "")
+        return found if found is not None else PurposeText(self.title, self.description)
+
+    def in_language(self, language: str | None) -> Purpose:
+        """This purpose with its title and description in ``language`` (default text as
+        fallback): what a page in that language shows. Not for the registry's JSON."""
+        shown = self.text(language)
+        return replace(self, title=shown.title, description=shown.description)
 
     @property
     def needs_consent(self) -> bool:
@@ -87,6 +125,7 @@ class Purpose:
         data["legal_basis"] = str(self.legal_basis)
         for name in ("fields", "data_categories", "recipients"):
             data[name] = list(data[name])
+        data["translations"] = {lang: asdict(t) for lang, t in sorted(self.translations.items())}
         data["dpv_iri"] = vocabulary.purpose_iri(self.dpv)
         data["dpv_legal_basis"] = vocabulary.LEGAL_BASES[str(self.legal_basis)]
         return data
@@ -97,7 +136,7 @@ EDITABLE = (
     "title", "description", "cookie_category", "fields", "retention_days",
     "consent_lifetime_days", "double_opt_in", "direct_marketing", "sale_or_sharing",
     "data_categories", "recipients", "special_category", "lia_ref", "dpv",
-    "source_purpose", "compatibility_ref", "soft_opt_in",
+    "source_purpose", "compatibility_ref", "soft_opt_in", "translations",
 )
 #: fixed at creation, like the legal basis: they are the ground the purpose stands on
 FIXED = ("soft_opt_in",)
@@ -118,7 +157,59 @@ def from_row(row: PurposeRow) -> Purpose:
         lia_ref=row.lia_ref, dpv=row.dpv, source_purpose=row.source_purpose,
         compatibility_ref=row.compatibility_ref, created_at=row.created_at,
         updated_at=row.updated_at,
+        translations={lang: PurposeText(t["title"], t["description"])
+                      for lang, t in json.loads(row.translations or "{}").items()},
     )
+
+
+def _translations_json(value: Mapping[str, Any] | None) -> str:
+    """The stored JSON of checked translations (``None`` is none)."""
+    texts = {lang: asdict(t) if isinstance(t, PurposeText)
+             else {"title": t["title"], "description": t.get("description") or ""}
+             for lang, t in (value or {}).items()}
+    return json.dumps(texts, ensure_ascii=False, sort_keys=True)
+
+
+def _check_translations(value: Any, default_description: str | None) -> dict[str, list[str]]:
+    """Errors of a ``translations`` value, by field (``translations.de.title``). A
+    translation is complete: it has a description whenever the default text has one."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        return {"translations": ['an object by language code, e.g. {"de": {"title": "...", '
+                                 '"description": "..."}}']}
+    if len(value) > MAX_TRANSLATIONS:
+        return {"translations": [f"at most {MAX_TRANSLATIONS} languages"]}
+    errors: dict[str, list[str]] = {}
+    for lang, text in value.items():
+        name = f"translations.{str(lang)[:20]}"
+        if not isinstance(lang, str) or not LANGUAGE_RE.match(lang):
+            errors[name] = ["not a language code: use 2 or 3 lower-case letters (ISO 639), "
+                            "e.g. de; regions such as de-AT are refused, not shortened, since "
+                            "pages are shown per language"]
+            continue
+        if isinstance(text, PurposeText):
+            text = asdict(text)
+        if not isinstance(text, Mapping):
+            errors[name] = ["an object with title and description"]
+            continue
+        title = text.get("title")
+        if not isinstance(title, str) or not title.strip() or len(title) > TITLE_MAX:
+            errors[f"{name}.title"] = [f"required: 1 to {TITLE_MAX} characters"]
+        description = text.get("description")
+        if description is not None and (not isinstance(description, str)
+                                        or len(description) > DESCRIPTION_MAX):
+            errors[f"{name}.description"] = [f"at most {DESCRIPTION_MAX} characters"]
+        elif (default_description or "").strip() and not (description or "").strip():
+            # A page in this language shows this text alone, so it says all the default
+            # says (for consent purposes R-CONSENT-04: what the data is used for).
+            errors[f"{name}.description"] = ["required, as the purpose has a description: "
+                                             "what the data is used for, in this language"]
+        unknown = sorted(str(k)[:20] for k in text if k not in ("title", "description"))
+        if unknown:
+            errors[f"{name}.{unknown[0]}"] = ["unknown field: a translation has a title and "
+                                              "a description"]
+    return errors
 
 
 def _check_rules(values: Mapping[str, Any], allowed_fields: Collection[str] | None) -> None:
@@ -169,6 +260,7 @@ def _check_rules(values: Mapping[str, Any], allowed_fields: Collection[str] | No
                             "with third parties (ePrivacy Art. 13(2))")
         if problems:
             errors["soft_opt_in"] = problems
+    errors.update(_check_translations(values.get("translations"), values.get("description")))
     term = values.get("dpv")
     if term is not None and vocabulary.purpose_term(term) is None:
         errors["dpv"] = ["a purpose term of the W3C Data Privacy Vocabulary, e.g. "
@@ -240,6 +332,7 @@ def create(session: Session, values: Mapping[str, Any], *, actor: audit.Actor,
         lia_ref=merged.get("lia_ref"), dpv=merged.get("dpv"),
         source_purpose=merged.get("source_purpose"),
         compatibility_ref=merged.get("compatibility_ref"),
+        translations=_translations_json(merged.get("translations")),
         **{name: json.dumps(list(merged.get(name) or [])) for name in _LIST_FIELDS},
     )
     session.add(row)
@@ -277,6 +370,8 @@ def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: aud
         value = changes[name]
         if name in _LIST_FIELDS:
             value = json.dumps(list(value or []))
+        elif name == "translations":
+            value = _translations_json(value)
         elif name in ("double_opt_in", "direct_marketing", "sale_or_sharing", "special_category",
                       "soft_opt_in"):
             value = bool(value)

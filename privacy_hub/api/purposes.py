@@ -26,9 +26,49 @@ def _strings(max_len: int = 200) -> ma.fields.List[str]:
                           validate=validate.Length(max=50))
 
 
+class PurposeTextFields(Strict):
+    title = ma.fields.String(required=True,
+                             validate=validate.Length(min=1, max=registry.TITLE_MAX))
+    description = ma.fields.String(validate=validate.Length(max=registry.DESCRIPTION_MAX),
+                                   metadata={"description": "Required when the purpose has a "
+                                                            "description"})
+
+
+class ByLanguage(ma.fields.Dict):
+    """A dict by language code whose errors name ``translations.de.title``, as the
+    registry's do, rather than marshmallow's ``translations.de.value.title``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-untyped-call]
+        except ma.ValidationError as exc:
+            messages = exc.messages
+            if isinstance(messages, dict):
+                # keys are any string here (the registry checks them), so only values fail
+                messages = {lang: problem.get("value", problem.get("key"))
+                            if isinstance(problem, dict) and set(problem) <= {"key", "value"}
+                            else problem for lang, problem in messages.items()}
+            raise ma.ValidationError(messages) from None
+
+
+_TRANSLATIONS_HELP = (
+    "Title and description in other languages, by ISO 639 language code (2 or 3 lower-case "
+    "letters, e.g. `de`; a region such as `de-AT` is refused with 422, not shortened): "
+    "customers read the text in the language of their page, and the default `title` and "
+    "`description` where there is none. On PATCH it replaces every translation (`{}` or "
+    "null removes them); like any change it is a new revision, and a translation that "
+    "changes what customers agree to needs `\"material\": true`.")
+
+
 class PurposeFields(Strict):
-    title = ma.fields.String(validate=validate.Length(min=1, max=200))
-    description = ma.fields.String(validate=validate.Length(max=5000))
+    title = ma.fields.String(validate=validate.Length(min=1, max=registry.TITLE_MAX))
+    description = ma.fields.String(validate=validate.Length(max=registry.DESCRIPTION_MAX))
+    # Keys are checked by the registry (consent.purposes.LANGUAGE_RE), so that the API,
+    # the CLI and the console refuse a bad one with the same message and field name.
+    translations = ByLanguage(keys=ma.fields.String(),
+                              values=ma.fields.Nested(PurposeTextFields), allow_none=True,
+                                  validate=validate.Length(max=registry.MAX_TRANSLATIONS),
+                                  metadata={"description": _TRANSLATIONS_HELP})
     cookie_category = ma.fields.String(allow_none=True,
                                        validate=validate.OneOf([str(c) for c in CookieCategory]))
     # "fields" would shadow Schema.fields: declare it under another attribute name.
@@ -67,7 +107,8 @@ class PurposeCreate(PurposeFields):
     key = ma.fields.String(required=True, validate=[
         validate.Length(max=100),
         validate.Regexp(registry.KEY_RE, error="lowercase dotted slug, e.g. marketing.email")])
-    title = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = ma.fields.String(required=True,
+                             validate=validate.Length(min=1, max=registry.TITLE_MAX))
     legal_basis = ma.fields.String(required=True,
                                    validate=validate.OneOf([str(b) for b in LegalBasis]))
     retention_days = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=36500))
@@ -80,10 +121,19 @@ class PurposePatch(PurposeFields):
         "description": "A material change raises the version; older consents stop counting"})
 
 
-class PurposeSchema(ma.Schema):
-    key = ma.fields.String()
+class PurposeTextSchema(ma.Schema):
     title = ma.fields.String()
     description = ma.fields.String()
+
+
+class PurposeSchema(ma.Schema):
+    key = ma.fields.String()
+    title = ma.fields.String(metadata={"description": "The default text"})
+    description = ma.fields.String(metadata={"description": "The default text"})
+    translations = ma.fields.Dict(keys=ma.fields.String(),
+                                  values=ma.fields.Nested(PurposeTextSchema),
+                                  metadata={"description": "Title and description by language "
+                                                           "code, e.g. `de`"})
     legal_basis = ma.fields.String()
     cookie_category = ma.fields.String(allow_none=True)
     fields_ = ma.fields.List(ma.fields.String(), data_key="fields", attribute="fields")

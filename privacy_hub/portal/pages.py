@@ -73,13 +73,15 @@ def decide_all() -> Redirect:
 def processing() -> str:
     """Purposes on other legal bases, with the basis, and the right to object apart
     (Art. 21(4): explicitly, clearly and separately)."""
-    return render_template("portal/processing.html", nav="why", **subject.processing(db()))
+    return render_template("portal/processing.html", nav="why",
+                           **subject.processing(db(), _language()))
 
 
 @bp.get("/history")
 def history() -> str:
     """Every decision, newest first, with its signed receipt."""
-    return render_template("portal/history.html", nav="history", **subject.history(db(), _me()))
+    return render_template("portal/history.html", nav="history",
+                           **subject.history(db(), _me(), _language()))
 
 
 @bp.get("/receipts/<string:receipt_id>.json")

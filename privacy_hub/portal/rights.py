@@ -8,6 +8,7 @@ import contextlib
 from typing import Any
 
 from flask import Response, abort, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response as Redirect
@@ -28,6 +29,10 @@ ADDRESS_PARTS = ("line1", "line2", "postal_code", "city", "country")
 
 def _me() -> str:
     return str(current_user.customer_id)
+
+
+def _language() -> str:
+    return str(get_locale() or "en")
 
 
 def _checked() -> ActionForm:
@@ -89,7 +94,7 @@ def download_zip(request_id: str) -> Response:
 @bp.get("/erase")
 def erase() -> str:
     """What erasure means, and what stays by law; then "check your answers"."""
-    return render_template("portal/erase.html", holds=subject.erasure_holds(db()),
+    return render_template("portal/erase.html", holds=subject.erasure_holds(db(), _language()),
                            form=ActionForm(), nav="requests")
 
 
@@ -97,11 +102,13 @@ def erase() -> str:
 def confirm_erase() -> str | tuple[str, int]:
     _checked()
     if request.form.get("confirm") != "erase":
-        return render_template("portal/erase.html", holds=subject.erasure_holds(db()),
+        return render_template("portal/erase.html", holds=subject.erasure_holds(db(), _language()),
                                form=ActionForm(), nav="requests", error=True), 422
     req = subject.file_request(hub(), db(), _me(), "erasure")
     logout_user()  # the customer no longer exists here: their session ends with them
-    return render_template("portal/erased.html", request_id=req["id"],
+    # The outcome records the default titles; the page names them in its own language.
+    titles = {h["purpose"]: h["title"] for h in subject.erasure_holds(db(), _language())}
+    return render_template("portal/erased.html", request_id=req["id"], titles=titles,
                            outcome=req["outcome"] or {}, status=req["status"])
 
 
@@ -122,7 +129,7 @@ def restrict() -> str | Redirect | tuple[str, int]:
 
 @bp.route("/object", methods=["GET", "POST"])
 def object_to() -> str | Redirect | tuple[str, int]:
-    purposes = subject.objectable(db())
+    purposes = subject.objectable(db(), _language())
     error = None
     if request.method == "POST":
         _checked()

@@ -21,16 +21,18 @@ ACTIONS = banner.ACTIONS
 
 
 def questions(session: Session, language: str) -> dict[str, Any]:
-    """The categories the banner asks about, with their purposes, and the notice version a
-    choice rests on (a choice made under another version is asked again)."""
+    """The categories the banner asks about, with their purposes (texts in ``language``
+    where published), and the notice version a choice rests on (a choice made under
+    another version is asked again)."""
     notice = notices.latest(session, language)
     return {
         "notice_version": notice.version if notice else None,
         "max_age_days": CHOICE_LIFETIME_DAYS,
         "categories": [{
             "key": cat.key, "sale_or_sharing": cat.sale_or_sharing,
-            "purposes": [{"key": p.key, "title": p.title, "description": p.description,
-                          "recipients": list(p.recipients)} for p in cat.purposes],
+            "purposes": [{"key": p.key, "title": text.title, "description": text.description,
+                          "recipients": list(p.recipients)}
+                         for p in cat.purposes for text in [p.text(language)]],
         } for cat in banner.categories(session)],
     }
 

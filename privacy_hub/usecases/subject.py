@@ -51,14 +51,17 @@ def notice(session: Session, language: str) -> dict[str, Any] | None:
     return None if found is None else {"version": found.version, "language": found.language}
 
 
-def consent_purposes(session: Session) -> list[Purpose]:
-    return [p for p in registry.all_purposes(session) if p.legal_basis is LegalBasis.CONSENT]
+def consent_purposes(session: Session, language: str | None = None) -> list[Purpose]:
+    """Every purpose on the basis of consent, its texts in ``language`` where published."""
+    return [p.in_language(language) for p in registry.all_purposes(session)
+            if p.legal_basis is LegalBasis.CONSENT]
 
 
 def choices(session: Session, customer_id: str, language: str) -> dict[str, Any]:
-    """Every consent purpose with the customer's status, and the notice they decide under."""
+    """Every consent purpose with the customer's status, and the notice they decide under;
+    purpose texts in the page's language (Art. 12(1)), else the default text."""
     states = {s["purpose"]: s for s in current_states(session, customer_id)}
-    purposes = consent_purposes(session)
+    purposes = consent_purposes(session, language)
     return {"purposes": purposes, "states": states, "notice": notice(session, language),
             "granted_sharing": [p for p in purposes if p.sale_or_sharing
                                 and states[p.key]["status"] == "granted"]}
@@ -89,23 +92,24 @@ def decide(hub: Hub, session: Session, customer_id: str, purposes: list[str], gr
     return made
 
 
-def processing(session: Session) -> dict[str, Any]:
-    """Purposes on other legal bases, and those the customer may object to (Art. 21)."""
-    others = [p for p in registry.all_purposes(session)
+def processing(session: Session, language: str | None = None) -> dict[str, Any]:
+    """Purposes on other legal bases, and those the customer may object to (Art. 21),
+    in ``language`` where published."""
+    others = [p.in_language(language) for p in registry.all_purposes(session)
               if p.legal_basis is not LegalBasis.CONSENT]
-    return {"purposes": others, "objectable": objectable(session)}
+    return {"purposes": others, "objectable": objectable(session, language)}
 
 
-def objectable(session: Session) -> list[Purpose]:
+def objectable(session: Session, language: str | None = None) -> list[Purpose]:
     """Direct marketing (objection absolute) and legitimate-interest purposes."""
-    return [p for p in registry.all_purposes(session)
+    return [p.in_language(language) for p in registry.all_purposes(session)
             if p.direct_marketing or p.legal_basis is LegalBasis.LEGITIMATE_INTERESTS]
 
 
-def history(session: Session, customer_id: str) -> dict[str, Any]:
-    """Every decision, newest first, with each purpose's title."""
+def history(session: Session, customer_id: str, language: str | None = None) -> dict[str, Any]:
+    """Every decision, newest first, with each purpose's title in ``language``."""
     return {"events": list(reversed(ledger_history(session, customer_id))),
-            "titles": {p.key: p.title for p in registry.all_purposes(session)}}
+            "titles": {p.key: p.text(language).title for p in registry.all_purposes(session)}}
 
 
 def receipt(session: Session, customer_id: str, receipt_id: str) -> dict[str, Any]:
@@ -192,10 +196,11 @@ def export(hub: Hub, session: Session, customer_id: str, request_id: str) -> byt
     return archive
 
 
-def erasure_holds(session: Session) -> list[dict[str, Any]]:
+def erasure_holds(session: Session, language: str | None = None) -> list[dict[str, Any]]:
     """What an erasure keeps by law, as the erasure itself decides it (dsar.erasure)."""
-    return [{"title": p.title, "categories": list(p.data_categories), "days": p.retention_days,
-             "why": p.description} for p in legal_holds(session)]
+    return [{"purpose": p.key, "title": text.title, "categories": list(p.data_categories),
+             "days": p.retention_days, "why": text.description}
+            for p in legal_holds(session) for text in [p.text(language)]]
 
 
 def signed_in(hub: Hub, session: Session, customer_id: str) -> dict[str, Any] | None:

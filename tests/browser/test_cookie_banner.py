@@ -143,3 +143,21 @@ def test_gpc_refuses_sale_and_sharing_without_asking(gpc_context: BrowserContext
     page.get_by_role("status").wait_for()
     assert _check(served_hub, cid, "advertising.partners")["allowed"] is False
     assert _check(served_hub, cid, "analytics.behaviour")["allowed"] is True
+
+
+def test_a_german_browser_reads_the_banners_purposes_in_german(browser: Browser,
+                                                                served_hub: LiveHub) -> None:
+    """Art. 12(1): the demo's German purpose texts in the banner for a German browser."""
+    context = browser.new_context(locale="de-DE")
+    try:
+        page = context.new_page()
+        page.goto(served_hub.url("/demo/shop"))
+        page.get_by_role("region", name="Ihre Datenschutz-Einstellungen").wait_for()
+        page.get_by_role("button", name="Für jeden Zweck wählen").click()
+        settings = page.locator(".phcb-settings")
+        settings.wait_for()
+        assert "Nutzungsanalyse: Wir messen Besuche" in settings.inner_text()
+        assert "Werbung mit Partnern" in settings.inner_text()
+        assert "Behavioural analytics" not in settings.inner_text()
+    finally:
+        context.close()

@@ -131,6 +131,24 @@ def test_a_german_customer_reads_the_portal_in_german(visitor: Visitor, inbox: I
     visitor.check_page("portal-why-de")
 
 
+def test_a_german_customer_reads_the_purposes_in_german(visitor: Visitor, inbox: Inbox) -> None:
+    """Art. 12(1), R-INFO-01: the demo's German purpose texts on the German portal; the
+    English default text where the page is English."""
+    sign_in(visitor, inbox, MILA)
+    page = visitor.open("/portal/choices")
+    assert page.locator("html").get_attribute("lang") == "de"
+    card = page.locator("article.purpose").filter(
+        has=page.get_by_role("heading", name="Newsletter und Angebote per E-Mail"))
+    assert "persönliche Angebote per E-Mail" in card.inner_text()
+    assert page.get_by_role("heading", name="Newsletter and offers by email").count() == 0
+    visitor.check_page("portal-choices-de")
+    page = visitor.open("/portal/why")
+    page.get_by_role("heading", name="Rechnungen und Buchhaltungsunterlagen").wait_for()
+    page.get_by_role("link", name="English").click()
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
+    page.get_by_role("heading", name="Invoicing and accounting records").wait_for()
+
+
 SOFIA = "sofia.rossi@example.com"   # demo customer, locale it-IT (the pages fall back to English)
 NOAH = "noah.martin@example.com"    # demo customer, locale fr-FR
 
