@@ -59,7 +59,7 @@ browser-deps:
 
 ## make translations: extract the strings, merge them into each catalogue, compile
 translations: install
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o privacy_hub/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o privacy_hub/translations/messages.pot .
 	$(BIN)/pybabel update --no-fuzzy-matching -i privacy_hub/translations/messages.pot -d privacy_hub/translations
 	$(BIN)/pybabel compile -d privacy_hub/translations
 

@@ -25,9 +25,10 @@ def _token_hash(token: str) -> bytes:
 
 
 def request_confirmation(session: Session, customer_id: str, purpose: Purpose,
-                         event_id: str, now: datetime) -> None:
+                         event_id: str, now: datetime, *, locale: str | None = None) -> None:
     """Store a link for the pending ledger event ``event_id`` and queue the
-    ``consent.confirmation_requested`` event that mails it."""
+    ``consent.confirmation_requested`` event that mails it (in ``locale``, the language
+    of the page the customer decided on, when known; else in their profile's)."""
     token = secrets.token_urlsafe(32)
     session.add(ConfirmationToken(
         token_hash=_token_hash(token), event_id=event_id, customer_id=customer_id,
@@ -35,7 +36,8 @@ def request_confirmation(session: Session, customer_id: str, purpose: Purpose,
     emit(session, DomainEvent(
         "consent.confirmation_requested",
         {"customer_id": customer_id, "purpose": purpose.key, "purpose_title": purpose.title,
-         "expires_at": rfc3339(now + CONFIRMATION_TTL)},
+         "expires_at": rfc3339(now + CONFIRMATION_TTL),
+         **({"locale": locale} if locale else {})},
         customer_id=customer_id, purpose=purpose.key, private={"token": token}))
 
 

@@ -54,6 +54,8 @@ class Decision:
     collected_at: datetime | None = None
     consent_type: str = "regular"
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    #: the language of the page the decision was made on: the double opt-in mail's
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ class Ledger:
                      customer_id=customer_id, details=_audit_details(row, purpose, d))
         emit(session, _changed(row, purpose))
         if status is Status.PENDING_CONFIRMATION:
-            confirmation.request_confirmation(session, customer_id, purpose, row.id, now)
+            confirmation.request_confirmation(session, customer_id, purpose, row.id, now,
+                                              locale=d.locale)
         return recorded
 
     def _write(self, conn: Session | Connection, current: Any, customer_id: str, d: Decision,

@@ -9,10 +9,12 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import audit
+from privacy_hub import languages
 from privacy_hub.db import transaction
 from privacy_hub.jobs import mail, webhooks
 from privacy_hub.jobs.handler import ClaimedJob, JobCancelled, JobContext, JobFailed
@@ -97,32 +99,48 @@ def deliver_webhook(context: JobContext, job: ClaimedJob, payload: dict[str, Any
 
 
 def send_mail(context: JobContext, job: ClaimedJob, payload: dict[str, Any]) -> None:
-    """Compose the mail; the customer's address is decrypted only now, and the read audited."""
+    """Compose the mail in its recipient's language; the customer's address (and locale)
+    is decrypted only now, and the read audited."""
     hub = context.hub
     customer_id = payload.get("customer_id")
-    to = customer_email(hub, customer_id) if customer_id else payload.get("to_staff")
+    data = dict(payload.get("data", {}))
+    # The language of the page the person asked from wins, then their profile's.
+    asked_in = data.pop("locale", None)
+    to: str | None = payload.get("to_staff")
+    language = languages.choose(asked_in)
+    if customer_id:
+        recipient = customer_recipient(hub, customer_id)
+        to, language = recipient.email, languages.choose(asked_in, recipient.locale)
     if not to:
         raise JobCancelled("the mail has no recipient")
     settings = hub.settings
-    values = {**payload.get("data", {}), **payload.get("secrets", {}),
-              "base_url": settings.base_url}
+    values = {**data, **payload.get("secrets", {}), "base_url": settings.base_url}
     composed = mail.compose(payload["template"], to=to, sender=settings.mail_from,
-                            context=values)
+                            context=values, language=language)
     try:
         context.mailer.send(composed, job_id=job.id)
     except mail.MailError as exc:
         raise JobFailed(str(exc)) from None
 
 
-def customer_email(hub: Hub, customer_id: str) -> str:
-    """Decrypt a customer's address to send them a mail; the read is audited."""
+@dataclass(frozen=True)
+class Recipient:
+    """Where a customer's mail goes, and the language their profile names (if any)."""
+
+    email: str
+    locale: str | None
+
+
+def customer_recipient(hub: Hub, customer_id: str) -> Recipient:
+    """Decrypt a customer's address and locale to send them a mail, in one audited read."""
     vault = hub.vault
     with transaction(hub.sessions) as session:
         try:
             row = vault.get_row(session, customer_id)
             if row.status == "erased":
                 raise JobCancelled("the customer was erased")
-            profile = vault.read(session, customer_id, actor=MAILER_ACTOR, only=["email"])
+            profile = vault.read(session, customer_id, actor=MAILER_ACTOR,
+                                 only=["email", "locale"])
         except CustomerNotFound:
             raise JobCancelled("no such customer") from None
         except KeyDestroyed:
@@ -130,4 +148,6 @@ def customer_email(hub: Hub, customer_id: str) -> str:
     email = profile.get("email")
     if not email:
         raise JobCancelled("the customer has no email address")
-    return str(email)
+    locale = profile.get("locale")
+    return Recipient(str(email), locale if isinstance(locale, str) else None)
+

@@ -6,6 +6,10 @@ file into ``<instance>/outbox/`` and one log line names the file; `privacy-hub m
 prints a message with its link, so a developer can click through sign-in, double opt-in
 and verification flows without a mail server.
 
+Every mail is written in its recipient's language (privacy_hub/languages.py): each
+sentence is a msgid of the pages' Babel catalogue, translated when the mail is rendered,
+so the plain-text and HTML parts say the same thing from one source.
+
 Logs never carry an address, and never a link: its one-time token would be a credential
 in the log.
 """
@@ -27,140 +31,18 @@ from jinja2 import Environment, StrictUndefined
 
 from audit.clock import utcnow
 from privacy_hub.config import Settings
+from privacy_hub.jobs.mail_texts import TEMPLATES, render
+from privacy_hub.languages import DEFAULT, normalise
+
+__all__ = ["TEMPLATES", "Composed", "FolderMailer", "MailError", "Mailer", "SmtpMailer",
+           "compose", "mailer_for"]
 
 log = logging.getLogger(__name__)
 
 OUTBOX_FOLDER = "outbox"
 
-
-@dataclass(frozen=True)
-class Template:
-    """A mail: Jinja sources for subject, plain text, HTML, and the link it carries."""
-
-    subject: str
-    text: str
-    html: str
-    #: builds the link from the context; a ``link`` given in the job's secrets wins
-    link: str | None = None
-
-
-_FOOTER_TEXT = "\n-- \nThis message was sent by the privacy service of the shop.\n"
-_FOOTER_HTML = "<p style=\"color:#555;font-size:small\">This message was sent by the privacy service of the shop.</p>"
-
-TEMPLATES: dict[str, Template] = {
-    # Double opt-in (DESIGN.md "Consent and the gate"): data.purpose_title, secrets.token.
-    "consent_confirmation": Template(
-        subject="Please confirm: {{ purpose_title }}",
-        text=("Hello,\n\nplease confirm that you agree to: {{ purpose_title }}.\n\n"
-              "Open this link to confirm:\n{{ link }}\n"
-              "{% if expires_at is defined %}The link works until {{ expires_at }}.\n{% endif %}\n"
-              "If you did not ask for this, ignore this message; nothing changes.\n"
-              + _FOOTER_TEXT),
-        html=("<p>Hello,</p><p>please confirm that you agree to: "
-              "<strong>{{ purpose_title }}</strong>.</p>"
-              "<p><a href=\"{{ link }}\">Confirm</a></p>"
-              "{% if expires_at is defined %}<p>The link works until {{ expires_at }}.</p>{% endif %}"
-              "<p>If you did not ask for this, ignore this message; nothing changes.</p>"
-              + _FOOTER_HTML),
-        link="{{ base_url }}/consent/confirm?token={{ token | urlencode }}",
-    ),
-    # Portal sign-in (single use, 15 minutes): secrets.token; the link carries it in the
-    # query string, which the access log never records.
-    "portal_sign_in": Template(
-        subject="Your sign-in link",
-        text=("Hello,\n\nopen this link to see and manage your data:\n{{ link }}\n\n"
-              "It works once, for {{ minutes }} minutes. If you did not ask for it, ignore "
-              "this message; nobody can sign in without it.\n" + _FOOTER_TEXT),
-        html=("<p>Hello,</p><p><a href=\"{{ link }}\">Sign in to see and manage your data</a></p>"
-              "<p>It works once, for {{ minutes }} minutes. If you did not ask for it, ignore "
-              "this message; nobody can sign in without it.</p>" + _FOOTER_HTML),
-        link="{{ base_url }}/portal/sign-in/confirm?token={{ token | urlencode }}",
-    ),
-    # The same request for an address that belongs to no customer: only the mailbox's
-    # owner learns that (no account enumeration on the page or in its timing).
-    "portal_no_account": Template(
-        subject="Your sign-in request",
-        text=("Hello,\n\nsomeone asked to sign in to the privacy portal with this address, "
-              "but we hold no customer account under it. If you shop with us under another "
-              "address, ask for a link with that one.\n\nIf it was not you, ignore this "
-              "message.\n" + _FOOTER_TEXT),
-        html=("<p>Hello,</p><p>someone asked to sign in to the privacy portal with this "
-              "address, but we hold no customer account under it. If you shop with us under "
-              "another address, ask for a link with that one.</p><p>If it was not you, ignore "
-              "this message.</p>" + _FOOTER_HTML),
-    ),
-    # Identity check for a data subject request: data.request_id, data.request_type,
-    # secrets.token (or a ready secrets.link).
-    "request_verification": Template(
-        subject="Confirm your privacy request",
-        text=("Hello,\n\nwe received a request ({{ request_type }}) for the data we hold "
-              "about this address. Open this link to confirm it was you:\n{{ link }}\n\n"
-              "If you did not make this request, ignore this message.\n" + _FOOTER_TEXT),
-        html=("<p>Hello,</p><p>we received a request ({{ request_type }}) for the data we "
-              "hold about this address.</p><p><a href=\"{{ link }}\">Confirm it was me</a></p>"
-              "<p>If you did not make this request, ignore this message.</p>" + _FOOTER_HTML),
-        link="{{ base_url }}/requests/{{ request_id | urlencode }}/verify?token={{ token | urlencode }}",
-    ),
-    # Art. 12(3): the subject is told of an extension and why: data.due_at, data.reason.
-    "request_extended": Template(
-        subject="Your privacy request needs more time",
-        text=("Hello,\n\nwe need more time to complete your privacy request. The new "
-              "deadline is {{ due_at }}.\n\nWhy: {{ reason }}\n" + _FOOTER_TEXT),
-        html=("<p>Hello,</p><p>we need more time to complete your privacy request. The new "
-              "deadline is {{ due_at }}.</p><p>Why: {{ reason }}</p>" + _FOOTER_HTML),
-    ),
-    # Art. 12(4): the reason, and the right to complain and to a judicial remedy.
-    "request_rejected": Template(
-        subject="About your privacy request",
-        text=("Hello,\n\nwe cannot act on your privacy request.\n\nWhy: {{ reason }}\n\n"
-              "You have the right to lodge a complaint with a data protection supervisory "
-              "authority, in particular in the EU member state where you live or work, and "
-              "to seek a judicial remedy (Art. 77 and 79 GDPR).\n" + _FOOTER_TEXT),
-        html=("<p>Hello,</p><p>we cannot act on your privacy request.</p><p>Why: "
-              "{{ reason }}</p><p>You have the right to lodge a complaint with a data "
-              "protection supervisory authority, in particular in the EU member state where "
-              "you live or work, and to seek a judicial remedy (Art. 77 and 79 GDPR).</p>"
-              + _FOOTER_HTML),
-    ),
-    # Access/portability answer ready: secrets.link (signed, expiring), data.expires_at.
-    "request_completed": Template(
-        subject="Your data is ready to download",
-        text=("Hello,\n\nthe copy of your data you asked for is ready. Download it here "
-              "(the link works until {{ expires_at }}):\n{{ link }}\n\n"
-              "The file is kept for 30 days, then deleted.\n" + _FOOTER_TEXT),
-        html=("<p>Hello,</p><p>the copy of your data you asked for is ready.</p>"
-              "<p><a href=\"{{ link }}\">Download it</a> (the link works until "
-              "{{ expires_at }}).</p><p>The file is kept for 30 days, then deleted.</p>"
-              + _FOOTER_HTML),
-    ),
-    # Art. 18(3): the subject is told before a restriction is lifted: data.note.
-    "restriction_lifting": Template(
-        subject="The restriction of your data is being lifted",
-        text=("Hello,\n\nthe restriction of processing of your personal data that you asked "
-              "for is being lifted.\n\n{{ note }}\n\nIf you disagree, reply to this message "
-              "or use your right to object.\n" + _FOOTER_TEXT),
-        html=("<p>Hello,</p><p>the restriction of processing of your personal data that you "
-              "asked for is being lifted.</p><p>{{ note }}</p><p>If you disagree, reply to "
-              "this message or use your right to object.</p>" + _FOOTER_HTML),
-    ),
-    # To the DPO (PRIVACY_HUB_DPO_EMAIL): data.request_id, data.request_type, data.due_at.
-    # No link: the console has no request page yet, so the mail says how to read the
-    # request through the API.
-    "deadline_reminder": Template(
-        subject="Privacy request due {{ due_at }}",
-        text=("The {{ request_type }} request {{ request_id }} is due {{ due_at }} "
-              "(Art. 12(3) GDPR).\n\nSee it through the API (scope requests:read):\n"
-              "GET {{ base_url }}/api/v1/requests/{{ request_id | urlencode }}\n" + _FOOTER_TEXT),
-        html=("<p>The {{ request_type }} request <code>{{ request_id }}</code> is due "
-              "{{ due_at }} (Art. 12(3) GDPR).</p><p>See it through the API (scope "
-              "<code>requests:read</code>): <code>GET {{ base_url }}/api/v1/requests/"
-              "{{ request_id | urlencode }}</code></p>" + _FOOTER_HTML),
-    ),
-}
-
-# Plain text is not HTML: escaping it would corrupt it. The HTML environment escapes.
-_TEXT = Environment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)  # noqa: S701
-_HTML = Environment(autoescape=True, undefined=StrictUndefined)
+# A link is a URL, not HTML: its parts are urlencoded, never HTML-escaped.
+_LINKS = Environment(autoescape=False, undefined=StrictUndefined)  # noqa: S701
 
 
 class MailError(Exception):
@@ -176,25 +58,28 @@ class Composed:
     link: str | None
 
 
-def compose(template: str, *, to: str, sender: str, context: Mapping[str, Any]) -> Composed:
-    """Render ``template`` for ``to``. ``context`` holds data, secrets and ``base_url``."""
+def compose(template: str, *, to: str, sender: str, context: Mapping[str, Any],
+            language: str = DEFAULT) -> Composed:
+    """Render ``template`` for ``to`` in ``language`` (English for one the hub does not
+    speak). ``context`` holds data, secrets and ``base_url``."""
     spec = TEMPLATES[template]
+    language = normalise(language) or DEFAULT
     values = dict(context)
     link = values.get("link")
     if link is None and spec.link is not None:
-        link = _TEXT.from_string(spec.link).render(values)
-    values["link"] = link
-    subject = " ".join(_TEXT.from_string(spec.subject).render(values).split())
+        link = _LINKS.from_string(spec.link).render(values)
+    words = render(template, values, language, link)
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = words.subject
     message["Date"] = formatdate(usegmt=True)
     domain = sender.rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(_TEXT.from_string(spec.text).render(values))
-    message.add_alternative(_HTML.from_string(spec.html).render(values), subtype="html")
+    message.set_content(words.text)
+    message.add_alternative(words.html, subtype="html")
+    message["Content-Language"] = language  # after the parts: set_content drops Content-*
     return Composed(message, template, link)
 
 

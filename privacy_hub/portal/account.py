@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from privacy_hub.portal import bp, load_customer
 from privacy_hub.portal.forms import LinkForm, SignInForm
 from privacy_hub.usecases import sign_in as links
+from privacy_hub.web import i18n
 from privacy_hub.web.context import db, hub, limiter
 
 #: link requests per address and per client address, each an hour
@@ -40,7 +41,8 @@ def start() -> str | Response | tuple[str, int]:
                                        "%(minutes)d minutes.", minutes=minutes))
             return render_template("portal/start.html", form=form), 429
         try:
-            links.send_link(hub(), db(), form.email.data)
+            # The mail speaks the language of this page, if it was chosen rather than a fallback.
+            links.send_link(hub(), db(), form.email.data, locale=i18n.chosen_locale())
         except links.InvalidAddress:
             form.email.errors.append(_("Enter an email address, like name@example.com"))
             return render_template("portal/start.html", form=form), 422

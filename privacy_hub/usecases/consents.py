@@ -55,7 +55,16 @@ def decision(hub: Hub, session: Session | None, fields: Mapping[str, Any], *, so
         collection_method=fields["collection_method"],
         notice_version=fields.get("notice_version"), notice_language=fields["language"],
         collected_at=fields.get("collected_at"), consent_type=fields["consent_type"],
-        evidence=evidence)
+        evidence=evidence, locale=_page_language(fields))
+
+
+def _page_language(fields: Mapping[str, Any]) -> str | None:
+    """The language the person read when deciding (a double opt-in mail is sent in it): the
+    portal's page language, else the language of the notice a service says was shown. The
+    API's default "en" without a notice is no such statement, so the profile decides."""
+    if fields.get("locale"):
+        return str(fields["locale"])
+    return str(fields["language"]) if fields.get("notice_version") else None
 
 
 def consenting_customer(hub: Hub, customer_id: str) -> None:

@@ -37,9 +37,16 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def send_link(hub: Hub, session: Session, email: str) -> None:
+def _language(locale: str | None) -> dict[str, str]:
+    """The mail's ``locale`` entry: only a page's own language, so none means "the
+    customer's profile decides"."""
+    return {"locale": locale} if locale else {}
+
+
+def send_link(hub: Hub, session: Session, email: str, *, locale: str | None = None) -> None:
     """Mail a sign-in link to the customer with this address, or a "no account" note to
-    an address that belongs to nobody. Callers commit."""
+    an address that belongs to nobody; in ``locale`` (the page's language) when given,
+    else the customer's own. Callers commit."""
     try:
         normalised = normalise_email(email)
     except NormalisationError:
@@ -51,12 +58,14 @@ def send_link(hub: Hub, session: Session, email: str) -> None:
         session.add(SignInLink(token_hash=_digest(token), customer_id=row.id, created_at=now,
                                expires_at=now + LINK_TTL))
         outbox.enqueue_mail(session, template="portal_sign_in", customer_id=row.id,
-                            data={"minutes": int(LINK_TTL.total_seconds() // 60)},
+                            data={"minutes": int(LINK_TTL.total_seconds() // 60),
+                                  **_language(locale)},
                             secrets={"token": token})
         audit.record(session, actor=audit.Actor("customer", row.id),
                      action="portal.sign_in_link_sent", customer_id=row.id, details={})
     else:
-        outbox.enqueue_mail(session, template="portal_no_account", to_staff=normalised, data={})
+        outbox.enqueue_mail(session, template="portal_no_account", to_staff=normalised,
+                            data=_language(locale))
         audit.record(session, actor=audit.Actor("system", "portal"),
                      action="portal.sign_in_link_sent", details={"account": False})
 

@@ -85,7 +85,7 @@ def decide(hub: Hub, session: Session, customer_id: str, purposes: list[str], gr
         made.append(consents.record(hub, session, customer_id, {
             "purpose": key, "granted": granted, "collection_method": "portal_form",
             "notice_version": shown["version"] if shown else None,
-            "language": shown["language"] if shown else "en",
+            "language": shown["language"] if shown else "en", "locale": language,
             "consent_type": "explicit" if known[key].special_category else "regular",
             "evidence": {**evidence, "notice_version": shown["version"] if shown else None},
         }, actor=audit_actor(customer_id), source="portal", gpc=gpc))

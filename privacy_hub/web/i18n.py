@@ -2,7 +2,8 @@
 
 The choice order: a language picked with the switcher (a cookie), else the signed-in
 person's own locale (``g.person_locale``, set by the portal), else the browser's
-Accept-Language, else English.
+Accept-Language, else English. The list itself is privacy_hub/languages.py, shared with
+the mails.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 from flask import Flask, g, request
 from flask_babel import Babel
 
-#: the languages every page is complete in, with their own names for the switcher
-LANGUAGES: dict[str, str] = {"en": "English", "de": "Deutsch"}
-DEFAULT = "en"
+from privacy_hub.languages import DEFAULT, LANGUAGES, normalise
+
+__all__ = ["COOKIE", "DEFAULT", "LANGUAGES", "babel", "chosen_locale", "init_app",
+           "normalise", "select_locale"]
+
 COOKIE = "hub_lang"
 
 babel = Babel()
@@ -23,19 +26,18 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
 
 
-def normalise(tag: str | None) -> str | None:
-    """``de-AT`` -> ``de``; None for a language the pages are not written in."""
-    if not tag:
-        return None
-    primary = tag.replace("_", "-").split("-")[0].lower()
-    return primary if primary in LANGUAGES else None
-
-
-def select_locale() -> str:
+def chosen_locale() -> str | None:
+    """The page's language if the person or their browser chose it; None when the page
+    fell back to English for want of a choice (a mail then follows the customer's
+    profile instead of that fallback)."""
     chosen = normalise(request.cookies.get(COOKIE))
     if chosen:
         return chosen
     own = normalise(g.get("person_locale"))
     if own:
         return own
-    return request.accept_languages.best_match(list(LANGUAGES), default=DEFAULT) or DEFAULT
+    return request.accept_languages.best_match(list(LANGUAGES))
+
+
+def select_locale() -> str:
+    return chosen_locale() or DEFAULT

@@ -1,5 +1,9 @@
 """Mail templates render without a database and link only pages that exist."""
 
+from html import escape as html_escape
+
+import pytest
+
 from privacy_hub.jobs import mail
 
 
@@ -15,6 +19,109 @@ def test_the_deadline_reminder_names_the_request_and_how_to_read_it() -> None:
     text = composed.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = composed.message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     for body in (text, html):
-        assert "r-1" in body and "2026-12-23" in body
+        assert "r-1" in body and "December 23, 2026" in body
         assert "GET https://hub.example/api/v1/requests/r-1" in body
         assert "/console/" not in body
+
+
+# -- every mail in its recipient's language (English or German) ---------------------------
+
+#: what each template needs, as the hub queues it
+CONTEXTS: dict[str, dict[str, str | int]] = {
+    "consent_confirmation": {"purpose_title": "Newsletter", "token": "t",
+                             "expires_at": "2026-12-01T09:30:00Z"},
+    "portal_sign_in": {"minutes": 15, "token": "t"},
+    "portal_no_account": {},
+    "request_verification": {"request_id": "r-1", "request_type": "privacy", "token": "t"},
+    "request_extended": {"request_id": "r-1", "due_at": "2027-03-31T10:00:00Z",
+                         "reason": "many requests"},
+    "request_rejected": {"request_id": "r-1", "reason": "manifestly unfounded"},
+    "request_completed": {"request_id": "r-1", "expires_at": "2026-12-08T10:00:00Z",
+                          "link": "https://hub.example/exports/r-1?sig=x"},
+    "restriction_lifting": {"note": "the dispute is settled"},
+    "deadline_reminder": {"request_id": "r-1", "request_type": "access", "due_at": "2026-12-23"},
+}
+
+
+def _render(template: str, language: str) -> tuple[str, str, str, str | None]:
+    composed = mail.compose(template, to="someone@example.org", sender="privacy@shop.example",
+                            context={**CONTEXTS[template], "base_url": "https://hub.example"},
+                            language=language)
+    message = composed.message
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    return str(message["Subject"]), text, html, message["Content-Language"]
+
+
+def _sentences(text: str) -> list[str]:
+    """The prose lines of a plain-text body (not links, not the request line)."""
+    return [line for line in text.splitlines()
+            if line.strip() and line != "-- " and not line.startswith(("http", "GET "))]
+
+
+def test_every_template_has_a_case_here() -> None:
+    assert set(CONTEXTS) == set(mail.TEMPLATES)
+
+
+@pytest.mark.parametrize("template", sorted(mail.TEMPLATES))
+def test_every_mail_is_written_wholly_in_german_for_a_german_recipient(template: str) -> None:
+    """No English sentence is left in a German mail: subject, each paragraph, footer."""
+    en_subject, en_text, _, _ = _render(template, "en")
+    de_subject, de_text, de_html, language = _render(template, "de")
+    assert language == "de"
+    assert '<div lang="de">' in de_html
+    assert de_subject != en_subject
+    english = set(_sentences(en_text))
+    leftover = [s for s in _sentences(de_text) if s in english
+                and s != "the dispute is settled"]  # the DPO's own note is not translated
+    assert not leftover, leftover
+    assert "Diese Nachricht wurde vom Datenschutzdienst des Shops gesendet." in de_text
+
+
+@pytest.mark.parametrize("template", sorted(mail.TEMPLATES))
+def test_the_html_part_says_what_the_text_part_says(template: str) -> None:
+    """Each sentence exists once, in the catalogue: both parts are built from it."""
+    for language in ("en", "de"):
+        _, text, html, _ = _render(template, language)
+        for sentence in _sentences(text):
+            assert html_escape(sentence, quote=False) in html, (language, sentence)
+
+
+def test_a_link_is_an_anchor_with_a_translated_label() -> None:
+    _, text, html, _ = _render("portal_sign_in", "de")
+    assert "https://hub.example/portal/sign-in/confirm?token=t" in text.splitlines()
+    assert ('<a href="https://hub.example/portal/sign-in/confirm?token=t">Anmelden, um Ihre '
+            "Daten einzusehen und zu verwalten</a>") in html
+
+
+def test_dates_are_written_for_the_language() -> None:
+    """R-DEAD-02: the subject is told the new deadline, in words they read."""
+    _, en, _, _ = _render("request_extended", "en")
+    _, de, _, _ = _render("request_extended", "de")
+    assert "The new deadline is March 31, 2027." in en
+    assert "Die neue Frist endet am 31. März 2027." in de
+    _, en, _, _ = _render("consent_confirmation", "en")
+    _, de, _, _ = _render("consent_confirmation", "de")
+    assert "December 1, 2026, 9:30\u202fAM (UTC)" in en
+    assert "1. Dezember 2026, 09:30 (UTC)" in de
+
+
+def test_a_regional_tag_speaks_its_language_and_an_unknown_one_english() -> None:
+    assert _render("portal_sign_in", "de-AT")[0] == "Ihr Anmeldelink"
+    assert _render("portal_sign_in", "fr-FR")[0] == "Your sign-in link"
+    assert _render("portal_sign_in", "fr-FR")[3] == "en"
+
+
+def test_values_are_escaped_in_html_and_left_alone_in_text() -> None:
+    composed = mail.compose("request_rejected", to="a@example.org", sender="p@shop.example",
+                            context={"reason": "<b>late</b> & {{ base_url }}",
+                                     "base_url": "https://hub.example"}, language="de")
+    text = composed.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = composed.message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "Begründung: <b>late</b> & {{ base_url }}" in text  # a value is never a template
+    assert "Begründung: &lt;b&gt;late&lt;/b&gt; &amp; {{ base_url }}" in html
+
+
+def test_the_request_type_is_named_in_the_mail_language() -> None:
+    _, de, _, _ = _render("deadline_reminder", "de")
+    assert "Die Anfrage r-1 (Auskunft) ist am 23. Dezember 2026 fällig" in de

@@ -18,7 +18,7 @@ def _source_messages() -> set[str]:
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
             str(ROOT), METHODS, keywords={"_": None, "gettext": None, "ngettext": (1, 2),
-                                          "_l": None, "lazy_gettext": None}):
+                                          "_l": None, "lazy_gettext": None, "N_": None}):
         found.add(message[0] if isinstance(message, tuple) else message)
     return found
 
