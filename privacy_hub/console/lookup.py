@@ -179,6 +179,19 @@ def parse_rfc3339(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+def request_words() -> dict[str, dict[str, str]]:
+    """Request types and statuses as staff name them (the portal words them for customers)."""
+    return {"types": {"access": _("Access (Art. 15)"), "portability": _("Portability (Art. 20)"),
+                      "erasure": _("Erasure (Art. 17)"),
+                      "rectification": _("Rectification (Art. 16)"),
+                      "restriction": _("Restriction (Art. 18)"),
+                      "objection": _("Objection (Art. 21)")},
+            "statuses": {"pending_verification": _("identity not yet verified"),
+                         "verified": _("verified"), "processing": _("in progress"),
+                         "completed": _("completed"), "rejected": _("rejected"),
+                         "cancelled": _("cancelled")}}
+
+
 @bp.context_processor
 def _lookup_words() -> dict[str, object]:
-    return {"consent_words": status_words()}
+    return {"consent_words": status_words(), "request_words": request_words()}

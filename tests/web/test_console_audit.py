@@ -99,7 +99,7 @@ def test_verify_says_intact_with_the_count_and_the_last_checkpoint(
         report = audit.verify_chain(session, hub.audit_public_keys())
     assert report.ok
     assert "The chain is intact" in page
-    assert f"{report.entries} entries checked" in page
+    assert f"Entries checked: {report.entries};" in page
     assert "Last checkpoint: entry" in page
 
 
