@@ -17,19 +17,29 @@ def entries(
     since_seq: int | None = None,
     action: str | None = None,
     customer_id: str | None = None,
+    actor_type: str | None = None,
+    before_seq: int | None = None,
     limit: int = 50,
 ) -> list[AuditEntry]:
-    """Entries in ascending seq after ``since_seq``, optionally one action or customer."""
+    """Entries in ascending seq after ``since_seq``, optionally one action, customer or
+    actor kind; with ``before_seq``, the last ``limit`` of those before it (still ascending)."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    stmt = select(AuditEntry).order_by(AuditEntry.seq).limit(limit)
+    stmt = select(AuditEntry)
     if since_seq is not None:
         stmt = stmt.where(AuditEntry.seq > since_seq)
+    if before_seq is not None:
+        stmt = stmt.where(AuditEntry.seq < before_seq)
     if action is not None:
         stmt = stmt.where(AuditEntry.action == action)
     if customer_id is not None:
         stmt = stmt.where(AuditEntry.customer_id == customer_id)
-    return list(session.scalars(stmt))
+    if actor_type is not None:
+        stmt = stmt.where(AuditEntry.actor_type == actor_type)
+    if before_seq is not None:
+        newest_first = session.scalars(stmt.order_by(AuditEntry.seq.desc()).limit(limit))
+        return list(reversed(list(newest_first)))
+    return list(session.scalars(stmt.order_by(AuditEntry.seq).limit(limit)))
 
 
 def public_entry(entry: AuditEntry) -> dict[str, object]:

@@ -3,10 +3,12 @@ supervisory authority (R-AUD-03), and the records of processing activities (Art.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,13 +43,53 @@ def audit_entries(session: Session, *, since_seq: int | None, action: str | None
     return [audit.public_entry(e) for e in rows], rows[-1].seq if more else None
 
 
+#: seq is a BIGINT: the newest page of the log is the one before this
+_END_OF_LOG = 2**63 - 1
+
+
+def audit_page(session: Session, *, after: int | None = None, before: int | None = None,
+               action: str | None = None, actor_kind: str | None = None,
+               customer_id: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """A page of entries in sequence order: after ``after``, else before ``before``, else
+    the newest; with the seq to page on to older (``older_than``) and newer (``newer_than``)
+    entries, None where no more match."""
+    where: dict[str, Any] = {"action": action, "actor_type": actor_kind,
+                             "customer_id": customer_id}
+    if after is not None:
+        rows = audit.entries(session, since_seq=after, limit=limit, **where)
+    else:
+        rows = audit.entries(session, before_seq=before if before is not None else _END_OF_LOG,
+                             limit=limit, **where)
+    older = bool(rows) and bool(audit.entries(session, before_seq=rows[0].seq, limit=1, **where))
+    newer = bool(rows) and bool(audit.entries(session, since_seq=rows[-1].seq, limit=1, **where))
+    return {"items": [audit.public_entry(e) for e in rows],
+            "older_than": rows[0].seq if older else None,
+            "newer_than": rows[-1].seq if newer else None}
+
+
 def verify_audit_chain(hub: Hub, session: Session) -> dict[str, Any]:
-    """Recompute the hash chain and check the signed checkpoints; names the first bad entry."""
+    """Recompute the hash chain and check the signed checkpoints; names the first bad entry
+    (and the last signed checkpoint, for people: the API's schema leaves it out)."""
     report = audit.verify_chain(session, hub.audit_public_keys())
+    last = session.scalars(select(audit.AuditCheckpoint)
+                           .order_by(audit.AuditCheckpoint.seq.desc()).limit(1)).first()
     return {"ok": report.ok, "entries": report.entries,
             "head": {"seq": report.head_seq, "hash": report.head_hash},
             "first_bad_seq": report.first_bad_seq, "problem": report.problem,
-            "checkpoints_verified": report.checkpoints_verified}
+            "checkpoints_verified": report.checkpoints_verified,
+            "last_checkpoint": None if last is None else {
+                "seq": last.seq, "signed_at": rfc3339(last.signed_at), "key_id": last.key_id}}
+
+
+def audit_checkpoints(hub: Hub, session: Session) -> dict[str, Any]:
+    """Every signed checkpoint with the public key that verifies it, to keep outside this
+    database: a chain rewritten after a checkpoint was signed no longer matches it."""
+    signer = hub.audit_signer
+    public = signer.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {"algorithm": "Ed25519", "key_id": signer.key_id,
+            "public_key": base64.urlsafe_b64encode(public).rstrip(b"=").decode("ascii"),
+            "exported_at": rfc3339(utcnow()),
+            "checkpoints": audit.export_checkpoints(session)}
 
 
 def evidence_pack(hub: Hub, session: Session, customer_id: str, purpose: str, *,

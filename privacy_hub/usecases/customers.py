@@ -45,8 +45,10 @@ def create_new(hub: Hub, hot: HotPath, fields: Mapping[str, Any], *,
 
 
 def lookup(hub: Hub, session: Session | None, query: dict[str, str], *,
-           actor: audit.Actor, hot: HotPath | None = None) -> list[str]:
-    """Ids of the customers with exactly this email, phone or external id (audited).
+           actor: audit.Actor, hot: HotPath | None = None,
+           reason: Mapping[str, str] | None = None) -> list[str]:
+    """Ids of the customers with exactly this email, phone or external id (audited, with
+    the console's stated ``reason`` when given: ids and words, never the searched value).
 
     With ``hot`` (and no session), one read outside any transaction and the audit entry
     group-committed; Unavailable if that entry could not be made durable.
@@ -54,7 +56,8 @@ def lookup(hub: Hub, session: Session | None, query: dict[str, str], *,
     if hot is None:
         assert session is not None  # noqa: S101 (a caller's bug, not input)
         return hub.vault.lookup(session, actor=actor, email=query.get("email"),
-                                phone=query.get("phone"), external_id=query.get("external_id"))
+                                phone=query.get("phone"), external_id=query.get("external_id"),
+                                reason=reason)
     try:
         return hub.vault.lookup(None, actor=actor, hot=hot, email=query.get("email"),
                                 phone=query.get("phone"), external_id=query.get("external_id"))

@@ -92,8 +92,10 @@ class Vault(CustomerIdentifiers, SupplementaryStatements, LegalRetention):
     # -- lookups -------------------------------------------------------------------
     def lookup(self, session: Session | None, *, actor: audit.Actor, email: str | None = None,
                phone: str | None = None, external_id: str | None = None,
-               hot: HotPath | None = None) -> list[str]:
-        """Ids of the customers with exactly this identifier (one given).
+               hot: HotPath | None = None,
+               reason: Mapping[str, str] | None = None) -> list[str]:
+        """Ids of the customers with exactly this identifier (one given); ``reason`` (the
+        console's stated reason, no personal data) joins the audit entry's details.
 
         With ``session`` None, through ``hot``: one read on a pooled driver connection
         (no transaction, no write lock) and the audit entry group-committed by its
@@ -112,7 +114,7 @@ class Vault(CustomerIdentifiers, SupplementaryStatements, LegalRetention):
         ids = self._candidates(session, name, value)
         audit.record(session, actor=actor, action="customer.looked_up",
                      customer_id=ids[0] if len(ids) == 1 else None,
-                     details={"by": name, "matches": len(ids)})
+                     details={**(reason or {}), "by": name, "matches": len(ids)})
         return ids
 
     def _lookup_hot(self, hot: HotPath, name: str, value: str, actor: audit.Actor) -> list[str]:
