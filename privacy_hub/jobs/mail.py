@@ -143,18 +143,21 @@ TEMPLATES: dict[str, Template] = {
               "asked for is being lifted.</p><p>{{ note }}</p><p>If you disagree, reply to "
               "this message or use your right to object.</p>" + _FOOTER_HTML),
     ),
-    # To the DPO (PRIVACY_HUB_DPO_EMAIL): data.request_id, data.request_type, data.due_at.
-    # No link: the console has no request page yet, so the mail says how to read the
-    # request through the API.
+    # To the DPO (PRIVACY_HUB_DPO_EMAIL): data.request_id, data.request_type, data.due_at,
+    # data.overdue (the deadline has passed). A link to the request's console page (ids
+    # only: the page asks the DPO to sign in).
     "deadline_reminder": Template(
-        subject="Privacy request due {{ due_at }}",
-        text=("The {{ request_type }} request {{ request_id }} is due {{ due_at }} "
-              "(Art. 12(3) GDPR).\n\nSee it through the API (scope requests:read):\n"
-              "GET {{ base_url }}/api/v1/requests/{{ request_id | urlencode }}\n" + _FOOTER_TEXT),
-        html=("<p>The {{ request_type }} request <code>{{ request_id }}</code> is due "
-              "{{ due_at }} (Art. 12(3) GDPR).</p><p>See it through the API (scope "
-              "<code>requests:read</code>): <code>GET {{ base_url }}/api/v1/requests/"
-              "{{ request_id | urlencode }}</code></p>" + _FOOTER_HTML),
+        subject="{% if overdue | default(false) %}Privacy request overdue since {{ due_at }}"
+                "{% else %}Privacy request due {{ due_at }}{% endif %}",
+        text=("The {{ request_type }} request {{ request_id }} "
+              "{% if overdue | default(false) %}is overdue: it was due {{ due_at }}{% else %}is due {{ due_at }}"
+              "{% endif %} (Art. 12(3) GDPR).\n\nOpen it in the privacy console:\n"
+              "{{ base_url }}/console/requests/{{ request_id | urlencode }}\n" + _FOOTER_TEXT),
+        html=("<p>The {{ request_type }} request <code>{{ request_id }}</code> "
+              "{% if overdue | default(false) %}is overdue: it was due {{ due_at }}{% else %}is due "
+              "{{ due_at }}{% endif %} (Art. 12(3) GDPR).</p><p><a href=\"{{ base_url }}"
+              "/console/requests/{{ request_id | urlencode }}\">Open it in the privacy "
+              "console</a></p>" + _FOOTER_HTML),
     ),
 }
 

@@ -3,9 +3,8 @@
 from privacy_hub.jobs import mail
 
 
-def test_the_deadline_reminder_names_the_request_and_how_to_read_it() -> None:
-    """R-DEAD-03: the DPO is told which request is due and how to see it (the API, until
-    the console has a request page)."""
+def test_the_deadline_reminder_names_the_request_and_links_its_console_page() -> None:
+    """R-DEAD-03: the DPO is told which request is due, or overdue, and where to open it."""
     composed = mail.compose("deadline_reminder", to="dpo@shop.example",
                             sender="privacy@shop.example",
                             context={"request_id": "r-1", "request_type": "access",
@@ -16,5 +15,11 @@ def test_the_deadline_reminder_names_the_request_and_how_to_read_it() -> None:
     html = composed.message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     for body in (text, html):
         assert "r-1" in body and "2026-12-23" in body
-        assert "GET https://hub.example/api/v1/requests/r-1" in body
-        assert "/console/" not in body
+        assert "https://hub.example/console/requests/r-1" in body
+        assert "overdue" not in body
+    overdue = mail.compose("deadline_reminder", to="dpo@shop.example",
+                           sender="privacy@shop.example",
+                           context={"request_id": "r-1", "request_type": "access",
+                                    "due_at": "2026-12-23", "overdue": True,
+                                    "base_url": "https://hub.example"})
+    assert overdue.message["Subject"] == "Privacy request overdue since 2026-12-23"
