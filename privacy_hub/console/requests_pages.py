@@ -63,10 +63,10 @@ def queue_page() -> tuple[str, int]:
 
 
 def _forms(**bound: FlaskForm) -> dict[str, FlaskForm]:
-    forms: dict[str, FlaskForm] = {"verify": VerifyForm(formdata=None),
-                                   "extend": ExtendForm(formdata=None),
-                                   "reject": RejectForm(formdata=None),
-                                   "close": CloseForm(formdata=None),
+    forms: dict[str, FlaskForm] = {"verify": VerifyForm(formdata=None, prefix="verify"),
+                                   "extend": ExtendForm(formdata=None, prefix="extend"),
+                                   "reject": RejectForm(formdata=None, prefix="reject"),
+                                   "close": CloseForm(formdata=None, prefix="close"),
                                    "action": ActionForm(formdata=None)}
     forms.update(bound)
     return forms
@@ -121,8 +121,9 @@ def _act(request_id: object, name: str, form: FlaskForm, done: str,
     except InvalidRequest as exc:
         db().rollback()
         for field, messages in exc.errors.items():
-            if field in form:
-                form[field].errors = [*form[field].errors, *messages]
+            bound = form._fields.get(field)
+            if bound is not None:
+                bound.errors = [*bound.errors, *messages]
         return _page(request_id, status=422, failed=form, **{name: form})
     except (TransitionRefused, Conflict, Gone) as exc:
         db().rollback()
@@ -133,14 +134,14 @@ def _act(request_id: object, name: str, form: FlaskForm, done: str,
 @bp.post("/requests/<uuid:request_id>/verify")
 @requires("requests:work")
 def request_verify(request_id: object) -> WerkzeugResponse | tuple[str, int]:
-    return _act(request_id, "verify", VerifyForm(), "verified", lambda f: request_cases.verify(
+    return _act(request_id, "verify", VerifyForm(prefix="verify"), "verified", lambda f: request_cases.verify(
         hub(), db(), str(request_id), method=f.method.data, actor=actor()))
 
 
 @bp.post("/requests/<uuid:request_id>/extend")
 @requires("requests:work")
 def request_extend(request_id: object) -> WerkzeugResponse | tuple[str, int]:
-    return _act(request_id, "extend", ExtendForm(), "extended", lambda f: request_cases.extend(
+    return _act(request_id, "extend", ExtendForm(prefix="extend"), "extended", lambda f: request_cases.extend(
         hub(), db(), str(request_id), months=f.months.data, reason=f.reason.data,
         actor=actor()))
 
@@ -148,14 +149,14 @@ def request_extend(request_id: object) -> WerkzeugResponse | tuple[str, int]:
 @bp.post("/requests/<uuid:request_id>/reject")
 @requires("requests:work")
 def request_reject(request_id: object) -> WerkzeugResponse | tuple[str, int]:
-    return _act(request_id, "reject", RejectForm(), "rejected", lambda f: request_cases.reject(
+    return _act(request_id, "reject", RejectForm(prefix="reject"), "rejected", lambda f: request_cases.reject(
         hub(), db(), str(request_id), reason=f.reason.data, actor=actor()))
 
 
 @bp.post("/requests/<uuid:request_id>/close")
 @requires("requests:work")
 def request_close(request_id: object) -> WerkzeugResponse | tuple[str, int]:
-    return _act(request_id, "close", CloseForm(), "closed", lambda f: request_cases.close(
+    return _act(request_id, "close", CloseForm(prefix="close"), "closed", lambda f: request_cases.close(
         hub(), db(), str(request_id), note=f.note.data, actor=actor()))
 
 

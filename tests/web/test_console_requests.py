@@ -136,7 +136,7 @@ def test_a_dpo_verifies_a_request_and_the_audit_names_them(
     missing = post(client, rid, "verify")
     assert missing.status_code == 422
     assert "Choose how the identity was verified" in missing.get_data(as_text=True)
-    done = post(client, rid, "verify", method="callback_known_number")
+    done = post(client, rid, "verify", **{"verify-method": "callback_known_number"})
     assert done.status_code == 303
     assert done.headers["Location"].endswith(f"/console/requests/{rid}?done=verified")
     assert request_state(hub, rid)["verification_method"] == "callback_known_number"
@@ -153,10 +153,10 @@ def test_extend_without_a_reason_shows_the_error_beside_the_field(
         hub: Hub, client: FlaskClient, customer_id: str, dpo: Any) -> None:
     """R-DEAD-02: an extension needs a reason the subject is told."""
     rid = submit(hub, customer_id, days_ago=3)
-    resp = post(client, rid, "extend", months="2", reason="  ")
+    resp = post(client, rid, "extend", **{"extend-months": "2", "extend-reason": "  "})
     assert resp.status_code == 422
     html = resp.get_data(as_text=True)
-    assert re.search(r'<span class="field-error" id="reason-error">Enter the reason', html)
+    assert re.search(r'<span class="field-error" id="extend-reason-error">Enter the reason', html)
     assert 'aria-invalid="true"' in html
     assert request_state(hub, rid)["extension_months"] == 0
 
@@ -166,7 +166,8 @@ def test_extend_before_the_deadline_tells_the_subject_and_moves_the_due_date(
     """R-DEAD-02: extended once by up to two months, with reasons, before the deadline."""
     rid = submit(hub, customer_id, days_ago=3)
     before = datetime.fromisoformat(request_state(hub, rid)["due_at"])
-    resp = post(client, rid, "extend", months="2", reason="Orders in three systems to search")
+    resp = post(client, rid, "extend", **{"extend-months": "2",
+                                         "extend-reason": "Orders in three systems to search"})
     assert resp.status_code == 303
     after = request_state(hub, rid)
     assert after["extension_months"] == 2
@@ -186,7 +187,8 @@ def test_extend_after_the_original_deadline_is_refused_with_a_message(
         hub: Hub, client: FlaskClient, customer_id: str, dpo: Any) -> None:
     """R-DEAD-02: after the original due date an extension is refused (409), on the page."""
     rid = submit(hub, customer_id, days_ago=40)
-    resp = post(client, rid, "extend", months="1", reason="Too many requests this month")
+    resp = post(client, rid, "extend", **{"extend-months": "1",
+                                         "extend-reason": "Too many requests this month"})
     assert resp.status_code == 409
     html = resp.get_data(as_text=True)
     assert "The deadline can no longer be extended" in html and 'role="alert"' in html
@@ -198,11 +200,11 @@ def test_reject_needs_a_reason_and_then_tells_the_subject(
         hub: Hub, client: FlaskClient, customer_id: str, dpo: Any) -> None:
     """R-DSAR-07: a refusal without a reason is 422; with one, the subject is told."""
     rid = submit(hub, customer_id)
-    missing = post(client, rid, "reject", reason="")
+    missing = post(client, rid, "reject", **{"reject-reason": ""})
     assert missing.status_code == 422
-    assert re.search(r'id="reason-error">Enter the reason', missing.get_data(as_text=True))
+    assert re.search(r'id="reject-reason-error">Enter the reason', missing.get_data(as_text=True))
     assert request_state(hub, rid)["status"] == "pending_verification"
-    done = post(client, rid, "reject", reason="Third identical request this month")
+    done = post(client, rid, "reject", **{"reject-reason": "Third identical request this month"})
     assert done.status_code == 303
     state = request_state(hub, rid)
     assert state["status"] == "rejected"
@@ -211,7 +213,7 @@ def test_reject_needs_a_reason_and_then_tells_the_subject(
     assert "right to complain" in page
     (entry,) = [e for e in audit_for(hub, rid) if e.action == "request.rejected"]
     assert (entry.actor_type, entry.actor_id) == ("staff", dpo.id)
-    again = post(client, rid, "reject", reason="Once more")
+    again = post(client, rid, "reject", **{"reject-reason": "Once more"})
     assert again.status_code == 409
     assert "not possible in the request" in again.get_data(as_text=True)
 
@@ -247,8 +249,8 @@ def test_a_failed_system_is_sent_the_request_again_and_the_request_closed_with_a
                 and e.actor_type == "staff"]
     assert entry.actor_id == dpo.id
     assert post(client, rid, "systems/nosuch/retry").status_code == 404
-    assert post(client, rid, "close", note="").status_code == 422
-    closed = post(client, rid, "close", note="CRM confirmed by phone")
+    assert post(client, rid, "close", **{"close-note": ""}).status_code == 422
+    closed = post(client, rid, "close", **{"close-note": "CRM confirmed by phone"})
     assert closed.status_code == 303
     assert request_state(hub, rid)["status"] == "completed"
 
@@ -303,9 +305,10 @@ def test_an_auditor_reads_the_queue_and_requests_but_acts_on_none(
     page = client.get(f"/console/requests/{open_one}")
     assert page.status_code == 200 and "Extend the deadline" not in page.get_data(as_text=True)
     token = csrf(client, "/console/requests/")
-    for action, data in (("verify", {"method": "in_person"}),
-                         ("extend", {"months": "1", "reason": "complex"}),
-                         ("reject", {"reason": "unfounded"}), ("close", {"note": "done"})):
+    for action, data in (("verify", {"verify-method": "in_person"}),
+                         ("extend", {"extend-months": "1", "extend-reason": "complex"}),
+                         ("reject", {"reject-reason": "unfounded"}),
+                         ("close", {"close-note": "done"})):
         resp = client.post(f"/console/requests/{open_one}/{action}",
                            data={**data, "csrf_token": token})
         assert resp.status_code == 403, action
@@ -322,7 +325,7 @@ def test_unknown_requests_are_404_not_errors(client: FlaskClient, hub: Hub, dpo:
     assert client.get(f"/console/requests/{rid}").status_code == 404
     assert client.get(f"/console/requests/{rid}/export").status_code == 404
     token = csrf(client, "/console/requests/")
-    resp = client.post(f"/console/requests/{rid}/reject", data={"reason": "x", "csrf_token": token})
+    resp = client.post(f"/console/requests/{rid}/reject", data={"reject-reason": "x", "csrf_token": token})
     assert resp.status_code == 404
 
 
