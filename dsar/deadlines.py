@@ -10,7 +10,8 @@ import calendar
 from datetime import datetime, timedelta
 
 MAX_EXTENSION_MONTHS = 2
-REMINDER_DAYS = (7, 2)
+#: the DPO is reminded a week before the deadline, and on the day it passes (R-DEAD-03)
+REMINDER_DAYS = (7, 0)
 
 
 def add_months(when: datetime, months: int) -> datetime:
@@ -31,5 +32,5 @@ def due_at(received_at: datetime, extension_months: int = 0) -> datetime:
 
 
 def reminder_times(due: datetime) -> list[datetime]:
-    """When the DPO is reminded: 7 and 2 days before the deadline."""
+    """When the DPO is reminded: 7 days before the deadline, and when it passes."""
     return [due - timedelta(days=d) for d in REMINDER_DAYS]

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 import audit
 from audit.clock import rfc3339, utcnow
 from consent.domain_events import DomainEvent, emit
+from dsar.lifecycle import add_history
 from dsar.models import DataSubjectRequest, RequestHistory, RequestSystem, identifiers_label
 from dsar.ports import Downstream, SubjectDirectory
-from dsar.workflow import RequestType
+from dsar.workflow import RequestStatus, RequestType, TransitionRefused
 
 
 def tell_systems(session: Session, req: DataSubjectRequest, customer_id: str,
@@ -39,14 +40,30 @@ def systems_with_part(session: Session, req: DataSubjectRequest) -> list[str]:
                                 .where(RequestSystem.request_id == req.id)))
 
 
+def retry(session: Session, req: DataSubjectRequest, part: RequestSystem, actor: audit.Actor,
+          *, directory: SubjectDirectory, downstream: Downstream) -> None:
+    """A DPO sends a system that failed its part the request again at once (rather than
+    after the backoff); its part is pending again."""
+    if req.status != RequestStatus.PROCESSING:
+        raise TransitionRefused(f"a {req.status} request has no part to retry")
+    if part.status != "failed":
+        raise TransitionRefused("only a failed part can be retried")
+    part.status = "pending"
+    part.updated_at = utcnow()
+    add_history(session, req, req.status, "system_retried", actor, note=part.system)
+    ask_again(session, req, part, actor, directory=directory, downstream=downstream,
+              attempt=0)
+
+
 def ask_again(session: Session, req: DataSubjectRequest, part: RequestSystem,
               actor: audit.Actor, *, directory: SubjectDirectory,
-              downstream: Downstream) -> None:
+              downstream: Downstream, attempt: int | None = None) -> None:
     """A system failed its part: send it the request again, later with each failure,
-    until it reports done or a DPO closes the request."""
-    failures = session.scalar(select(func.count()).select_from(RequestHistory).where(
-        RequestHistory.request_id == req.id, RequestHistory.event == "system_reported",
-        RequestHistory.note == f"{part.system}: failed")) or 1
+    until it reports done or a DPO closes the request. ``attempt`` 0: send it now."""
+    failures = attempt if attempt is not None else session.scalar(
+        select(func.count()).select_from(RequestHistory).where(
+            RequestHistory.request_id == req.id, RequestHistory.event == "system_reported",
+            RequestHistory.note == f"{part.system}: failed")) or 1
     cid = req.customer_id
     if cid is None:
         return

@@ -55,7 +55,8 @@ class Downstream(Protocol):
     def resend(self, session: Session, *, system_id: str, event_type: str,
                data: Mapping[str, Any], customer_id: str | None, attempt: int) -> None:
         """Send ``event_type`` to this one system again, after a delay that grows with
-        ``attempt`` (the system reported its part ``failed`` that many times)."""
+        ``attempt`` (the system reported its part ``failed`` that many times; 0: at once,
+        a DPO asked for it)."""
 
 
 class Exporter(Protocol):

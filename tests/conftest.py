@@ -11,8 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.pg import PostgresServer, postgres_server
+
+# The suite runs in parallel on a small shared machine: how fast Hypothesis draws inputs
+# there says nothing about the code, so its timing checks would only make tests flaky.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 # A recognisable seed: tests assert it never shows up where it must not.
 SEED_EMAIL = "ada.lovelace+seed@example.org"

@@ -48,13 +48,6 @@ class Link:
 
 
 @dataclass(frozen=True)
-class Code:
-    """A line that is not prose (an HTTP request): never translated, ``<code>`` in HTML."""
-
-    source: str
-
-
-@dataclass(frozen=True)
 class When:
     """A paragraph shown only when the context holds ``name``."""
 
@@ -62,7 +55,7 @@ class When:
     text: str
 
 
-Paragraph = str | Link | Code | When
+Paragraph = str | Link | When
 
 
 @dataclass(frozen=True)
@@ -177,14 +170,26 @@ TEMPLATES: dict[str, Template] = {
     # To the DPO (PRIVACY_HUB_DPO_EMAIL): data.request_id, data.request_type, data.due_at.
     # No link: the console has no request page yet, so the mail says how to read the
     # request through the API.
+    # To the DPO (PRIVACY_HUB_DPO_EMAIL) a week before the deadline, and on the day it has
+    # passed: data.request_id, data.request_type, data.due_at; a link to the request's
+    # console page (ids only: the console asks the DPO to sign in).
     "deadline_reminder": Template(
         subject=N_("Privacy request due {{ due_at }}"),
         paragraphs=(
             N_("The {{ request_type }} request {{ request_id }} is due {{ due_at }} "
                "(Art. 12(3) GDPR)."),
-            N_("See it through the API (scope requests:read):"),
-            Code("GET {{ base_url }}/api/v1/requests/{{ request_id | urlencode }}"),
+            Link(N_("Open it in the privacy console")),
         ),
+        link="{{ base_url }}/console/requests/{{ request_id | urlencode }}",
+    ),
+    "deadline_overdue": Template(
+        subject=N_("Privacy request overdue since {{ due_at }}"),
+        paragraphs=(
+            N_("The {{ request_type }} request {{ request_id }} is overdue: it was due "
+               "{{ due_at }} (Art. 12(3) GDPR)."),
+            Link(N_("Open it in the privacy console")),
+        ),
+        link="{{ base_url }}/console/requests/{{ request_id | urlencode }}",
     ),
 }
 
@@ -279,10 +284,6 @@ def render(template: str, values: Mapping[str, Any], language: str,
             text_parts.append(link)
             html_parts.append(Markup('<p><a href="{}">{}</a></p>').format(
                 link, words.gettext(paragraph.label)))
-        elif isinstance(paragraph, Code):
-            line = _compiled(paragraph.source).render(context)
-            text_parts.append(line)
-            html_parts.append(Markup("<p><code>{}</code></p>").format(line))
         else:
             said = say(paragraph)
             text_parts.append(said)

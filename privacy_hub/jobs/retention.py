@@ -33,8 +33,9 @@ def delete_exports(context: JobContext, _job: ClaimedJob, _payload: dict[str, An
 
 
 def remind_dpo(context: JobContext, _job: ClaimedJob, payload: dict[str, Any]) -> None:
-    """R-DEAD-03: a reminder to the DPO mailbox, if the request is still open and its
-    deadline has not moved (an extension schedules new reminders)."""
+    """R-DEAD-03: a reminder to the DPO mailbox (a week before the deadline, or that it
+    has passed), if the request is still open and its deadline has not moved (an
+    extension schedules new reminders)."""
     hub = context.hub
     dpo = hub.settings.dpo_email
     with transaction(hub.sessions) as session:
@@ -42,6 +43,8 @@ def remind_dpo(context: JobContext, _job: ClaimedJob, payload: dict[str, Any]) -
         if (req is None or req.status in {str(s) for s in FINAL} or not dpo
                 or req.due_at.isoformat() != payload["due_at"]):
             return
-        outbox.enqueue_mail(session, template="deadline_reminder", to_staff=dpo,
+        overdue = payload.get("reminder") == "overdue"
+        outbox.enqueue_mail(session, template="deadline_overdue" if overdue
+                            else "deadline_reminder", to_staff=dpo,
                             data={"request_id": req.id, "request_type": req.type,
                                   "due_at": req.due_at.date().isoformat()})

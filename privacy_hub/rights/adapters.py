@@ -101,8 +101,9 @@ class RegisteredSystems:
                data: Mapping[str, Any], customer_id: str | None, attempt: int) -> None:
         # The webhook backoff (a minute, doubling, at most six hours by default), without
         # jitter: a system that failed its part gets it again, later each time.
-        delay = backoff_delay(attempt, base=self.hub.settings.webhook_backoff_base,
-                              cap=self.hub.settings.webhook_backoff_max, jitter=1.0)
+        delay = 0.0 if attempt < 1 else backoff_delay(
+            attempt, base=self.hub.settings.webhook_backoff_base,
+            cap=self.hub.settings.webhook_backoff_max, jitter=1.0)
         outbox.enqueue_webhook(session, system_id=system_id, event_type=event_type, data=data,
                                customer_id=customer_id,
                                run_at=utcnow() + timedelta(seconds=delay))
@@ -121,9 +122,11 @@ class OutboxNotifier:
                             secrets={"token": token})
 
     def schedule_reminders(self, session: Session, *, request_id: str, due_at: datetime) -> None:
+        # R-DEAD-03: one reminder a week before the deadline, one when it has passed.
         for when in reminder_times(due_at):
-            outbox.enqueue(session, REQUEST_REMINDER, {"request_id": request_id,
-                                                       "due_at": due_at.isoformat()}, run_at=when)
+            outbox.enqueue(session, REQUEST_REMINDER, {
+                "request_id": request_id, "due_at": due_at.isoformat(),
+                "reminder": "overdue" if when >= due_at else "due_soon"}, run_at=when)
 
     def tell_subject(self, session: Session, *, request_id: str, customer_id: str | None,
                      template: str, data: Mapping[str, str]) -> None:

@@ -1,7 +1,11 @@
-"""Data subject requests: submit, verify, extend, reject, cancel, report, close, export."""
+"""Data subject requests: submit, verify, extend, reject, cancel, report, close, export,
+preview the export, retry a failed system."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -11,7 +15,8 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import utcnow
-from dsar.models import DataSubjectRequest
+from dsar import fan_out
+from dsar.models import DataSubjectRequest, RequestSystem
 from dsar.requests import Requests
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
@@ -110,19 +115,74 @@ def report(hub: Hub, session: Session, request_id: str, *, system: str, status: 
         session, request_id, system_id=system_id, status=status, actor=actor, data=data))
 
 
-def export(hub: Hub, session: Session, request_id: str, *, actor: audit.Actor) -> bytes:
-    """The ZIP answering a completed access or portability request (audited)."""
+def _archive(hub: Hub, session: Session, request_id: str) -> tuple[DataSubjectRequest, bytes]:
     req = requests_service(hub).get(session, request_id)
     if req.type not in ("access", "portability") or req.status != "completed":
         raise Conflict("Only a completed access or portability request has an export.",
                        type_="no-export")
     try:
-        archive = Exports(hub).read(session, request_id)
+        return req, Exports(hub).read(session, request_id)
     except ExportGone:
         raise Gone("The export was deleted after its retention period.") from None
+
+
+def export(hub: Hub, session: Session, request_id: str, *, actor: audit.Actor) -> bytes:
+    """The ZIP answering a completed access or portability request (audited)."""
+    req, archive = _archive(hub, session, request_id)
     audit.record(session, actor=actor, action="export.downloaded",
                  customer_id=req.customer_id, details={"request_id": request_id})
     return archive
+
+
+class Withheld:
+    """A value of the export left out for a reader without the right to see personal
+    data; ``count``: how many entries a withheld list had."""
+
+    def __init__(self, count: int | None = None) -> None:
+        self.count = count
+
+
+def _withhold(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _withhold(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return Withheld(len(value))
+    return Withheld()
+
+
+#: data.json's entries that describe the export, not the subject
+_EXPORT_META = ("generated_at", "request_id", "kind")
+
+
+def preview_export(hub: Hub, session: Session, request_id: str, *, personal: bool,
+                   actor: audit.Actor) -> dict[str, Any]:
+    """What the export ZIP holds, before it is released: each file and its size, and
+    ``data.json`` and ``information.json`` read. Without ``personal`` every value about
+    the subject is a ``Withheld`` (only its shape shows). Audited as a read."""
+    req, archive = _archive(hub, session, request_id)
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        files = [{"name": i.filename, "size": i.file_size} for i in zf.infolist()]
+        data = json.loads(zf.read("data.json"))
+        information = json.loads(zf.read("information.json"))
+    if not personal:
+        data = {k: v if k in _EXPORT_META else _withhold(v) for k, v in data.items()}
+    audit.record(session, actor=actor, action="export.previewed", customer_id=req.customer_id,
+                 details={"request_id": request_id, "personal": personal})
+    return {"files": files, "size": len(archive), "data": data, "information": information}
+
+
+def retry_system(hub: Hub, session: Session, request_id: str, *, system: str,
+                 actor: audit.Actor) -> dict[str, Any]:
+    """Send a system that failed its part of the request the request again, now."""
+    service = requests_service(hub)
+    req = service.get(session, request_id, for_update=True)
+    part = session.scalar(select(RequestSystem).where(
+        RequestSystem.request_id == req.id, RequestSystem.system == system).with_for_update())
+    if part is None:
+        raise NotFound("This system has no part in this request.")
+    fan_out.retry(session, req, part, actor, directory=service.directory,
+                  downstream=service.downstream)
+    return _public(session, req)
 
 
 def download_by_link(hub: Hub, session: Session, token: str) -> tuple[str, bytes]:

@@ -53,9 +53,9 @@ def test_add_months_is_never_early_and_keeps_the_time(when: datetime, months: in
     assert later.day <= when.day and later.time() == when.time()
 
 
-def test_reminders_seven_and_two_days_before() -> None:
+def test_reminders_seven_days_before_and_when_overdue() -> None:
     due = at(2026, 12, 23)
-    assert reminder_times(due) == [at(2026, 12, 16), at(2026, 12, 21)]
+    assert reminder_times(due) == [at(2026, 12, 16), due]
 
 
 def test_happy_path_and_final_states() -> None:

@@ -7,21 +7,23 @@ import pytest
 from privacy_hub.jobs import mail
 
 
-def test_the_deadline_reminder_names_the_request_and_how_to_read_it() -> None:
-    """R-DEAD-03: the DPO is told which request is due and how to see it (the API, until
-    the console has a request page)."""
+def test_the_deadline_reminder_names_the_request_and_links_its_console_page() -> None:
+    """R-DEAD-03: the DPO is told which request is due, and where to open it."""
+    context = {"request_id": "r-1", "request_type": "access", "due_at": "2026-12-23",
+               "base_url": "https://hub.example"}
     composed = mail.compose("deadline_reminder", to="dpo@shop.example",
-                            sender="privacy@shop.example",
-                            context={"request_id": "r-1", "request_type": "access",
-                                     "due_at": "2026-12-23",
-                                     "base_url": "https://hub.example"})
-    assert composed.link is None
+                            sender="privacy@shop.example", context=context)
+    assert composed.link == "https://hub.example/console/requests/r-1"
     text = composed.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = composed.message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     for body in (text, html):
         assert "r-1" in body and "December 23, 2026" in body
-        assert "GET https://hub.example/api/v1/requests/r-1" in body
-        assert "/console/" not in body
+        assert "https://hub.example/console/requests/r-1" in body
+        assert "overdue" not in body
+    overdue = mail.compose("deadline_overdue", to="dpo@shop.example",
+                           sender="privacy@shop.example", context=context)
+    assert overdue.message["Subject"] == "Privacy request overdue since December 23, 2026"
+    assert overdue.link == "https://hub.example/console/requests/r-1"
 
 
 # -- every mail in its recipient's language (English or German) ---------------------------
@@ -40,6 +42,7 @@ CONTEXTS: dict[str, dict[str, str | int]] = {
                           "link": "https://hub.example/exports/r-1?sig=x"},
     "restriction_lifting": {"note": "the dispute is settled"},
     "deadline_reminder": {"request_id": "r-1", "request_type": "access", "due_at": "2026-12-23"},
+    "deadline_overdue": {"request_id": "r-1", "request_type": "access", "due_at": "2026-12-23"},
 }
 
 

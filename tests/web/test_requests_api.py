@@ -371,15 +371,15 @@ def test_a_failed_part_of_an_access_request_is_asked_again(
     assert payloads[1]["data"]["request_id"] == body["id"]
 
 
-def test_dpo_reminders_are_scheduled_seven_and_two_days_before(
+def test_dpo_reminders_are_scheduled_seven_days_before_and_at_the_deadline(
         client: FlaskClient, auth: dict[str, str], customer_id: str, hub: Hub) -> None:
-    """R-DEAD-03: alerts fire before the due date; an extension reschedules them."""
+    """R-DEAD-03: an alert a week before the due date, and one when it is overdue."""
     body = submit(client, auth, type="access", customer_id=customer_id).json
     due = datetime.fromisoformat(body["due_at"])
     with hub.sessions() as s:
         runs = sorted(j.next_attempt_at for j in s.scalars(
             select(OutboxJob).where(OutboxJob.kind == "request_reminder")))
-    assert runs == [due - timedelta(days=7), due - timedelta(days=2)]
+    assert runs == [due - timedelta(days=7), due]
 
 
 def test_reminder_job_mails_the_dpo_only_while_the_request_is_open(
