@@ -34,7 +34,7 @@ protect_forms(bp)
 OPEN_PAGES = frozenset({"console.sign_in", "console.signed_out"})
 
 #: the modules whose routes join ``bp`` (imported by init_app)
-PAGES = ("account", "home", "staff_pages")
+PAGES = ("account", "home", "staff_pages", "registries")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
