@@ -54,3 +54,9 @@ def latest(session: Session, language: str) -> Notice | None:
         if notice is not None:
             return notice
     return None
+
+
+def all_notices(session: Session) -> list[Notice]:
+    """Every published notice, newest first (then by language)."""
+    return list(session.scalars(select(Notice).order_by(Notice.created_at.desc(),
+                                                        Notice.version, Notice.language)))

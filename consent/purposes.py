@@ -404,3 +404,12 @@ def version_at(session: Session, key: str, at: datetime) -> int | None:
     """The purpose's version in force at ``at`` (None if it did not exist yet)."""
     return session.scalar(select(func.max(PurposeVersion.version))
                           .where(PurposeVersion.key == key, PurposeVersion.created_at <= at))
+
+
+def history(session: Session, key: str) -> list[PurposeVersion]:
+    """Every version and revision of a purpose as it was, newest first (UnknownPurpose if
+    there is no such purpose)."""
+    get(session, key)
+    return list(session.scalars(select(PurposeVersion).where(PurposeVersion.key == key)
+                                .order_by(PurposeVersion.version.desc(),
+                                          PurposeVersion.revision.desc())))

@@ -175,6 +175,19 @@ class SystemRegistry:
         audit.record(session, actor=actor, action="system.key_rotated", details={"system": name})
         return f"{KEY_PREFIX}{key_id}_{secret}"
 
+    def disable(self, session: Session, name: str, *, actor: audit.Actor) -> System:
+        """Revoke a system: its API key stops working and it receives no more webhooks.
+        Once disabled it stays disabled (a new system gets a new name and key)."""
+        system = session.scalar(select(System).where(System.name == name).with_for_update())
+        if system is None:
+            raise InvalidSystem({"name": [f"no system named {name!r}"]})
+        if system.disabled_at is None:
+            system.disabled_at = utcnow()
+            self._keys.pop(system.key_id, None)  # the key stops working here at once
+            audit.record(session, actor=actor, action="system.disabled",
+                         details={"system": name})
+        return system
+
     def authenticate(self, sessions: Callable[[], Session], api_key: str) -> Principal | None:
         """The principal for a valid key, or None. The secret is compared in constant time.
 

@@ -34,7 +34,8 @@ protect_forms(bp)
 OPEN_PAGES = frozenset({"console.sign_in", "console.signed_out"})
 
 #: the modules whose routes join ``bp`` (imported by init_app)
-PAGES = ("account", "home", "staff_pages", "lookup", "audit_pages", "ropa_pages", "figures_pages", "requests_pages")
+PAGES = ("account", "home", "staff_pages", "requests_pages", "lookup", "registries",
+         "audit_pages", "ropa_pages", "figures_pages")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

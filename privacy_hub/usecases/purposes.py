@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,3 +60,16 @@ def publish_notice(session: Session, *, version: str, language: str, text: str,
 def notice(session: Session, version: str, language: str) -> dict[str, Any]:
     """The exact text of a notice version, with its SHA-256."""
     return _notice(notices.get(session, version, language))
+
+
+def history(session: Session, key: str) -> list[dict[str, Any]]:
+    """A purpose's versions as they were, newest first: each with its revision, whether
+    the change was material (customers asked again), when, and the purpose then."""
+    return [{"version": v.version, "revision": v.revision, "material": v.material,
+             "created_at": v.created_at, "purpose": json.loads(v.snapshot)}
+            for v in registry.history(session, key)]
+
+
+def all_notices(session: Session) -> list[dict[str, Any]]:
+    """Every published notice, newest first, with its SHA-256."""
+    return [_notice(n) for n in notices.all_notices(session)]

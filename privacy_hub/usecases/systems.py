@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 import audit
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import deliveries as delivery_log
+from privacy_hub.jobs import outbox
 from privacy_hub.models import System
 from privacy_hub.systems import SystemRegistry, validate_webhook_url
 from privacy_hub.usecases.errors import Conflict, Invalid, NotFound
@@ -104,3 +105,63 @@ def retry_delivery(session: Session, delivery_id: str, *, actor: audit.Actor) ->
         raise NotFound("No webhook delivery with this id.")
     job, system = row
     return delivery_log.public_delivery(job, system)
+
+
+# -- the console's view of the registry ---------------------------------------------------
+
+def _with_status(system: System) -> dict[str, Any]:
+    """The public fields, and what staff also see: whether the system is disabled and the
+    public key id of its current key (never the secret part), to tell keys apart."""
+    return {**SystemRegistry.public(system), "disabled_at": system.disabled_at,
+            "key_id": system.key_id, "has_webhook_secret": system.webhook_secret_ct is not None}
+
+
+def registry(session: Session) -> list[dict[str, Any]]:
+    """Every registered system by name, with its status (active or disabled)."""
+    return [_with_status(s) for s in session.scalars(select(System).order_by(System.name))]
+
+
+def status(session: Session, name: str) -> dict[str, Any]:
+    """One system by name, with its status."""
+    system = session.scalar(select(System).where(System.name == name))
+    if system is None:
+        raise NotFound("No system with this name.")
+    return _with_status(system)
+
+
+def disable(hub: Hub, session: Session, name: str, *, actor: audit.Actor) -> dict[str, Any]:
+    """Revoke a system's key and stop its webhooks, for good (audited)."""
+    status(session, name)
+    return _with_status(hub.systems.disable(session, name, actor=actor))
+
+
+#: the event type of a test delivery (API.md "Systems and webhooks")
+TEST_EVENT = "hub.test"
+
+
+def send_test_webhook(session: Session, name: str, *, actor: audit.Actor) -> str:
+    """Queue one signed ``hub.test`` delivery to the system's webhook URL, through the
+    same outbox, signature and retries as every event; returns the delivery id."""
+    system = session.scalar(select(System).where(System.name == name))
+    if system is None:
+        raise NotFound("No system with this name.")
+    if system.disabled_at is not None:
+        raise Conflict("The system is disabled; it receives no webhooks.",
+                       type_="system-disabled")
+    if not system.webhook_url:
+        raise Conflict("The system has no webhook URL.", type_="no-webhook-url")
+    delivery_id = outbox.enqueue_webhook(session, system_id=system.id, event_type=TEST_EVENT,
+                                         data={"system": name})
+    audit.record(session, actor=actor, action="webhook.test_queued",
+                 details={"delivery_id": delivery_id, "system": name})
+    return delivery_id
+
+
+def deliveries_of(session: Session, name: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    """A system's latest deliveries, the failed ones first (dead, then pending after an
+    error), each group newest first."""
+    items, _ = deliveries(session, status=None, system=name, before=None, limit=limit)
+    dead = [d for d in items if d["status"] == "dead"]
+    failing = [d for d in items if d["status"] == "pending" and d["last_error"]]
+    rest = [d for d in items if d not in dead and d not in failing]
+    return dead + failing + rest

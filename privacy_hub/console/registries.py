@@ -1,0 +1,400 @@
+"""The purpose and system registries: what personal data is used for and on which legal
+basis (Art. 5(1)(b), 6(1) GDPR), the privacy notices shown to customers (Art. 13), and
+the downstream systems that receive it (Art. 30(1)(d) recipients), with their API keys
+and webhook deliveries.
+
+Every change goes through the use case the API calls, with the staff member as the
+audited actor. A system's API key and webhook secret are on the page that answers its
+registration (or a key rotation) and never again: the hub keeps only a hash of the key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import marshmallow as ma
+from flask import abort, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from consent.errors import Conflict as ConsentConflict
+from consent.errors import InvalidInput, UnknownNotice, UnknownPurpose
+from privacy_hub.api.purposes import NoticeCreate, PurposeCreate, PurposePatch
+from privacy_hub.console import actor, bp, requires
+from privacy_hub.console.forms import ActionForm
+from privacy_hub.console.registry_forms import (
+    NewPurposeForm,
+    NewSystemForm,
+    NoticeForm,
+    PurposeVersionForm,
+    basis_names,
+    cookie_names,
+)
+from privacy_hub.systems import InvalidSystem, SystemExists
+from privacy_hub.usecases import purposes as purpose_cases
+from privacy_hub.usecases import systems as system_cases
+from privacy_hub.usecases.errors import Conflict, Invalid, NotFound
+from privacy_hub.web.context import db, hub
+
+
+def when(value: str | datetime | None) -> datetime | None:
+    """An RFC 3339 timestamp of a use case's answer as a datetime (for the date filters)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def host(url: str | None) -> str | None:
+    """The host a webhook URL points at (the list shows where, not the whole URL)."""
+    return urlsplit(url).hostname if url else None
+
+
+def _lines(text: str | None) -> list[str]:
+    """A textarea's non-empty lines (one value per line; commas separate too)."""
+    return [v.strip() for line in (text or "").splitlines() for v in line.split(",")
+            if v.strip()]
+
+
+def _shown_once(html: str) -> Response:
+    """A page with a secret on it: no cache, no copy kept by the browser or a proxy."""
+    response = make_response(html)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _add_errors(form: Any, errors: dict[str, list[str]]) -> None:
+    """A use case's field errors beside the form's fields (others at the top)."""
+    for name, messages in errors.items():
+        target = getattr(form, name, None)
+        if target is not None and hasattr(target, "errors") and name != "csrf_token":
+            target.errors = [*target.errors, *messages]
+        else:
+            form.form_errors.extend(messages)
+
+
+@bp.context_processor
+def _registry_names() -> dict[str, object]:
+    return {"basis_names": basis_names(), "cookie_names": cookie_names()}
+
+
+# -- systems ----------------------------------------------------------------------------
+
+#: what a redirect after an action reports (a fixed word in the URL, nothing personal)
+def _done_messages() -> dict[str, str]:
+    return {
+        "test-queued": _("A test webhook is queued: it is listed below, and sent within "
+                         "seconds."),
+        "retried": _("The delivery is queued again with a fresh set of attempts."),
+        "disabled": _("The system is disabled: its key is refused and it receives no more "
+                      "webhooks."),
+    }
+
+
+@bp.get("/systems/")
+@requires("systems:read")
+def systems() -> str:
+    return render_template("console/systems.html", nav="systems",
+                           systems=system_cases.registry(db()), when=when, host=host)
+
+
+@bp.route("/systems/-/new", methods=["GET", "POST"])
+@requires("systems:write")
+def system_new() -> str | Response | tuple[str, int]:
+    form = NewSystemForm()
+    if form.validate_on_submit():
+        purposes = _lines(form.purposes.data)
+        try:
+            created = system_cases.register(
+                hub(), db(), name=form.name.data.strip(), scopes=form.scopes.data or [],
+                purposes=purposes or None, webhook_url=(form.webhook_url.data or "").strip()
+                or None, actor=actor())
+        except (InvalidSystem, Invalid) as exc:
+            _add_errors(form, exc.errors)
+        except SystemExists:
+            form.name.errors = [*form.name.errors, _("A system with this name exists already.")]
+        else:
+            return _shown_once(render_template(
+                "console/system_key.html", nav="systems", system=created,
+                api_key=created["api_key"], webhook_secret=created["webhook_secret"]))
+    return render_template("console/system_new.html", nav="systems", form=form), (
+        422 if form.errors else 200)
+
+
+def _system(name: str) -> dict[str, Any]:
+    try:
+        return system_cases.status(db(), name)
+    except NotFound:
+        abort(404)
+
+
+@bp.get("/systems/<name>")
+@requires("systems:read")
+def system(name: str, error: str | None = None) -> str:
+    found = _system(name)
+    done = _done_messages().get(request.args.get("done", ""))
+    return render_template("console/system.html", nav="systems", system=found,
+                           deliveries=system_cases.deliveries_of(db(), name), action=ActionForm(),
+                           when=when, error=error, done=done)
+
+
+def _refused(name: str, exc: Conflict) -> tuple[str, int]:
+    return system(name, error=exc.detail), 409
+
+
+@bp.post("/systems/<name>/rotate-key")
+@requires("systems:write")
+def system_rotate(name: str) -> str | Response | tuple[str, int]:
+    found = _system(name)
+    if not ActionForm().validate_on_submit():
+        return system(name), 422
+    if found["disabled_at"] is not None:
+        return _refused(name, Conflict(_("The system is disabled; a new key would not work.")))
+    api_key = system_cases.rotate_key(hub(), db(), name, actor=actor())
+    return _shown_once(render_template("console/system_key.html", nav="systems", system=found,
+                                       api_key=api_key, webhook_secret=None))
+
+
+@bp.post("/systems/<name>/disable")
+@requires("systems:write")
+def system_disable(name: str) -> Response | tuple[str, int]:
+    _system(name)
+    if not ActionForm().validate_on_submit():
+        return system(name), 422
+    system_cases.disable(hub(), db(), name, actor=actor())
+    return redirect(url_for("console.system", name=name, done="disabled"), 303)
+
+
+@bp.post("/systems/<name>/test-webhook")
+@requires("systems:write")
+def system_test_webhook(name: str) -> Response | tuple[str, int]:
+    _system(name)
+    if not ActionForm().validate_on_submit():
+        return system(name), 422
+    try:
+        system_cases.send_test_webhook(db(), name, actor=actor())
+    except Conflict as exc:
+        return _refused(name, exc)
+    return redirect(url_for("console.system", name=name, done="test-queued",
+                            _anchor="deliveries"), 303)
+
+
+@bp.post("/systems/<name>/deliveries/<uuid:delivery_id>/retry")
+@requires("systems:write")
+def delivery_retry(name: str, delivery_id: object) -> Response | tuple[str, int]:
+    _system(name)
+    try:
+        found = system_cases.delivery(db(), str(delivery_id))
+    except NotFound:
+        abort(404)
+    if found["system"] != name:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        return system(name), 422
+    try:
+        system_cases.retry_delivery(db(), str(delivery_id), actor=actor())
+    except Conflict as exc:
+        return _refused(name, exc)
+    return redirect(url_for("console.system", name=name, done="retried",
+                            _anchor="deliveries"), 303)
+
+
+# -- purposes ---------------------------------------------------------------------------
+
+_OPTIONAL_TEXT = ("lia_ref", "dpv", "source_purpose", "compatibility_ref")
+_FLAGS = ("double_opt_in", "direct_marketing", "sale_or_sharing", "special_category")
+_LISTS = ("data_categories", "recipients")
+
+
+def _number(text: str | None) -> int | str | None:
+    """A number field: an int, the text as typed (the schema names it invalid), or None."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _purpose_values(form: Any) -> dict[str, Any]:
+    """The form as the API's purpose body (PurposeFields): empty optional fields are null."""
+    values: dict[str, Any] = {
+        "title": (form.title.data or "").strip(), "description": (form.description.data or "").strip(),
+        "cookie_category": form.cookie_category.data or None, "fields": form.fields.data or [],
+        "retention_days": _number(form.retention_days.data),
+        "consent_lifetime_days": _number(form.consent_lifetime_days.data),
+        **{name: bool(getattr(form, name).data) for name in _FLAGS},
+        **{name: _lines(getattr(form, name).data) for name in _LISTS},
+        **{name: (getattr(form, name).data or "").strip() or None for name in _OPTIONAL_TEXT},
+    }
+    return values
+
+
+def _flat(messages: Any) -> list[str]:
+    if isinstance(messages, dict):
+        return [m for value in messages.values() for m in _flat(value)]
+    if isinstance(messages, list):
+        return [m for value in messages for m in _flat(value)]
+    return [str(messages)]
+
+
+def _validated(schema: Any, body: dict[str, Any], form: Any) -> dict[str, Any] | None:
+    """``body`` loaded by the API's own schema (the same rules as POST/PATCH
+    /api/v1/purposes); its errors beside the form's fields, and None."""
+    try:
+        loaded: dict[str, Any] = schema.load(body)
+    except ma.ValidationError as exc:
+        errors = exc.messages if isinstance(exc.messages, dict) else {"": exc.messages}
+        _add_errors(form, {name: _flat(m) for name, m in errors.items()})
+        return None
+    return loaded
+
+
+def _purpose(key: str) -> dict[str, Any]:
+    try:
+        return purpose_cases.get(db(), key)
+    except UnknownPurpose:
+        abort(404)
+
+
+@bp.get("/purposes/")
+@requires("purposes:read")
+def purposes() -> str:
+    return render_template("console/purposes.html", nav="purposes",
+                           purposes=purpose_cases.all_purposes(db()))
+
+
+@bp.route("/purposes/-/new", methods=["GET", "POST"])
+@requires("purposes:write")
+def purpose_new() -> str | Response | tuple[str, int]:
+    form = NewPurposeForm()
+    status = 200
+    if form.validate_on_submit():
+        body = {k: v for k, v in _purpose_values(form).items() if v not in (None, "")}
+        body |= {"key": (form.key.data or "").strip(), "legal_basis": form.legal_basis.data,
+                 "soft_opt_in": bool(form.soft_opt_in.data)}
+        if body["key"] == "":
+            del body["key"]
+        values = _validated(PurposeCreate(), body, form)
+        if values is not None:
+            try:
+                created = purpose_cases.create(db(), values, actor=actor())
+            except InvalidInput as exc:
+                _add_errors(form, exc.errors)
+            except ConsentConflict as exc:
+                form.key.errors = [*form.key.errors, str(exc)]
+                status = 409
+            else:
+                return redirect(url_for("console.purpose", key=created["key"], done="created"),
+                                303)
+    if form.errors and status == 200:
+        status = 422
+    return render_template("console/purpose_form.html", nav="purposes", form=form,
+                           purpose=None), status
+
+
+@bp.get("/purposes/<key>")
+@requires("purposes:read")
+def purpose(key: str) -> str:
+    found = _purpose(key)
+    done = {"created": _("The purpose is registered, version 1."),
+            "material": _("A new version is in force: consents to older versions no longer "
+                          "count, so customers are asked again."),
+            "changed": _("The change is saved; the version stays the same.")}.get(
+        request.args.get("done", ""))
+    return render_template("console/purpose.html", nav="purposes", purpose=found,
+                           history=purpose_cases.history(db(), key), done=done)
+
+
+def _form_data(current: dict[str, Any]) -> dict[str, Any]:
+    """A purpose's values as the form's initial data."""
+    data = {name: current.get(name) for name in (
+        "title", "description", "fields", "double_opt_in", "direct_marketing",
+        "sale_or_sharing", "special_category", *_OPTIONAL_TEXT)}
+    data.update(cookie_category=current.get("cookie_category") or "",
+                retention_days=str(current["retention_days"]),
+                consent_lifetime_days=str(current.get("consent_lifetime_days") or ""),
+                **{name: "\n".join(current.get(name) or []) for name in _LISTS})
+    return data
+
+
+@bp.route("/purposes/<key>/new-version", methods=["GET", "POST"])
+@requires("purposes:write")
+def purpose_edit(key: str) -> str | Response | tuple[str, int]:
+    current = _purpose(key)
+    form = PurposeVersionForm(data=_form_data(current))
+    status = 200
+    if form.validate_on_submit():
+        # PATCH semantics: only what differs from the current version is sent
+        wanted = _purpose_values(form)
+        changes = {name: value for name, value in wanted.items()
+                   if value != (current.get(name) if name not in ("fields", *_LISTS)
+                                else list(current.get(name) or []))}
+        if not changes and not form.material.data:
+            form.form_errors.append(_("Nothing was changed."))
+        else:
+            values = _validated(PurposePatch(), {**changes, "material": bool(form.material.data)},
+                                form)
+            if values is not None:
+                try:
+                    updated = purpose_cases.update(db(), key, values, actor=actor())
+                except InvalidInput as exc:
+                    _add_errors(form, exc.errors)
+                except ConsentConflict as exc:
+                    form.form_errors.append(str(exc))
+                    status = 409
+                else:
+                    done = "material" if updated["version"] > current["version"] else "changed"
+                    return redirect(url_for("console.purpose", key=key, done=done), 303)
+    if form.errors and status == 200:
+        status = 422
+    return render_template("console/purpose_form.html", nav="purposes", form=form,
+                           purpose=current), status
+
+
+# -- privacy notices --------------------------------------------------------------------
+
+def _notices_page(form: NoticeForm, status: int = 200) -> tuple[str, int]:
+    return render_template("console/notices.html", nav="purposes", form=form,
+                           notices=purpose_cases.all_notices(db())), status
+
+
+@bp.get("/notices/")
+@requires("purposes:read")
+def notices() -> tuple[str, int]:
+    return _notices_page(NoticeForm())
+
+
+@bp.post("/notices/publish")
+@requires("purposes:write")
+def notice_publish() -> str | tuple[str, int]:
+    form = NoticeForm()
+    if not form.validate_on_submit():
+        return _notices_page(form, 422)
+    body = {"version": form.version.data.strip(), "language": form.language.data.strip(),
+            "text": form.text.data}
+    values = _validated(NoticeCreate(), body, form)
+    if values is None:
+        return _notices_page(form, 422)
+    try:
+        published, created = purpose_cases.publish_notice(
+            db(), version=values["version"], language=values["language"], text=values["text"],
+            actor=actor())
+    except ConsentConflict as exc:
+        form.text.errors = [*form.text.errors, str(exc)]
+        return _notices_page(form, 409)
+    return render_template("console/notice.html", nav="purposes", notice=published,
+                           created=created, published_now=True)
+
+
+@bp.get("/notices/<version>/<language>")
+@requires("purposes:read")
+def notice(version: str, language: str) -> str:
+    try:
+        found = purpose_cases.notice(db(), version, language)
+    except UnknownNotice:
+        abort(404)
+    return render_template("console/notice.html", nav="purposes", notice=found, created=False,
+                           published_now=False)
