@@ -35,9 +35,14 @@ def request_confirmation(session: Session, customer_id: str, purpose: Purpose,
         purpose=purpose.key, expires_at=now + CONFIRMATION_TTL))
     emit(session, DomainEvent(
         "consent.confirmation_requested",
-        {"customer_id": customer_id, "purpose": purpose.key, "purpose_title": purpose.title,
+        {"customer_id": customer_id, "purpose": purpose.key,
+         "purpose_title": purpose.text(locale).title,
          "expires_at": rfc3339(now + CONFIRMATION_TTL),
-         **({"locale": locale} if locale else {})},
+         **({"locale": locale} if locale else {}),
+         # the mail's language is settled when it is sent (the profile's, if no page's)
+         **({"translated": {"purpose_title": {
+             language: text.title for language, text in purpose.translations.items()}}}
+            if purpose.translations else {})},
         customer_id=customer_id, purpose=purpose.key, private={"token": token}))
 
 

@@ -113,6 +113,10 @@ def send_mail(context: JobContext, job: ClaimedJob, payload: dict[str, Any]) -> 
         to, language = recipient.email, languages.choose(asked_in, recipient.locale)
     if not to:
         raise JobCancelled("the mail has no recipient")
+    # values the sender knew in several languages (a purpose's title): the mail's own
+    for name, by_language in data.pop("translated", {}).items():
+        if language in by_language:
+            data[name] = by_language[language]
     settings = hub.settings
     values = {**data, **payload.get("secrets", {}), "base_url": settings.base_url}
     composed = mail.compose(payload["template"], to=to, sender=settings.mail_from,

@@ -153,6 +153,26 @@ def test_a_double_opt_in_mail_follows_the_page_the_consent_was_given_on(
     assert "Der Link ist gültig bis" in text_of(message)
 
 
+def test_a_double_opt_in_mail_names_the_purpose_in_the_mail_language(
+        hub: Hub, inbox: Inbox) -> None:
+    """The purpose's own German title in a German mail, chosen when it is sent (from the
+    profile here: no page language is known)."""
+    customer_id = add(hub, MILA, "de-DE")
+    with transaction(hub.sessions) as session:
+        purposes.create(session, {"key": "newsletter", "title": "Newsletter and offers",
+                                  "legal_basis": "consent", "retention_days": 365,
+                                  "description": "Our newsletter",
+                                  "translations": {"de": {"title": "Newsletter und Angebote",
+                                                          "description": "Unser Newsletter"}},
+                                  "data_categories": ["contact data"],
+                                  "double_opt_in": True}, actor=ACTOR)
+    with transaction(hub.sessions) as session:
+        hub.ledger.record(session, customer_id, Decision(
+            purpose="newsletter", granted=True, source="api"), actor=ACTOR)
+    deliver(hub)
+    assert subject(only_mail(inbox, MILA)) == "Bitte bestätigen Sie: Newsletter und Angebote"
+
+
 def test_the_mailer_reads_address_and_locale_in_one_audited_read(hub: Hub, inbox: Inbox) -> None:
     customer_id = add(hub, MILA, "de-DE")
     ask_for_sign_in(hub, inbox, MILA)
