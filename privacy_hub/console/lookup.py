@@ -170,7 +170,10 @@ def status_words() -> dict[str, str]:
     return {"granted": _("granted"), "withdrawn": _("withdrawn"), "refused": _("refused"),
             "pending_confirmation": _("waiting for confirmation"), "expired": _("expired"),
             "reconsent_required": _("to be asked again (purpose changed)"),
-            "not_set": _("no decision")}
+            "not_set": _("no decision"),
+            # a purpose on another legal basis (contract, legal obligation, legitimate
+            # interests) asks for no decision: Art. 6(1)(b)-(f) GDPR
+            "not_needed": _("no consent needed")}
 
 
 @bp.app_template_filter("parse_rfc3339")
