@@ -202,12 +202,13 @@ def tc_string_history(hub: Hub, session: Session, customer_id: str, *,
 
 
 # -- the customer's own links (no login) ----------------------------------------------------
-def unsubscribe_target(hub: Hub, session: Session, token: str) -> tuple[str, str, str] | None:
-    """What a one-click unsubscribe link is for: (customer id, purpose, purpose title);
-    None for a link that is not valid."""
+def unsubscribe_target(hub: Hub, session: Session, token: str,
+                       language: str | None = None) -> tuple[str, str, str] | None:
+    """What a one-click unsubscribe link is for: (customer id, purpose, purpose title in
+    ``language``); None for a link that is not valid."""
     try:
         customer_id, purpose = read_token(hub.keyring.hub_key(session, "app_secrets"), token)
-        title = registry.get(session, purpose).title
+        title = registry.get(session, purpose).text(language).title
     except (InvalidLink, UnknownPurpose):
         return None
     return customer_id, purpose, title
@@ -226,15 +227,16 @@ def unsubscribe(hub: Hub, session: Session, customer_id: str, purpose: str) -> N
             collection_method="email_unsubscribe"), actor=audit.Actor("customer", customer_id))
 
 
-def pending_confirmation(session: Session, token: str) -> str | None:
-    """The title of the purpose a double opt-in token would confirm; None if the token is
-    unknown or used."""
+def pending_confirmation(session: Session, token: str,
+                         language: str | None = None) -> str | None:
+    """The title (in ``language``) of the purpose a double opt-in token would confirm;
+    None if the token is unknown or used."""
     row = session.get(ConfirmationToken, hashlib.sha256(token.encode()).digest())
     if row is None or row.used_at is not None:
         return None
-    return registry.get(session, row.purpose).title
+    return registry.get(session, row.purpose).text(language).title
 
 
-def purpose_title(session: Session, purpose: str) -> str:
-    """The title customers see for a purpose."""
-    return registry.get(session, purpose).title
+def purpose_title(session: Session, purpose: str, language: str | None = None) -> str:
+    """The title customers see for a purpose, in ``language`` where it is published."""
+    return registry.get(session, purpose).text(language).title

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
+from flask_babel import get_locale
+from flask_babel import gettext as _
 
 from consent.errors import TokenInvalid
 from dsar.errors import VerificationFailed
@@ -25,18 +27,24 @@ def _context() -> dict[str, str]:
     return {"controller_name": s.controller_name, "policy_url": s.controller_policy_url}
 
 
-def _invalid(heading: str = "This link is no longer valid",
-             message: str = "It was already used, has expired, or was replaced by a newer "
-             "choice. Nothing was changed.", status: int = 410) -> tuple[str, int]:
-    return render_template("pages/message.html", heading=heading, message=message,
-                           **_context()), status
+def _language() -> str:
+    """The page's language (the person's choice, else their browser's)."""
+    return str(get_locale() or "en")
+
+
+def _invalid(heading: str | None = None, message: str | None = None,
+             status: int = 410) -> tuple[str, int]:
+    return render_template(
+        "pages/message.html", heading=heading or _("This link is no longer valid"),
+        message=message or _("It was already used, has expired, or was replaced by a newer "
+                             "choice. Nothing was changed."), **_context()), status
 
 
 @bp.get("/unsubscribe/<string:token>")
 def show_unsubscribe(token: str) -> tuple[str, int]:
-    target = consents.unsubscribe_target(hub(), db(), token)
+    target = consents.unsubscribe_target(hub(), db(), token, _language())
     if target is None:
-        return _invalid("This link is not valid", "Nothing was changed.", 404)
+        return _invalid(_("This link is not valid"), _("Nothing was changed."), 404)
     return render_template("pages/unsubscribe.html", token=token, purpose_title=target[2],
                            **_context()), 200
 
@@ -44,19 +52,21 @@ def show_unsubscribe(token: str) -> tuple[str, int]:
 @bp.post("/unsubscribe/<string:token>")
 def unsubscribe(token: str) -> tuple[str, int]:
     """One step, no login (also RFC 8058 ``List-Unsubscribe=One-Click`` POSTs)."""
-    target = consents.unsubscribe_target(hub(), db(), token)
+    target = consents.unsubscribe_target(hub(), db(), token, _language())
     if target is None:
-        return _invalid("This link is not valid", "Nothing was changed.", 404)
+        return _invalid(_("This link is not valid"), _("Nothing was changed."), 404)
     customer_id, purpose, title = target
     consents.unsubscribe(hub(), db(), customer_id, purpose)
-    return render_template("pages/message.html", heading="You are unsubscribed",
-                           message=f"You will no longer receive {title}.", **_context()), 200
+    return render_template("pages/message.html", heading=_("You are unsubscribed"),
+                           message=_("You will no longer receive %(title)s.", title=title),
+                           **_context()), 200
 
 
 @bp.get("/consent/confirm")
 def show_confirmation() -> tuple[str, int]:
     token = request.args.get("token", "")
-    title = consents.pending_confirmation(db(), token) if 10 <= len(token) <= 200 else None
+    title = (consents.pending_confirmation(db(), token, _language())
+             if 10 <= len(token) <= 200 else None)
     if title is None:
         return _invalid()
     return render_template("pages/confirm.html", token=token, purpose_title=title,
@@ -72,10 +82,10 @@ def confirm_consent() -> tuple[str, int]:
         recorded = consents.confirm(hub(), db(), token)
     except TokenInvalid:
         return _invalid()
-    title = consents.purpose_title(db(), recorded["purpose"])
-    return render_template("pages/message.html", heading="Thank you: confirmed",
-                           message=f"You will now receive {title}. You can withdraw at any "
-                           "time.", **_context()), 200
+    title = consents.purpose_title(db(), recorded["purpose"], _language())
+    return render_template("pages/message.html", heading=_("Thank you: confirmed"),
+                           message=_("You will now receive %(title)s. You can withdraw at any "
+                                     "time.", title=title), **_context()), 200
 
 
 @bp.get("/requests/<string:request_id>/verify")
@@ -91,8 +101,9 @@ def verify_request(request_id: str) -> tuple[str, int]:
         requests.verify_with_token(hub(), db(), request_id, request.form.get("token", ""))
     except VerificationFailed:
         return _invalid()
-    return render_template("pages/message.html", heading="Thank you: your request is confirmed",
-                           message="We are working on it and will answer within one month.",
+    return render_template("pages/message.html",
+                           heading=_("Thank you: your request is confirmed"),
+                           message=_("We are working on it and will answer within one month."),
                            **_context()), 200
 
 
@@ -102,8 +113,9 @@ def download_export(token: str) -> Any:
     try:
         request_id, archive = requests.download_by_link(hub(), db(), token)
     except Gone:
-        return _invalid("This download link is no longer valid",
-                        "Links work for 7 days and files are kept for 30. Ask again any time.")
+        return _invalid(_("This download link is no longer valid"),
+                        _("Links work for 7 days and files are kept for 30. Ask again any "
+                          "time."))
     return Response(archive, mimetype="application/zip", headers={
         "Content-Disposition": f'attachment; filename="my-data-{request_id[:8]}.zip"',
         "Cache-Control": "no-store"})

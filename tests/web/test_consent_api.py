@@ -248,6 +248,24 @@ def test_confirmation_link_shows_a_button_and_the_post_confirms(
     assert client.get(f"/consent/confirm?token={token}").status_code == 410
 
 
+def test_the_pages_behind_mail_links_speak_the_readers_language(
+        client: FlaskClient, auth: dict[str, str], catalogue: None, customer_id: str,
+        hub: Hub) -> None:
+    """A German mail's link opens a German page, with the purpose's German title."""
+    from consent.catalogue import ECOMMERCE
+
+    german = next(p for p in ECOMMERCE if p["key"] == "marketing.email")["translations"]["de"]
+    record(client, auth, customer_id, purpose="marketing.email", granted=True)
+    token = _token_from_outbox(hub)
+    de = {"Accept-Language": "de-DE,de;q=0.9"}
+    page = client.get(f"/consent/confirm?token={token}", headers=de).get_data(as_text=True)
+    assert "Ja, bestätigen" in page and german["title"] in page and "Yes, confirm" not in page
+    done = client.post("/consent/confirm", data={"token": token}, headers=de)
+    assert "Danke: bestätigt" in done.get_data(as_text=True)
+    gone = client.get(f"/consent/confirm?token={token}", headers=de)
+    assert gone.status_code == 410 and "nicht mehr gültig" in gone.get_data(as_text=True)
+
+
 def test_one_click_unsubscribe_withdraws_at_once_without_login(
         client: FlaskClient, auth: dict[str, str], catalogue: None, customer_id: str) -> None:
     """R-EPRIV-04: a free, one-step opt-out in every message updates the hub immediately."""
