@@ -67,6 +67,7 @@ def _shown_once(html: str) -> Response:
 def _add_errors(form: Any, errors: dict[str, list[str]]) -> None:
     """A use case's field errors beside the form's fields (others at the top)."""
     for name, messages in errors.items():
+        name = _FIELD_OF.get(name, name)
         target = getattr(form, name, None)
         if target is not None and hasattr(target, "errors") and name != "csrf_token":
             target.errors = [*target.errors, *messages]
@@ -229,7 +230,17 @@ def _purpose_values(form: Any) -> dict[str, Any]:
         **{name: _lines(getattr(form, name).data) for name in _LISTS},
         **{name: (getattr(form, name).data or "").strip() or None for name in _OPTIONAL_TEXT},
     }
+    german = {"title": (form.title_de.data or "").strip(),
+              "description": (form.description_de.data or "").strip()}
+    # the German text is one of the purpose's translations (API.md "Purposes"): none when
+    # both inputs are empty; the default title and description are shown instead
+    values["translations"] = {"de": german} if german["title"] or german["description"] else {}
     return values
+
+
+#: the console's inputs for the fields a use case's error names
+_FIELD_OF = {"translations": "title_de", "translations.de": "title_de",
+             "translations.de.title": "title_de", "translations.de.description": "description_de"}
 
 
 def _flat(messages: Any) -> list[str]:
@@ -247,6 +258,11 @@ def _validated(schema: Any, body: dict[str, Any], form: Any) -> dict[str, Any] |
         loaded: dict[str, Any] = schema.load(body)
     except ma.ValidationError as exc:
         errors = exc.messages if isinstance(exc.messages, dict) else {"": exc.messages}
+        german = errors.pop("translations", None)
+        if isinstance(german, dict) and isinstance(german.get("de"), dict):
+            errors |= {f"translations.de.{k}": v for k, v in german["de"].items()}
+        elif german is not None:
+            errors["translations"] = german
         _add_errors(form, {name: _flat(m) for name, m in errors.items()})
         return None
     return loaded
@@ -272,7 +288,7 @@ def purpose_new() -> str | Response | tuple[str, int]:
     form = NewPurposeForm()
     status = 200
     if form.validate_on_submit():
-        body = {k: v for k, v in _purpose_values(form).items() if v not in (None, "")}
+        body = {k: v for k, v in _purpose_values(form).items() if v not in (None, "", {})}
         body |= {"key": (form.key.data or "").strip(), "legal_basis": form.legal_basis.data,
                  "soft_opt_in": bool(form.soft_opt_in.data)}
         if body["key"] == "":
@@ -317,6 +333,8 @@ def _form_data(current: dict[str, Any]) -> dict[str, Any]:
                 retention_days=str(current["retention_days"]),
                 consent_lifetime_days=str(current.get("consent_lifetime_days") or ""),
                 **{name: "\n".join(current.get(name) or []) for name in _LISTS})
+    german = (current.get("translations") or {}).get("de") or {}
+    data.update(title_de=german.get("title", ""), description_de=german.get("description", ""))
     return data
 
 
@@ -329,6 +347,10 @@ def purpose_edit(key: str) -> str | Response | tuple[str, int]:
     if form.validate_on_submit():
         # PATCH semantics: only what differs from the current version is sent
         wanted = _purpose_values(form)
+        # a PATCH replaces every translation: keep the languages this form does not edit
+        others = {lang: text for lang, text in (current.get("translations") or {}).items()
+                  if lang != "de"}
+        wanted["translations"] = {**others, **wanted["translations"]}
         changes = {name: value for name, value in wanted.items()
                    if value != (current.get(name) if name not in ("fields", *_LISTS)
                                 else list(current.get(name) or []))}

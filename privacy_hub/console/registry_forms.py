@@ -80,6 +80,10 @@ class PurposeFieldsForm(FlaskForm):  # type: ignore[misc]
     title = StringField(_l("Title"), validators=[Length(max=200)])
     description = TextAreaField(_l("Description"), validators=[Length(max=5000)],
                                 render_kw={"rows": 4})
+    title_de = StringField(_l("Title in German"), validators=[Length(max=200)],
+                           render_kw={"lang": "de"})
+    description_de = TextAreaField(_l("Description in German"), validators=[Length(max=5000)],
+                                   render_kw={"rows": 4, "lang": "de"})
     cookie_category = SelectField(_l("Cookie category"), choices=_cookie_choices)
     fields = CheckboxesField(_l("Customer fields it may read"),
                              choices=lambda: [(f, f) for f in PERSONAL_FIELDS])

@@ -70,8 +70,11 @@ def test_a_dpo_registers_a_purpose_makes_a_material_version_and_publishes_a_noti
     visitor.check_page("console-purpose-new-error")
     page.get_by_label("Description", exact=True).fill("News about our products, monthly.")
     page.get_by_label("Categories of personal data").fill("contact data")
+    page.get_by_label("Title in German").fill("Produktneuigkeiten")
+    page.get_by_label("Description in German").fill("Neuigkeiten zu unseren Produkten, monatlich.")
     page.get_by_role("button", name="Register the purpose").click()
     expect(page.get_by_role("status")).to_contain_text("version 1")
+    expect(page.get_by_text("Neuigkeiten zu unseren Produkten, monatlich.")).to_be_visible()
     visitor.check_page("console-purpose")
 
     page.get_by_role("link", name="Change it").click()

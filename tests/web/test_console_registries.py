@@ -221,7 +221,7 @@ NEWSLETTER = {
     "description": "", "fields": ["email", "first_name"], "data_categories": "",
     "recipients": "mailer", "retention_days": "730", "cookie_category": "",
     "consent_lifetime_days": "", "lia_ref": "", "dpv": "", "source_purpose": "",
-    "compatibility_ref": "",
+    "compatibility_ref": "", "title_de": "", "description_de": "",
 }
 
 
@@ -334,3 +334,27 @@ def test_an_auditor_reads_the_registries_and_gets_403_on_every_write(
         assert auditor.post(path, data={"csrf_token": token}).status_code == 403, path
     assert auditor.get("/console/systems/-/new").status_code == 403
     assert auditor.get("/console/purposes/marketing.newsletter/new-version").status_code == 403
+
+
+def test_a_purpose_gets_its_german_text_through_the_pages(console: FlaskClient, hub: Hub) -> None:
+    page = "/console/purposes/-/new"
+    base = {**NEWSLETTER, "description": "Monthly news.", "data_categories": "contact data"}
+    refused = _post(console, page, page, **{**base, "title_de": "Newsletter"})
+    assert refused.status_code == 422  # type: ignore[attr-defined]
+    # the registry's rule: a German text says all the default says, description included
+    assert 'id="description_de-error"' in _text(refused)
+    created = _post(console, page, page, **{**base, "title_de": "Newsletter",
+                                            "description_de": "Monatliche Neuigkeiten."})
+    assert created.status_code == 303  # type: ignore[attr-defined]
+    assert "Monatliche Neuigkeiten." in _text(console.get("/console/purposes/marketing.newsletter"))
+
+    edit = "/console/purposes/marketing.newsletter/new-version"
+    assert "Monatliche Neuigkeiten." in _text(console.get(edit))  # prefilled
+    changed = _post(console, edit, edit, **{**base, "title_de": "Rundbrief",
+                                            "description_de": "Monatliche Neuigkeiten."})
+    assert changed.status_code == 303  # type: ignore[attr-defined]
+    body = hub_client(hub).get("/api/v1/purposes/marketing.newsletter", headers={
+        "Authorization": f"Bearer {_api_key(hub)}"}).json
+    assert body["translations"] == {"de": {"title": "Rundbrief",
+                                           "description": "Monatliche Neuigkeiten."}}
+    assert body["version"] == 1  # not ticked material: the same version
