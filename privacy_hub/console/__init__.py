@@ -35,7 +35,7 @@ OPEN_PAGES = frozenset({"console.sign_in", "console.signed_out"})
 
 #: the modules whose routes join ``bp`` (imported by init_app)
 PAGES = ("account", "home", "staff_pages", "requests_pages", "lookup", "registries",
-         "audit_pages", "ropa_pages", "figures_pages")
+         "systems_pages", "audit_pages", "ropa_pages", "figures_pages")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
