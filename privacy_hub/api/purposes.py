@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
+from consent import purpose_texts
 from consent import purposes as registry
 from consent.purposes import CookieCategory, LegalBasis
 from privacy_hub.api.auth import current_principal, require
@@ -28,8 +29,8 @@ def _strings(max_len: int = 200) -> ma.fields.List[str]:
 
 class PurposeTextFields(Strict):
     title = ma.fields.String(required=True,
-                             validate=validate.Length(min=1, max=registry.TITLE_MAX))
-    description = ma.fields.String(validate=validate.Length(max=registry.DESCRIPTION_MAX),
+                             validate=validate.Length(min=1, max=purpose_texts.TITLE_MAX))
+    description = ma.fields.String(validate=validate.Length(max=purpose_texts.DESCRIPTION_MAX),
                                    metadata={"description": "Required when the purpose has a "
                                                             "description"})
 
@@ -61,13 +62,13 @@ _TRANSLATIONS_HELP = (
 
 
 class PurposeFields(Strict):
-    title = ma.fields.String(validate=validate.Length(min=1, max=registry.TITLE_MAX))
-    description = ma.fields.String(validate=validate.Length(max=registry.DESCRIPTION_MAX))
-    # Keys are checked by the registry (consent.purposes.LANGUAGE_RE), so that the API,
+    title = ma.fields.String(validate=validate.Length(min=1, max=purpose_texts.TITLE_MAX))
+    description = ma.fields.String(validate=validate.Length(max=purpose_texts.DESCRIPTION_MAX))
+    # Keys are checked by the registry (consent.purpose_texts.LANGUAGE_RE), so that the API,
     # the CLI and the console refuse a bad one with the same message and field name.
     translations = ByLanguage(keys=ma.fields.String(),
                               values=ma.fields.Nested(PurposeTextFields), allow_none=True,
-                                  validate=validate.Length(max=registry.MAX_TRANSLATIONS),
+                                  validate=validate.Length(max=purpose_texts.MAX_TRANSLATIONS),
                                   metadata={"description": _TRANSLATIONS_HELP})
     cookie_category = ma.fields.String(allow_none=True,
                                        validate=validate.OneOf([str(c) for c in CookieCategory]))
@@ -108,7 +109,7 @@ class PurposeCreate(PurposeFields):
         validate.Length(max=100),
         validate.Regexp(registry.KEY_RE, error="lowercase dotted slug, e.g. marketing.email")])
     title = ma.fields.String(required=True,
-                             validate=validate.Length(min=1, max=registry.TITLE_MAX))
+                             validate=validate.Length(min=1, max=purpose_texts.TITLE_MAX))
     legal_basis = ma.fields.String(required=True,
                                    validate=validate.OneOf([str(b) for b in LegalBasis]))
     retention_days = ma.fields.Integer(required=True, validate=validate.Range(min=1, max=36500))
