@@ -210,6 +210,20 @@ class Receipt(ConsentBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ReceiptKey(ConsentBase):
+    """A public key that signed receipts. The private key of the current one is a hub key
+    in the key store; retired ones keep only their public half, so receipts they signed
+    still verify offline."""
+
+    __tablename__ = "consent_receipt_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the raw 32-byte Ed25519 public key
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class ConfirmationToken(ConsentBase):
     """Double opt-in: a single-use link, stored only as a hash."""
 

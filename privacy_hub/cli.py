@@ -214,10 +214,23 @@ def keys() -> None:
 
 @keys.command("rotate")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
-def keys_rotate(batch_size: int) -> None:
-    """New key-encryption key; re-wrap every data key under it; retire the old one."""
+@click.option("--receipts", is_flag=True,
+              help="Rotate the receipt signing key instead: a new Ed25519 key signs from now "
+                   "on; the JWKS keeps publishing the old ones.")
+def keys_rotate(batch_size: int, receipts: bool) -> None:
+    """New key-encryption key; re-wrap every data key under it; retire the old one.
+
+    With --receipts: a new receipt signing key instead."""
     hub = _open_hub()
     try:
+        if receipts:
+            from privacy_hub.usecases.keys import rotate_receipt_key
+
+            done = rotate_receipt_key(hub, actor=CLI_ACTOR)
+            click.echo(f"receipt signing key {done['key_id']} signs from now on; retired: "
+                       f"{', '.join(done['retired']) or 'none'} (still published in the JWKS, "
+                       "so their receipts verify); restart running servers to sign with it")
+            return
         def progress(done: int, total: int) -> None:
             click.echo(f"re-wrapped {done}/{total} data keys", err=True)
 

@@ -15,6 +15,8 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 import audit
+from audit.clock import utcnow
+from consent import receipt_keys
 from consent.ledger import Ledger
 from consent.receipts import Controller, ReceiptSigner, jwk
 from privacy_hub.config import ConfigError, Settings
@@ -35,6 +37,12 @@ def signing_key_id(prefix: str, public: Ed25519PublicKey) -> str:
     """A stable id for a public signing key: ``<prefix>-<16 hex of its SHA-256>``."""
     raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
     return f"{prefix}-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
+def receipt_signer(raw: bytes) -> ReceiptSigner:
+    """The receipt signer of a 32-byte hub key (the Ed25519 seed)."""
+    private = Ed25519PrivateKey.from_private_bytes(raw)
+    return ReceiptSigner(signing_key_id("receipts", private.public_key()), private)
 
 
 @dataclass
@@ -79,6 +87,8 @@ class Hub:
         if not inspect(keystore_engine).has_table("keystore_keks"):
             raise ConfigError("the database has no tables yet: run `privacy-hub init` "
                               "(new instance) or `privacy-hub db upgrade`")
+        # absent on an instance not yet upgraded (`privacy-hub db upgrade` runs it)
+        publish_receipt_key = inspect(engine).has_table("consent_receipt_keys")
         created: list[dict[str, object]] = []
         with transaction(sessions) as session:
             if bootstrap:
@@ -87,6 +97,9 @@ class Hub:
                 created += [{"kind": "hub_key", "name": name} for name in HUB_KEYS
                             if session.get(HubKey, name) is None]
             keys = {name: keyring.hub_key(session, name, create=bootstrap) for name in HUB_KEYS}
+            signer_now = receipt_signer(keys["receipt_signing"])
+            if publish_receipt_key:
+                receipt_keys.register(session, signer_now, utcnow())
         private = Ed25519PrivateKey.from_private_bytes(keys["audit_signing"])
         signer = audit.CheckpointSigner(signing_key_id("audit", private.public_key()), private)
         audit.install(sessions, signer=signer, checkpoint_every=settings.audit_checkpoint_every)
@@ -96,9 +109,8 @@ class Hub:
                 for details in created:
                     audit.record(session, actor=audit.Actor("cli", "init"), action="key.created",
                                  details=details)
-        receipt_key = Ed25519PrivateKey.from_private_bytes(keys["receipt_signing"])
         ledger = Ledger(
-            signer=ReceiptSigner(signing_key_id("receipts", receipt_key.public_key()), receipt_key),
+            signer=signer_now,
             controller=Controller(
                 name=settings.controller_name, contact=settings.controller_email,
                 email=settings.controller_email, address=settings.controller_address,
@@ -118,10 +130,15 @@ class Hub:
         """The audit checkpoint keys by key id, to verify the chain."""
         return {self.audit_signer.key_id: self.audit_signer.private_key.public_key()}
 
-    def receipt_jwks(self) -> dict[str, object]:
-        """The receipt signing key as a JWK set, to verify receipts offline."""
+    def receipt_jwks(self, session: Session) -> dict[str, object]:
+        """Every receipt signing key, current and retired, as a JWK set: every receipt
+        ever issued verifies offline with it."""
+        published = receipt_keys.jwks(session)
         signer = self.ledger.signer
-        return {"keys": [jwk(signer.key_id, signer.private_key.public_key())]}
+        if not any(k["kid"] == signer.key_id for k in published["keys"]):
+            # an instance upgraded while this process ran: the current key is published here
+            published["keys"].insert(0, jwk(signer.key_id, signer.private_key.public_key()))
+        return published
 
     def close(self) -> None:
         """Stop the check log's writer and close the database connections."""

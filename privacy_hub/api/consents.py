@@ -283,10 +283,12 @@ class ReceiptItem(MethodView):
 
 @blp.route("/keys/receipts")
 class ReceiptKeys(MethodView):
+    @read_only_request
     @blp.response(200, JwksSchema)
     def get(self) -> dict[str, Any]:
-        """The JWKS that verifies receipts (public, no authentication)."""
-        return hub().receipt_jwks()
+        """The JWKS that verifies receipts (public, no authentication): the current key
+        and every retired one, so every receipt ever issued verifies offline."""
+        return hub().receipt_jwks(db())
 
 
 @blp.route("/consents/confirm")

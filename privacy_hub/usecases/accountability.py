@@ -100,7 +100,7 @@ def evidence_pack(hub: Hub, session: Session, customer_id: str, purpose: str, *,
     cid = canonical_id(customer_id)
     flushed = evidence.flush_checks(hub.checklog)  # before the session reads
     pack = evidence.assemble(session, cid, purpose, settings=hub.settings,
-                             jwks=hub.receipt_jwks(), now=utcnow())
+                             jwks=hub.receipt_jwks(session), now=utcnow())
     pack["check_log_flushed"] = flushed
     audit.record(session, actor=actor, action="evidence.exported", customer_id=cid,
                  details={"purpose": purpose, "format": export_format})

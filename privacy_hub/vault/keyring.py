@@ -314,3 +314,23 @@ class KeyRing:
         with self._lock:
             self._hub[name] = raw
         return raw
+
+    def replace_hub_key(self, session: Session, name: str) -> bytes:
+        """Destroy the named hub key and put a new random one in its place (wrapped under
+        the primary key-encryption key); return the new key. Call ``forget_hub_key`` once
+        the transaction has committed."""
+        row = session.get(HubKey, name)
+        if row is None:
+            raise KeyMissing(f"hub key {name!r} is missing: run `privacy-hub init`")
+        kek_version, kek = self.keks.primary(session)
+        raw = os.urandom(crypto.KEY_BYTES)
+        row.kek_version = kek_version
+        row.wrapped = crypto.wrap(kek, raw, hub_aad(name, kek_version))
+        row.created_at = utcnow()
+        session.flush()
+        return raw
+
+    def forget_hub_key(self, name: str) -> None:
+        """Drop the process's cached copy of a hub key (it is read again when next used)."""
+        with self._lock:
+            self._hub.pop(name, None)

@@ -132,6 +132,24 @@ def test_keys_rotate_and_audit_verify(env: dict[str, str], tmp_path: Path) -> No
     assert "BROKEN at seq 3" in broken.output
 
 
+def test_keys_rotate_receipts_starts_a_new_key_and_the_jwks_keeps_the_old_one(
+        env: dict[str, str]) -> None:
+    """`keys rotate --receipts`: a new receipt key; the old one stays published (R-CREC-04)."""
+    from privacy_hub.app import create_app
+
+    run(env, "init", "--demo")
+    rotated = run(env, "keys", "rotate", "--receipts")
+    assert rotated.exit_code == 0, rotated.output
+    new, old = re.search(r"receipt signing key (\S+) signs from now on; retired: (\S+) ",
+                         rotated.output).groups()  # type: ignore[union-attr]
+    assert new != old
+    app = create_app(Settings.from_env(env))
+    jwks = app.test_client().get("/api/v1/keys/receipts").json
+    app.extensions["privacy_hub"].close()
+    assert [k["kid"] for k in jwks["keys"]] == [new, old]
+    assert run(env, "audit", "verify").exit_code == 0
+
+
 def test_db_upgrade_is_idempotent(env: dict[str, str]) -> None:
     run(env, "init")
     for _ in range(2):
