@@ -124,6 +124,7 @@ class BackendFactory:
             dbname = f"bench_{name}".replace("-", "_")
             env["PRIVACY_HUB_DATABASE_URL"] = self._pg.create_database(dbname)
             env["PRIVACY_HUB_SECRET_KEY"] = secrets.token_urlsafe(48)
+            env["PRIVACY_HUB_ROOT_KEY_FILE"] = str(path / "root.key")
         instance = Instance(path=path, env=env, log_dir=self.workdir)
         instance.init()
         return instance

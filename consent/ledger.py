@@ -165,8 +165,8 @@ class Ledger:
                                              shared.setdefault("consent.purposes", {}))
         if purpose.double_opt_in and decision.granted:
             return None
-        now = _tick(shared, now)
         current = ledger_rows.current_state_raw(conn, customer_id, purpose.key)
+        now = _tick(shared, ledger_rows.after_current(current, now))
         recorded, row, _status = self._write(conn, current, customer_id, decision, purpose,
                                              notice_sha, actor, now, None, raw=True)
         entry = audit.entry(actor, f"consent.{row.event_type}", customer_id,
@@ -177,8 +177,8 @@ class Ledger:
                notice_sha: str | None, actor: audit.Actor, now: datetime,
                event_type: str | None = None) -> Recorded:
         """Write one validated decision with its audit entry and domain events."""
-        now = _tick(session.info, now)
         current = ledger_rows.current_state(session, customer_id, purpose.key)
+        now = _tick(session.info, ledger_rows.after_current(current, now))
         recorded, row, status = self._write(session, current, customer_id, d, purpose,
                                             notice_sha, actor, now, event_type)
         if current is not None:

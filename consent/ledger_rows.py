@@ -7,10 +7,11 @@ runs them while it holds the database's write lock.
 
 from __future__ import annotations
 
-from datetime import datetime
+import zlib
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from audit.prepared import Prepared, driver_cursor, time_reader
@@ -23,7 +24,7 @@ _EVENTS = cast(Table, ConsentEvent.__table__)
 _STATES = cast(Table, ConsentState.__table__)
 _RECEIPTS = cast(Table, Receipt.__table__)
 _CURRENT = (select(ConsentState.status, ConsentState.purpose_version, ConsentState.expires_at,
-                   ConsentState.last_event_id)
+                   ConsentState.last_event_id, ConsentState.updated_at)
             .where(ConsentState.customer_id == bindparam("customer_id"),
                    ConsentState.purpose == bindparam("purpose"))
             .with_for_update())
@@ -31,6 +32,13 @@ _UPDATE_STATE = update(_STATES).where(_STATES.c.customer_id == bindparam("custom
                                       _STATES.c.purpose == bindparam("purpose_"))
 _STATE_VALUES = ("status", "purpose_version", "granted_at", "expires_at", "source",
                  "last_event_id", "updated_at")
+# PostgreSQL: writers of one customer's consent queue here before they read the current
+# state. ``FOR UPDATE`` alone locks nothing while a purpose has no state row yet, so two
+# first decisions would both read "none" and the second insert would fail on the primary
+# key. The two-key form is a key space apart from the vault's one-key identifier locks.
+_LOCK_SPACE = zlib.crc32(b"consent_state") - 2**31
+_LOCK = text("SELECT pg_advisory_xact_lock(CAST(:space AS integer), CAST(:key AS integer))")
+_LOCK_RAW = Prepared(_LOCK)
 # The writes of a group-committed decision (Ledger.record_on), straight on the driver's
 # cursor: SQLAlchemy's execution path costs more than the statements, under the write lock.
 _CURRENT_RAW = Prepared(_CURRENT)
@@ -76,11 +84,19 @@ class CurrentState(NamedTuple):
     purpose_version: int
     expires_at: datetime | None
     last_event_id: str
+    updated_at: datetime | None
+
+
+def _lock_key(customer_id: str) -> dict[str, int]:
+    return {"space": _LOCK_SPACE, "key": zlib.crc32(customer_id.encode()) - 2**31}
 
 
 def current_state(session: Session, customer_id: str, purpose: str) -> Any:
-    """The current-state row (status, purpose_version, expires_at, last_event_id), locked
-    for the rest of the transaction (PostgreSQL), or None."""
+    """The current-state row (status, purpose_version, expires_at, last_event_id,
+    updated_at), or None; on PostgreSQL the customer's consent stays locked for the rest
+    of the transaction, whether or not the row exists yet."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK, _lock_key(customer_id))
     return session.execute(_CURRENT, {"customer_id": customer_id, "purpose": purpose}).first()
 
 
@@ -90,13 +106,26 @@ def current_state_raw(conn: Connection, customer_id: str, purpose: str) -> Curre
     the write lock."""
     dialect = conn.dialect
     cursor = driver_cursor(conn)
+    if dialect.name == "postgresql":
+        _LOCK_RAW.execute(cursor, dialect, _lock_key(customer_id))
     row = _CURRENT_RAW.execute(cursor, dialect, {"customer_id": customer_id,
                                                  "purpose": purpose}).fetchone()
     if row is None:
         return None
-    status, version, expires_at, last_event_id = row
-    return CurrentState(status, int(version), time_reader(dialect)(expires_at),
-                        last_event_id)
+    status, version, expires_at, last_event_id, updated_at = row
+    read = time_reader(dialect)
+    return CurrentState(status, int(version), read(expires_at), last_event_id,
+                        read(updated_at))
+
+
+def after_current(current: Any, now: datetime) -> datetime:
+    """``now``, or just after the event the current state holds when that is later: a
+    writer that waited for another's lock (or runs on a machine whose clock is behind)
+    records its event after that one, so the state is always the latest event."""
+    last: datetime | None = None if current is None else current.updated_at
+    if last is not None and now <= last:
+        return last + timedelta(microseconds=1)
+    return now
 
 
 def signed_receipt(row: LedgerRow, purpose: Purpose, controller: Controller,

@@ -68,15 +68,21 @@ def init(demo: bool) -> None:
                 fh.write(new_secret())
     from privacy_hub.vault.root import FileRootKey
 
-    root_created = False
-    if not settings.root_key_path.exists():
-        FileRootKey.create(settings.root_key_path)
-        root_created = True
     try:
         settings.resolved()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     _migrate(settings)
+    root_created = False
+    if not settings.root_key_path.exists():
+        if _has_keys(settings):
+            # A new root key would open none of them (another node's `init` made them).
+            raise click.ClickException(
+                f"the root key file {settings.root_key_path} does not exist, and this "
+                "database already has keys: set PRIVACY_HUB_ROOT_KEY_FILE to the root key "
+                "file `privacy-hub init` created for it")
+        FileRootKey.create(settings.root_key_path)
+        root_created = True
     hub = _open_hub(settings, bootstrap=True)
     try:
         click.echo(f"instance: {instance}")
@@ -107,6 +113,17 @@ def _demo_staff(hub: Any) -> None:
         return
     click.echo(f"totp_secret: {enrolment.totp_secret}")
     click.echo(f"totp_uri: {enrolment.totp_uri}")
+
+
+def _has_keys(settings: Settings) -> bool:
+    """Whether the key store holds key-encryption keys already (made under some root key)."""
+    from privacy_hub.vault.keks import keys_exist
+
+    engine = make_engine(settings.keystore_url or settings.database_url)
+    try:
+        return keys_exist(engine)
+    finally:
+        engine.dispose()
 
 
 @main.group()

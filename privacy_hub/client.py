@@ -3,7 +3,9 @@
 Standard library only, so a service can import it without Flask or SQLAlchemy. The gate
 calls fail closed (R-GATE-09): when the hub cannot answer, ``check`` says "not allowed"
 with reason ``hub_unavailable``. Nothing is cached: every check asks the hub, so a
-withdrawal counts for the very next check (R-GATE-02).
+withdrawal counts for the very next check (R-GATE-02). Every write carries an
+``Idempotency-Key``, and one the hub refused as a concurrent change (409
+``concurrent-change``: nothing was saved) is sent once more with the same key.
 """
 
 from __future__ import annotations
@@ -210,7 +212,8 @@ class HubClient:
                        idempotency_key: str | None = None) -> dict[str, Any]:
         """Record one decision; returns the recorded event (with ``status``, ``receipt_id``).
 
-        Sent with an ``Idempotency-Key`` (a fresh one unless given), so a retry is safe.
+        Sent with an ``Idempotency-Key`` (a fresh one unless given), so a retry is safe; a
+        409 ``concurrent-change`` is retried once with the same key.
         """
         decision: dict[str, Any] = {"purpose": purpose, "granted": granted,
                                     "collection_method": collection_method,
@@ -222,7 +225,7 @@ class HubClient:
         if evidence is not None:
             decision["evidence"] = dict(evidence)
         return self._call("POST", f"/api/v1/customers/{_seg(customer_id)}/consents",
-                          body=decision, idempotency_key=idempotency_key or str(uuid.uuid4()))
+                          body=decision, idempotency_key=idempotency_key, write=True)
 
     def read_data(self, customer_id: str, purpose: str) -> dict[str, Any]:
         """Purpose-bound data: only the purpose's fields. Raises Denied when the gate says no."""
@@ -238,7 +241,7 @@ class HubClient:
     def unsubscribe_link(self, customer_id: str, purpose: str) -> dict[str, Any]:
         """A one-click unsubscribe link (and List-Unsubscribe headers) for one message."""
         return self._call("POST", f"/api/v1/customers/{_seg(customer_id)}/unsubscribe-link",
-                          body={"purpose": purpose})
+                          body={"purpose": purpose}, write=True)
 
     def report_request(self, request_id: str, system: str, status: str,
                        data: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -247,11 +250,11 @@ class HubClient:
         if data is not None:
             body["data"] = dict(data)
         return self._call("POST", f"/api/v1/requests/{_seg(request_id)}/systems/{_seg(system)}",
-                          body=body)
+                          body=body, write=True)
 
     def upsert_customer(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Create a customer, or update the one with this ``external_id`` or else email."""
-        return self._call("POST", "/api/v1/customers", body=dict(fields))
+        return self._call("POST", "/api/v1/customers", body=dict(fields), write=True)
 
     def lookup(self, email: str | None = None, phone: str | None = None,
                external_id: str | None = None) -> list[str]:
@@ -292,8 +295,14 @@ class HubClient:
             self._open.discard(conn)
 
     def _call(self, method: str, path: str, *, query: Mapping[str, str] | None = None,
-              body: Any = None, idempotency_key: str | None = None) -> dict[str, Any]:
-        """One request; the decoded JSON object of a 2xx answer, else HubError."""
+              body: Any = None, idempotency_key: str | None = None,
+              write: bool = False) -> dict[str, Any]:
+        """One request; the decoded JSON object of a 2xx answer, else HubError.
+
+        A ``write`` is sent with an ``Idempotency-Key`` (a fresh one unless given) and, when
+        the hub answers 409 ``concurrent-change`` (nothing was saved), sent once more with
+        the same key.
+        """
         url = self._prefix + path + (f"?{urlencode(query)}" if query else "")
         headers = {"Authorization": self._auth, "Accept": "application/json",
                    "User-Agent": _USER_AGENT}
@@ -301,13 +310,31 @@ class HubClient:
         if body is not None:
             payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
             headers["Content-Type"] = "application/json"
+        if write and idempotency_key is None:
+            idempotency_key = str(uuid.uuid4())
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
+        status, decoded = self._send(method, url, payload, headers)
+        if write and _concurrent_change(status, decoded):
+            status, decoded = self._send(method, url, payload, headers)
+        if 200 <= status < 300:
+            if not isinstance(decoded, dict):
+                raise HubUnavailable(status, message="malformed answer from the hub")
+            return decoded
+        problem = decoded if isinstance(decoded, dict) else {}
+        if status >= 500:
+            raise HubUnavailable(status, problem)
+        raise HubError(status, problem)
+
+    def _send(self, method: str, url: str, payload: bytes | None,
+              headers: Mapping[str, str]) -> tuple[int, Any]:
+        """Send one request (again on a new connection if a kept-alive one had gone
+        stale); the status and the decoded JSON answer (None if it is not JSON)."""
         for attempt in (1, 2):
             conn = self._connection()
             reused = conn.sock is not None
             try:
-                conn.request(method, url, body=payload, headers=headers)
+                conn.request(method, url, body=payload, headers=dict(headers))
                 response = conn.getresponse()
                 status, raw = response.status, response.read()
                 if response.will_close:
@@ -324,17 +351,15 @@ class HubClient:
                 raise HubUnavailable(None, message=f"connection failed: {type(exc).__name__}") \
                     from exc
         try:
-            decoded = json.loads(raw) if raw else {}
+            return status, (json.loads(raw) if raw else {})
         except ValueError:
-            decoded = None
-        if 200 <= status < 300:
-            if not isinstance(decoded, dict):
-                raise HubUnavailable(status, message="malformed answer from the hub")
-            return decoded
-        problem = decoded if isinstance(decoded, dict) else {}
-        if status >= 500:
-            raise HubUnavailable(status, problem)
-        raise HubError(status, problem)
+            return status, None
+
+
+def _concurrent_change(status: int, answer: Any) -> bool:
+    """The hub's 409 for a write that met a concurrent one: nothing was saved, retry."""
+    return (status == 409 and isinstance(answer, dict)
+            and str(answer.get("type", "")).endswith("/concurrent-change"))
 
 
 def _deny_reason(exc: HubError) -> str:

@@ -140,10 +140,13 @@ class Settings:
                 )
             secret = path.read_bytes().strip()
         check_secret("PRIVACY_HUB_SECRET_KEY", secret)
-        if not self.embedded and self.root_key_file is None and not self.root_key_path.exists():
+        if not self.embedded and self.root_key_file is None:
+            # Never a root.key of the instance folder: a second node would make its own,
+            # which opens none of the database's keys.
             raise ConfigError(
-                f"PRIVACY_HUB_ROOT_KEY_FILE is not set and {self.root_key_path} does not exist: "
-                "outside the embedded default the root key must be provided explicitly"
+                "PRIVACY_HUB_ROOT_KEY_FILE is not set: outside the embedded SQLite default "
+                "every node needs it, naming the root key file `privacy-hub init` created "
+                "on the first node"
             )
         return replace(self, secret_key=secret)
 

@@ -26,7 +26,7 @@ from privacy_hub.jobs import outbox
 from privacy_hub.staff.accounts import StaffDirectory
 from privacy_hub.systems import SystemRegistry
 from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
-from privacy_hub.vault.errors import KeyMissing
+from privacy_hub.vault.errors import DecryptionError, KeyMissing
 from privacy_hub.vault.keystore import HubKey
 from privacy_hub.vault.root import FileRootKey
 
@@ -90,16 +90,25 @@ class Hub:
         # absent on an instance not yet upgraded (`privacy-hub db upgrade` runs it)
         publish_receipt_key = inspect(engine).has_table("consent_receipt_keys")
         created: list[dict[str, object]] = []
-        with transaction(sessions) as session:
-            if bootstrap:
-                if keyring.keks.bootstrap(session):
-                    created.append({"kind": "key_encryption_key", "version": 1})
-                created += [{"kind": "hub_key", "name": name} for name in HUB_KEYS
-                            if session.get(HubKey, name) is None]
-            keys = {name: keyring.hub_key(session, name, create=bootstrap) for name in HUB_KEYS}
-            signer_now = receipt_signer(keys["receipt_signing"])
-            if publish_receipt_key:
-                receipt_keys.register(session, signer_now, utcnow())
+        try:
+            with transaction(sessions) as session:
+                if bootstrap:
+                    if keyring.keks.bootstrap(session):
+                        created.append({"kind": "key_encryption_key", "version": 1})
+                    created += [{"kind": "hub_key", "name": name} for name in HUB_KEYS
+                                if session.get(HubKey, name) is None]
+                keys = {name: keyring.hub_key(session, name, create=bootstrap)
+                        for name in HUB_KEYS}
+                signer_now = receipt_signer(keys["receipt_signing"])
+                if publish_receipt_key:
+                    receipt_keys.register(session, signer_now, utcnow())
+        except DecryptionError:
+            raise ConfigError(
+                f"the root key {settings.root_key_path} does not open this database's keys "
+                "(they were made with another root key): set PRIVACY_HUB_ROOT_KEY_FILE to "
+                "the root key file `privacy-hub init` created for this database") from None
+        except KeyMissing as exc:
+            raise ConfigError(str(exc)) from None
         private = Ed25519PrivateKey.from_private_bytes(keys["audit_signing"])
         signer = audit.CheckpointSigner(signing_key_id("audit", private.public_key()), private)
         audit.install(sessions, signer=signer, checkpoint_every=settings.audit_checkpoint_every)

@@ -6,7 +6,9 @@ import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
+from privacy_hub import redaction
 from privacy_hub.jobs.runners import BackgroundWorker, configure_logging
 
 #: seconds a thread may hold the GIL while others wait for it (CPython's default: 0.005)
@@ -29,6 +31,16 @@ class _HubServer(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
+class _HubLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logs, with the token of any mailed link replaced (privacy_hub/redaction.py):
+    the access log's request line and path, and the error log's "Error handling request"."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        redaction.install(self.error_log)
+        redaction.install(self.access_log)
+
+
 def _post_worker_init(worker: Any) -> None:
     """In each gunicorn worker: a daemon thread that runs the instance's background worker
     once it holds ``<instance>/worker.lock`` (one loop per instance; a restarted process
@@ -44,7 +56,7 @@ def _post_worker_init(worker: Any) -> None:
 
 
 def _post_fork(_server: Any, _worker: Any) -> None:
-    """In each gunicorn worker: hand the GIL over sooner (1 ms, not 5 ms).
+    """In each gunicorn worker: hand the GIL over sooner (1 ms, not 5 ms), and log.
 
     A request thread that holds SQLite's write lock (or PostgreSQL's audit head lock)
     needs the GIL back after each statement and after the fsync; with the default
@@ -52,6 +64,7 @@ def _post_fork(_server: Any, _worker: Any) -> None:
     other writer of both processes waits that long too.
     """
     sys.setswitchinterval(SWITCH_INTERVAL)
+    configure_logging()  # the app's own log lines, tokens redacted, with or without a worker
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:
@@ -72,7 +85,9 @@ def run(*, host: str, port: int, workers: int, threads: int,
         "threads": threads,
         "worker_class": "gthread" if threads > 1 else "sync",
         "accesslog": "-",
-        # Paths only: identifiers never travel in URLs, and query strings are not logged.
+        "logger_class": _HubLogger,
+        # Paths only: identifiers never travel in URLs, and query strings are not logged;
+        # the tokens some links carry in their paths are replaced by _HubLogger.
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
         "graceful_timeout": 10,
         # gunicorn's control socket sits at one path per user; several hubs would share it.

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from privacy_hub import redaction
 from privacy_hub.jobs.worker import Worker
 
 if TYPE_CHECKING:
@@ -97,11 +98,15 @@ class BackgroundWorker:
 
 
 def configure_logging() -> None:
-    """Log INFO and up to standard error, unless the program configured logging itself."""
+    """Log INFO and up to standard error, tokens redacted, unless the program configured
+    logging itself."""
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+        for handler in root.handlers:
+            # No token of a mailed link in any line (privacy_hub/redaction.py).
+            redaction.install(handler)
 
 
 def run_cli(hub: Hub, *, once: bool, poll_interval: float,

@@ -12,7 +12,7 @@ import threading
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Engine, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from audit.clock import utcnow
@@ -119,3 +119,9 @@ class KeyEncryptionKeys:
         with self._lock:
             self._loaded[version] = kek
         return kek
+
+
+def keys_exist(keystore: Engine) -> bool:
+    """Whether the key store already holds key-encryption keys (wrapped by some root key)."""
+    with keystore.connect() as conn:
+        return bool(conn.scalar(select(func.count()).select_from(_KEKS)))

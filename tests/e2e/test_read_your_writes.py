@@ -42,7 +42,8 @@ def two_worker_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[R
         server = request.getfixturevalue("pg_server")
         dbname = f"ryw_{uuid.uuid4().hex[:12]}"
         env = {"PRIVACY_HUB_DATABASE_URL": server.create_database(dbname),
-               "PRIVACY_HUB_SECRET_KEY": secrets.token_urlsafe(48)}
+               "PRIVACY_HUB_SECRET_KEY": secrets.token_urlsafe(48),
+               "PRIVACY_HUB_ROOT_KEY_FILE": str(tmp_path / "root.key")}
     try:
         with running_hub(tmp_path, workers=2, env=env) as hub:
             if PROC_TCP.exists():

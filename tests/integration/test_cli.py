@@ -174,13 +174,20 @@ def test_outside_the_embedded_default_a_missing_secret_is_named(
     assert weak.exit_code != 0 and "PRIVACY_HUB_SECRET_KEY is weak" in weak.output
     short = run({**env, "PRIVACY_HUB_SECRET_KEY": "abc123"}, "init")
     assert short.exit_code != 0 and "too short" in short.output
-    ok = run({**env, "PRIVACY_HUB_SECRET_KEY": secrets.token_urlsafe(48)}, "init", "--demo")
+    no_root = run({**env, "PRIVACY_HUB_SECRET_KEY": secrets.token_urlsafe(48)}, "init")
+    assert no_root.exit_code != 0 and "PRIVACY_HUB_ROOT_KEY_FILE is not set" in no_root.output
+    assert not (tmp_path / "i" / "root.key").exists()  # no key of its own, silently
+    ok = run({**env, "PRIVACY_HUB_SECRET_KEY": secrets.token_urlsafe(48),
+              "PRIVACY_HUB_ROOT_KEY_FILE": str(tmp_path / "keys" / "root.key")},
+             "init", "--demo")
     assert ok.exit_code == 0, ok.output
     assert "api_key: phk_" in ok.output
 
 
 def test_outside_the_embedded_default_the_root_key_must_be_given(tmp_path: Path) -> None:
-    settings = Settings(instance_path=tmp_path / "nothing-here",
+    (tmp_path / "instance").mkdir()
+    (tmp_path / "instance" / "root.key").write_bytes(b"k" * 32)  # not used for PostgreSQL
+    settings = Settings(instance_path=tmp_path / "instance",
                         database_url="postgresql+psycopg://u@127.0.0.1:1/x",
                         secret_key=secrets.token_urlsafe(48).encode())
     with pytest.raises(ConfigError, match="PRIVACY_HUB_ROOT_KEY_FILE"):

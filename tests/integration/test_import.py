@@ -315,7 +315,8 @@ def test_cli_import_prints_rejections_and_a_summary(hub: Hub, tmp_path: Path,
                                             row("CRM-2", SEED_EMAIL + ".")])
     env = {"PRIVACY_HUB_INSTANCE_PATH": str(hub.settings.instance_path),
            "PRIVACY_HUB_DATABASE_URL": db_url,
-           "PRIVACY_HUB_SECRET_KEY": secrets.token_urlsafe(48)}
+           "PRIVACY_HUB_SECRET_KEY": secrets.token_urlsafe(48),
+           "PRIVACY_HUB_ROOT_KEY_FILE": str(hub.settings.root_key_path)}
     from privacy_hub.cli import main
 
     result = CliRunner().invoke(main, ["import", str(path), "--batch-size", "1"], env=env)
