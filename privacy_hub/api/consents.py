@@ -16,6 +16,7 @@ from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.bodies import documented, json_response, load_body
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
+from privacy_hub.api.pagination import PAGE, next_cursor_field, page_of
 from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.usecases import consents
 from privacy_hub.usecases.customers import canonical_id
@@ -94,10 +95,16 @@ class StateSchema(ma.Schema):
 
 class StateList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(StateSchema))
+    next_cursor = next_cursor_field()
 
 
 class HistoryList(ma.Schema):
     items = ma.fields.List(ma.fields.Dict())
+    next_cursor = next_cursor_field()
+
+
+class EventItem(ma.Schema):
+    items = ma.fields.List(ma.fields.Dict(), metadata={"description": "exactly the one event"})
 
 
 class ReceiptSchema(ma.Schema):
@@ -204,12 +211,13 @@ class Consents(MethodView):
 
     @read_only_request
     @require("consents:read")
+    @blp.arguments(PAGE, location="query")
     @blp.response(200, StateList)
-    def get(self, customer_id: str) -> dict[str, Any]:
-        """The current state for every purpose."""
-        return {"items": consents.current_state(
-            hub(), db(), canonical_id(customer_id),
-            may_use=current_principal().may_use_purpose)}
+    def get(self, page: dict[str, Any], customer_id: str) -> dict[str, Any]:
+        """The current state for every purpose, by purpose key."""
+        return page_of(consents.current_state(hub(), db(), canonical_id(customer_id),
+                                              may_use=current_principal().may_use_purpose),
+                       page, key="purpose")
 
 
 @blp.route("/customers/<string:customer_id>/consents:batch")
@@ -230,18 +238,20 @@ class ConsentBatch(MethodView):
 class ConsentHistory(MethodView):
     @read_only_request
     @require("consents:read")
+    @blp.arguments(PAGE, location="query")
     @blp.response(200, HistoryList)
-    def get(self, customer_id: str) -> dict[str, Any]:
+    def get(self, page: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Every recorded decision, oldest first, with its evidence and receipt id."""
-        return {"items": consents.history(hub(), db(), canonical_id(customer_id),
-                                          may_use=current_principal().may_use_purpose)}
+        return page_of(consents.history(hub(), db(), canonical_id(customer_id),
+                                        may_use=current_principal().may_use_purpose),
+                       page, key="id")
 
 
 @blp.route("/customers/<string:customer_id>/consents/<string:event_id>")
 class ConsentEventItem(MethodView):
     @read_only_request
     @require("consents:read")
-    @blp.response(200, HistoryList)
+    @blp.response(200, EventItem)
     def get(self, customer_id: str, event_id: str) -> dict[str, Any]:
         """One ledger event. Ledger events are never changed or deleted (no PUT, no DELETE)."""
         return {"items": [consents.event(db(), canonical_id(customer_id), event_id,
