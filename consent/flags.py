@@ -165,6 +165,23 @@ def _as_flags(restricted: bool, erased: bool,
                  objections=frozenset(objected), compelling_grounds=frozenset(grounds))
 
 
+def customer_status(stored: str, restricted: bool) -> str:
+    """The status a customer is shown and filtered by (API.md "Customers"): ``erased`` once
+    erased, whatever else holds; ``restricted`` while a restriction (Art. 18) is in force,
+    ``active`` again once it is lifted. ``stored``: the vault's status (active or erased)."""
+    if stored == "erased":
+        return "erased"
+    return "restricted" if restricted else "active"
+
+
+def status_of(session: Session, customer_id: str, stored: str) -> str:
+    """``customer_status`` of one customer, with their restriction flag read here."""
+    if stored == "erased":
+        return "erased"
+    row = session.get(ProcessingFlags, customer_id)
+    return customer_status(stored, bool(row is not None and row.restricted))
+
+
 def flags_for(session: Session, customer_id: str) -> Flags:
     """The customer's current flags (``exists`` is the caller's business)."""
     row = session.get(ProcessingFlags, customer_id)

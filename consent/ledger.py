@@ -90,18 +90,42 @@ class Ledger:
         """The decision's purpose and the SHA-256 of its notice, or InvalidInput.
         ``cache``: purposes read before in the same transaction, by key (a
         group-committed batch reads each purpose once)."""
-        errors: dict[str, list[str]] = {}
-        purpose = None if cache is None else cache.get(d.purpose)
+        purpose, notice_sha, errors = self._checked(session, d, now, cache)
+        if errors or purpose is None:
+            raise InvalidInput(errors)
+        return purpose, notice_sha
+
+    def problems(self, session: Session, d: Decision,
+                 now: datetime | None = None) -> dict[str, list[str]]:
+        """What keeps ``d`` from being recorded, by field; empty when nothing does.
+        Writes nothing."""
+        return self._checked(session, d, now or utcnow())[2]
+
+    def purpose_problems(self, session: Session, key: str) -> dict[str, list[str]]:
+        """What keeps any decision on the purpose ``key`` from being recorded (no such
+        purpose, or a legal basis other than consent), by field. Writes nothing."""
+        return _purpose_errors(self._purpose(session, key, None))
+
+    @staticmethod
+    def _purpose(session: Session | Connection, key: str,
+                 cache: dict[str, Any] | None) -> Purpose | None:
+        purpose = None if cache is None else cache.get(key)
         if purpose is None:
-            row = session.execute(_PURPOSE, {"key": d.purpose}).first()
+            row = session.execute(_PURPOSE, {"key": key}).first()
             if row is None:
-                raise InvalidInput({"purpose": ["no such purpose"]})
+                return None
             purpose = registry.from_row(row)  # type: ignore[arg-type]
             if cache is not None:
-                cache[d.purpose] = purpose
-        if not purpose.needs_consent:
-            errors["purpose"] = [f"the legal basis of this purpose is {purpose.legal_basis}, "
-                                 "not consent: there is no consent to record"]
+                cache[key] = purpose
+        return purpose
+
+    def _checked(self, session: Session | Connection, d: Decision, now: datetime,
+                 cache: dict[str, Any] | None = None
+                 ) -> tuple[Purpose | None, str | None, dict[str, list[str]]]:
+        purpose = self._purpose(session, d.purpose, cache)
+        errors = _purpose_errors(purpose)
+        if purpose is None:
+            return None, None, errors
         if purpose.special_category and d.granted and d.consent_type != "explicit":
             errors["consent_type"] = ["this purpose uses special-category data: consent must be "
                                       "explicit (\"consent_type\": \"explicit\", Art. 9(2)(a))"]
@@ -114,9 +138,7 @@ class Ledger:
                                             f"{d.notice_language!r}; publish it first"]
         if d.collected_at is not None and d.collected_at > now + FUTURE_TOLERANCE:
             errors["collected_at"] = ["lies in the future"]
-        if errors:
-            raise InvalidInput(errors)
-        return purpose, notice_sha
+        return purpose, notice_sha, errors
 
     # -- recording -----------------------------------------------------------------
     def record(self, session: Session, customer_id: str, decision: Decision, *,
@@ -266,6 +288,15 @@ class Ledger:
         return self._apply(session, pending.customer_id, d, confirmed, pending.notice_sha256,
                            audit.Actor("customer", link.customer_id), now,
                            event_type="confirm")
+
+
+def _purpose_errors(purpose: Purpose | None) -> dict[str, list[str]]:
+    if purpose is None:
+        return {"purpose": ["no such purpose"]}
+    if not purpose.needs_consent:
+        return {"purpose": [f"the legal basis of this purpose is {purpose.legal_basis}, "
+                            "not consent: there is no consent to record"]}
+    return {}
 
 
 def _tick(info: dict[str, Any], now: datetime) -> datetime:

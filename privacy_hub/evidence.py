@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import rfc3339
-from consent import ledger
+from consent import flags, ledger
 from consent import purposes as registry
 from consent.gate import ALL_DIRECT_MARKETING
 from consent.models import ConsentCheck, FlagEvent, Notice, PurposeVersion, Receipt
@@ -91,7 +91,7 @@ def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: 
     answer = checker.check(session, customer_id, purpose_key, now)
     return {
         "customer_id": customer_id,
-        "customer_status": customer.status,
+        "customer_status": flags.status_of(session, customer_id, customer.status),
         "customer_erased_at": rfc3339(customer.erased_at),
         "purpose": purpose_key,
         "generated_at": rfc3339(now),

@@ -9,8 +9,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from privacy_hub.api.auth import require
-from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
-from privacy_hub.api.problems import Problem
+from privacy_hub.api.pagination import (
+    PageArgs,
+    bad_cursor,
+    encode_cursor,
+    next_cursor_field,
+    read_cursor,
+)
 from privacy_hub.usecases import accountability
 from privacy_hub.web.context import db, hub, read_only_request
 
@@ -45,7 +50,7 @@ class AuditEntrySchema(ma.Schema):
 
 class AuditPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(AuditEntrySchema))
-    next_cursor = ma.fields.String(allow_none=True)
+    next_cursor = next_cursor_field()
 
 
 class HeadSchema(ma.Schema):
@@ -70,7 +75,7 @@ class AuditEntries(MethodView):
     @blp.response(200, AuditPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Entries in sequence order, filtered by action and customer."""
-        position = decode_cursor(query["cursor"], required_keys=("after",))
+        position = read_cursor(query["cursor"], after=int)
         since = _after_seq(position) if position else query["since_seq"]
         items, last = accountability.audit_entries(
             db(), since_seq=since, action=query["action"], customer_id=query["customer_id"],
@@ -80,11 +85,10 @@ class AuditEntries(MethodView):
 
 
 def _after_seq(position: dict[str, Any]) -> int:
-    after = position["after"]
-    # A cursor is client input: a forged one must be a 422, not a 500 on int() or in the DB.
-    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_SEQ:
-        raise Problem(422, "The cursor is not one this endpoint gave out.",
-                      errors={"cursor": ["invalid cursor; pass next_cursor from a previous page"]})
+    after: int = position["after"]
+    # A cursor is client input: a forged one must be a 422, not a 500 in the DB.
+    if not 0 <= after <= MAX_SEQ:
+        raise bad_cursor()
     return after
 
 

@@ -13,9 +13,11 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from privacy_hub.api.auth import current_principal, require
-from privacy_hub.api.bodies import documented, json_response, load_body
+from privacy_hub.api.bodies import documented, json_response, load_body, parsed
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
+from privacy_hub.api.pagination import PAGE, next_cursor_field, page_of
+from privacy_hub.api.problems import flatten_errors
 from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.usecases import consents
 from privacy_hub.usecases.customers import canonical_id
@@ -66,6 +68,14 @@ class BatchSchema(Strict):
                                validate=validate.Length(min=1, max=MAX_BATCH))
 
 
+class BatchShape(Strict):
+    """The batch without its decisions loaded: each is loaded on its own (_decisions), so
+    that a 422 names every bad one, with the domain's errors of the others."""
+
+    decisions = ma.fields.List(ma.fields.Raw(), required=True,
+                               validate=validate.Length(min=1, max=MAX_BATCH))
+
+
 class RecordedSchema(ma.Schema):
     id = ma.fields.String()
     purpose = ma.fields.String()
@@ -94,10 +104,16 @@ class StateSchema(ma.Schema):
 
 class StateList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(StateSchema))
+    next_cursor = next_cursor_field()
 
 
 class HistoryList(ma.Schema):
     items = ma.fields.List(ma.fields.Dict())
+    next_cursor = next_cursor_field()
+
+
+class EventItem(ma.Schema):
+    items = ma.fields.List(ma.fields.Dict(), metadata={"description": "exactly the one event"})
 
 
 class ReceiptSchema(ma.Schema):
@@ -116,7 +132,7 @@ class ConfirmSchema(Strict):
 
 
 # Instances, not classes: given a class, webargs builds a new schema on every request.
-_DECISION, _BATCH = DecisionSchema(), BatchSchema()
+_DECISION, _BATCH, _BATCH_SHAPE = DecisionSchema(), BatchSchema(), BatchShape()
 
 #: the fields of the common decision body, checked by hand (_fast_decision)
 _FAST_TEXT = {"source": 100}
@@ -204,44 +220,69 @@ class Consents(MethodView):
 
     @read_only_request
     @require("consents:read")
+    @blp.arguments(PAGE, location="query")
     @blp.response(200, StateList)
-    def get(self, customer_id: str) -> dict[str, Any]:
-        """The current state for every purpose."""
-        return {"items": consents.current_state(
-            hub(), db(), canonical_id(customer_id),
-            may_use=current_principal().may_use_purpose)}
+    def get(self, page: dict[str, Any], customer_id: str) -> dict[str, Any]:
+        """The current state for every purpose, by purpose key."""
+        return page_of(consents.current_state(hub(), db(), canonical_id(customer_id),
+                                              may_use=current_principal().may_use_purpose),
+                       page, key="purpose")
 
 
 @blp.route("/customers/<string:customer_id>/consents:batch")
 class ConsentBatch(MethodView):
     @require("consents:write")
     @idempotent
-    @blp.arguments(_BATCH)
+    @documented(_BATCH)
     @blp.response(201, RecordedList)
-    def post(self, body: dict[str, Any], customer_id: str) -> dict[str, Any]:
-        """Record up to 100 decisions atomically: all, or none with each bad index named."""
+    def post(self, customer_id: str) -> dict[str, Any]:
+        """Record up to 100 decisions atomically: all, or none.
+
+        A 422 names every bad decision by its index, whatever made it bad (a field missing
+        or malformed, an unknown purpose, a purpose not based on consent, an unpublished
+        notice), e.g. `"errors": {"decisions.0.granted": [...], "decisions.2.purpose":
+        [...]}`; nothing is recorded then.
+        """
+        many, invalid = _decisions(parsed(_BATCH_SHAPE)["decisions"])
         cid = canonical_id(customer_id)
-        items = consents.record_many(hub(), db(), cid, body["decisions"], **_caller())
+        items = consents.record_many(hub(), db(), cid, many, invalid=invalid, **_caller())
         set_subject(cid)
         return {"items": items}
+
+
+def _decisions(raw: list[Any]) -> tuple[list[dict[str, Any]], dict[int, dict[str, list[str]]]]:
+    """Each decision loaded by DecisionSchema: the loaded fields (of a bad one, those that
+    loaded) and, by index, the errors of the bad ones, named ``decisions.<index>.<field>``."""
+    many: list[dict[str, Any]] = []
+    invalid: dict[int, dict[str, list[str]]] = {}
+    for i, item in enumerate(raw):
+        try:
+            many.append(_DECISION.load(item))
+        except ma.ValidationError as exc:
+            valid = exc.valid_data
+            many.append(valid if isinstance(valid, dict) else {})
+            invalid[i] = flatten_errors(exc.messages, f"decisions.{i}")
+    return many, invalid
 
 
 @blp.route("/customers/<string:customer_id>/consents/history")
 class ConsentHistory(MethodView):
     @read_only_request
     @require("consents:read")
+    @blp.arguments(PAGE, location="query")
     @blp.response(200, HistoryList)
-    def get(self, customer_id: str) -> dict[str, Any]:
+    def get(self, page: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Every recorded decision, oldest first, with its evidence and receipt id."""
-        return {"items": consents.history(hub(), db(), canonical_id(customer_id),
-                                          may_use=current_principal().may_use_purpose)}
+        return page_of(consents.history(hub(), db(), canonical_id(customer_id),
+                                        may_use=current_principal().may_use_purpose),
+                       page, key="id")
 
 
 @blp.route("/customers/<string:customer_id>/consents/<string:event_id>")
 class ConsentEventItem(MethodView):
     @read_only_request
     @require("consents:read")
-    @blp.response(200, HistoryList)
+    @blp.response(200, EventItem)
     def get(self, customer_id: str, event_id: str) -> dict[str, Any]:
         """One ledger event. Ledger events are never changed or deleted (no PUT, no DELETE)."""
         return {"items": [consents.event(db(), canonical_id(customer_id), event_id,

@@ -14,6 +14,7 @@ from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.bodies import documented, json_response, load_body
 from privacy_hub.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from privacy_hub.api.idempotency import idempotent, set_subject
+from privacy_hub.api.pagination import PAGE, next_cursor_field, page_of
 from privacy_hub.schemas import (
     CustomerCreateSchema,
     CustomerPatchSchema,
@@ -140,17 +141,19 @@ class StatementSchema(ma.Schema):
 
 class StatementListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(StatementSchema))
+    next_cursor = next_cursor_field()
 
 
 @blp.route("/<string:customer_id>/statements")
 class Statements(MethodView):
     @require("customers:read")
     @read_only_request
+    @blp.arguments(PAGE, location="query")
     @blp.response(200, StatementListSchema)
-    def get(self, customer_id: str) -> dict[str, Any]:
+    def get(self, page: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Supplementary statements attached to the customer, oldest first (audited)."""
-        return {"items": customers.statements(hub(), db(), canonical_id(customer_id),
-                                              actor=current_principal().actor)}
+        return page_of(customers.statements(hub(), db(), canonical_id(customer_id),
+                                            actor=current_principal().actor), page, key="id")
 
     @require("customers:write")
     @idempotent

@@ -15,7 +15,7 @@ from audit.clock import rfc3339
 from consent.gate import Answer
 from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.bodies import documented, encode_json, json_response, load_body, parsed
-from privacy_hub.api.pagination import decode_cursor, encode_cursor
+from privacy_hub.api.pagination import encode_cursor, read_cursor
 from privacy_hub.api.problems import Problem
 from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.usecases import checks
@@ -176,10 +176,10 @@ class Audiences(MethodView):
             items, last = checks.audience(hub(), purpose, actor=current_principal().actor,
                                           customer_ids=body["customer_ids"], limit=body["limit"])
         else:
-            position = decode_cursor(body["cursor"], required_keys=("after",))
+            position = read_cursor(body["cursor"], after=str)
             items, last = checks.audience(
                 hub(), purpose, actor=current_principal().actor, limit=body["limit"],
-                after=str(position["after"]) if position else None)
+                after=position["after"] if position else None)
         # Through the encoder, not the schema: 100,000 ids in about 45 ms.
         return json_response({"purpose": purpose, "items": items,
                               "next_cursor": encode_cursor({"after": last}) if last else None})

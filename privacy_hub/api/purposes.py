@@ -14,6 +14,7 @@ from consent import purposes as registry
 from consent.purposes import CookieCategory, LegalBasis
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent
+from privacy_hub.api.pagination import PAGE, next_cursor_field, page_of
 from privacy_hub.schemas import Strict
 from privacy_hub.usecases import purposes
 from privacy_hub.vault.models import PERSONAL_FIELDS
@@ -162,17 +163,18 @@ class PurposeSchema(ma.Schema):
 
 class PurposeList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(PurposeSchema))
-    next_cursor = ma.fields.String(allow_none=True)
+    next_cursor = next_cursor_field()
 
 
 @blp.route("/purposes")
 class Purposes(MethodView):
     @require(None)
+    @blp.arguments(PAGE, location="query")
     @blp.response(200, PurposeList)
-    def get(self) -> dict[str, Any]:
-        """Every purpose (any valid key); a system limited to purposes sees only those."""
-        return {"items": purposes.all_purposes(db(), may_use=current_principal().may_use_purpose),
-                "next_cursor": None}
+    def get(self, page: dict[str, Any]) -> dict[str, Any]:
+        """Every purpose (any valid key), by key; a system limited to purposes sees only those."""
+        return page_of(purposes.all_purposes(db(), may_use=current_principal().may_use_purpose),
+                       page, key="key")
 
     @require("purposes:manage")
     @idempotent

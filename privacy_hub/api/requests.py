@@ -14,7 +14,7 @@ from marshmallow import validate
 from dsar.workflow import RequestStatus, RequestType
 from privacy_hub.api.auth import authenticate, current_principal, require
 from privacy_hub.api.idempotency import idempotent
-from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
+from privacy_hub.api.pagination import PageArgs, encode_cursor, next_cursor_field, read_cursor
 from privacy_hub.api.problems import Problem
 from privacy_hub.schemas import CustomerPatchSchema, Strict, UtcDateTime
 from privacy_hub.usecases import requests
@@ -105,7 +105,7 @@ class RequestSchema(Created):
 
 class RequestPage(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(RequestSchema))
-    next_cursor = ma.fields.String(allow_none=True)
+    next_cursor = next_cursor_field()
 
 
 class ListQuery(PageArgs):
@@ -171,8 +171,8 @@ class RequestCollection(MethodView):
     @blp.response(200, RequestPage)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Requests by deadline, soonest first; filter by status, type and `overdue=true`."""
-        position = decode_cursor(query["cursor"], required_keys=("due", "id"))
-        after = (datetime.fromisoformat(position["due"]), str(position["id"])) if position else None
+        position = read_cursor(query["cursor"], due=datetime, id=str)
+        after = (position["due"], position["id"]) if position else None
         items, last = requests.page(db(), status=query["status"], type=query["type"],
                                     overdue=query["overdue"], after=after, limit=query["limit"])
         nxt = encode_cursor({"due": last[0].isoformat(), "id": last[1]}) if last else None

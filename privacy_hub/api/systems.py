@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent
-from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
+from privacy_hub.api.pagination import PAGE, encode_cursor, read_cursor
 from privacy_hub.schemas import (
     SystemCreatedSchema,
     SystemCreateSchema,
@@ -37,12 +37,12 @@ class Systems(MethodView):
                                 actor=current_principal().actor)
 
     @require("systems:manage")
-    @blp.arguments(PageArgs, location="query")
+    @blp.arguments(PAGE, location="query")
     @blp.response(200, SystemPageSchema)
     def get(self, page: dict[str, Any]) -> dict[str, Any]:
         """Registered systems, by name."""
-        position = decode_cursor(page["cursor"], required_keys=("after",))
-        items, last = systems.page(db(), after=str(position["after"]) if position else None,
+        position = read_cursor(page["cursor"], after=str)
+        items, last = systems.page(db(), after=position["after"] if position else None,
                                    limit=page["limit"])
         return {"items": items,
                 "next_cursor": encode_cursor({"after": last}) if last is not None else None}

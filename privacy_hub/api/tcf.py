@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from privacy_hub import tcf
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent, set_subject
+from privacy_hub.api.pagination import PAGE, next_cursor_field, page_of
 from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.usecases import consents
 from privacy_hub.usecases.customers import canonical_id
@@ -58,6 +59,7 @@ class TcStringSchema(ma.Schema):
 
 class TcStringListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(TcStringSchema))
+    next_cursor = next_cursor_field()
 
 
 # Instances, not classes: given a class, webargs builds a new schema on every request.
@@ -99,11 +101,13 @@ class TcStrings(MethodView):
 class TcStringHistory(MethodView):
     @require("consents:read")
     @read_only_request
+    @blp.arguments(PAGE, location="query")
     @blp.response(200, TcStringListSchema)
-    def get(self, customer_id: str) -> dict[str, Any]:
+    def get(self, page: dict[str, Any], customer_id: str) -> dict[str, Any]:
         """Every stored TC string, oldest first (audited).
 
         Empty once the customer was erased.
         """
-        return {"items": consents.tc_string_history(hub(), db(), canonical_id(customer_id),
-                                                    actor=current_principal().actor)}
+        return page_of(consents.tc_string_history(hub(), db(), canonical_id(customer_id),
+                                                  actor=current_principal().actor),
+                       page, key="id")

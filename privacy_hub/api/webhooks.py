@@ -12,8 +12,13 @@ from flask_smorest import Blueprint
 
 from privacy_hub.api.auth import current_principal, require
 from privacy_hub.api.idempotency import idempotent
-from privacy_hub.api.pagination import PageArgs, decode_cursor, encode_cursor
-from privacy_hub.api.problems import Problem
+from privacy_hub.api.pagination import (
+    PageArgs,
+    bad_cursor,
+    encode_cursor,
+    next_cursor_field,
+    read_cursor,
+)
 from privacy_hub.jobs import outbox
 from privacy_hub.systems import NAME_RE
 from privacy_hub.usecases import systems
@@ -50,25 +55,16 @@ class DeliverySchema(ma.Schema):
 
 class DeliveryPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(DeliverySchema))
-    next_cursor = ma.fields.String(allow_none=True)
+    next_cursor = next_cursor_field()
 
 
 def _position(cursor: str | None) -> tuple[datetime, str] | None:
-    position = decode_cursor(cursor, required_keys=("at", "id"))
+    position = read_cursor(cursor, at=datetime, id=str)
     if position is None:
         return None
-    at, job_id = position["at"], position["id"]
-    try:
-        if not isinstance(at, str) or not isinstance(job_id, str) or not _ID_RE.match(job_id):
-            raise ValueError
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
-            raise ValueError
-    except ValueError:
-        raise Problem(422, "The cursor is not one this endpoint gave out.",
-                      errors={"cursor": ["invalid cursor; pass next_cursor from a previous page"]}
-                      ) from None
-    return when, job_id
+    if not _ID_RE.match(position["id"]):
+        raise bad_cursor()
+    return position["at"], position["id"]
 
 
 @blp.route("/deliveries")

@@ -154,10 +154,29 @@ def information(hub: Hub, session: Session, customer_id: str) -> dict[str, Any]:
     }
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
+#: the columns of each table's CSV, so that one without rows still has its header row: a
+#: standard parser reads every file of the export alike (R-PORT-01). A key a row has
+#: beyond these becomes a column too; the header is sorted.
+CSV_COLUMNS: dict[str, tuple[str, ...]] = {
+    "consents": ("id", "purpose", "purpose_version", "event_type", "granted", "status",
+                 "consent_type", "source", "collection_method", "notice_version",
+                 "notice_language", "notice_sha256", "evidence", "collected_at", "recorded_at",
+                 "expires_at", "actor", "receipt_id", "receipt_jws"),
+    "tc_strings": ("id", "tc_string", "tcf_version", "cmp_id", "cmp_version",
+                   "consent_language", "vendor_list_version", "tcf_policy_version",
+                   "tc_created_at", "tc_updated_at", "collected_at", "recorded_at",
+                   "recorded_by"),
+    "events": ("id", "type", "purpose", "occurred_at", "properties"),
+    "requests": ("id", "type", "status", "received_at", "due_at", "completed_at"),
+    "downstream_systems": ("system", "status", "data"),
+    "supplementary_statements": ("id", "concerns", "text", "added_at", "added_by"),
+}
+
+
+def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = ()) -> str:
+    """The rows as CSV with a header row, always: ``columns`` and every key of a row."""
     out = io.StringIO()
-    columns = sorted({k for r in rows for k in r})
-    writer = csv.DictWriter(out, fieldnames=columns)
+    writer = csv.DictWriter(out, fieldnames=sorted({*columns, *(k for r in rows for k in r)}))
     writer.writeheader()
     for r in rows:
         writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list)
@@ -187,10 +206,9 @@ def build_zip(data: dict[str, Any], info: dict[str, Any]) -> bytes:
         zf.writestr("data.json", json.dumps(data, indent=2, ensure_ascii=False))
         zf.writestr("information.json", json.dumps(info, indent=2, ensure_ascii=False))
         zf.writestr("profile.csv", _csv([data["profile"]]))
-        for table in ("consents", "tc_strings", "events", "requests", "downstream_systems",
-                      "supplementary_statements"):
+        for table, columns in CSV_COLUMNS.items():
             if table in data:
-                zf.writestr(f"{table}.csv", _csv(data[table]))
+                zf.writestr(f"{table}.csv", _csv(data[table], columns))
     return buf.getvalue()
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 import audit
 from consent import ledger as ledger_mod
 from consent import purposes as registry
-from consent.errors import UnknownPurpose
+from consent.errors import InvalidInput, UnknownPurpose
 from consent.ledger import Decision, Recorded
 from consent.models import ConfirmationToken
 from privacy_hub.gate.checks import Checker, Reader
@@ -116,13 +116,39 @@ def record(hub: Hub, session: Session, customer_id: str, fields: Mapping[str, An
 
 def record_many(hub: Hub, session: Session, customer_id: str,
                 many: Sequence[Mapping[str, Any]], *, actor: audit.Actor, source: str,
-                gpc: bool, may_use: PurposeFilter = any_purpose) -> list[dict[str, Any]]:
-    """Record decisions atomically: all of them, or none."""
+                gpc: bool, may_use: PurposeFilter = any_purpose,
+                invalid: Mapping[int, Mapping[str, list[str]]] | None = None
+                ) -> list[dict[str, Any]]:
+    """Record decisions atomically: all of them, or none. ``invalid`` holds, by index, the
+    errors of decisions the caller could not load (``many`` has what of them did load);
+    every bad decision is named in one InvalidInput, ``decisions.<index>.<field>``,
+    whatever made it bad, and then nothing is recorded."""
     consenting_customer(hub, customer_id)
-    decisions = [decision(hub, session, d, source=source, gpc=gpc, may_use=may_use)
-                 for d in many]
+    invalid = invalid or {}
+    errors: dict[str, list[str]] = {}
+    decisions = []
+    for i, fields in enumerate(many):
+        if i in invalid:
+            found = dict(invalid[i])
+            if isinstance(fields.get("purpose"), str):
+                require_purpose(may_use, fields["purpose"])
+                found.update(_named(i, hub.ledger.purpose_problems(session, fields["purpose"])))
+        else:
+            made = decision(hub, session, fields, source=source, gpc=gpc, may_use=may_use)
+            decisions.append(made)
+            found = _named(i, hub.ledger.problems(session, made))
+        for name, messages in found.items():
+            errors.setdefault(name, []).extend(m for m in messages
+                                               if m not in errors.get(name, []))
+    if errors:
+        raise InvalidInput(errors)
     return [r.public() for r in hub.ledger.record_many(session, customer_id, decisions,
                                                        actor=actor)]
+
+
+def _named(index: int, errors: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """A decision's field errors as the batch names them: ``decisions.<index>.<field>``."""
+    return {f"decisions.{index}.{name}": list(messages) for name, messages in errors.items()}
 
 
 def current_state(hub: Hub, session: Session, customer_id: str, *,

@@ -94,7 +94,7 @@ def customer_file(hub: Hub, session: Session, customer_id: str, *, personal: boo
             profile = customers.read(hub, session, cid, actor=actor)
         else:
             row = hub.vault.get_row(session, cid)
-            profile = {"id": row.id, "status": row.status}
+            profile = {"id": row.id, "status": hub.vault.status(session, row)}
     except CustomerNotFound:
         raise NotFound("No customer has this id.") from None
     history = subject.history(session, cid)

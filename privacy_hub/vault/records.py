@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import rfc3339
+from consent import flags
 from privacy_hub.vault.blind_index import BlindIndexer
 from privacy_hub.vault.cells import TABLE, decode_value
 from privacy_hub.vault.errors import CustomerNotFound
@@ -39,10 +40,15 @@ class CustomerRecords:
             raise CustomerNotFound(customer_id)
         return row
 
+    @staticmethod
+    def status(session: Session, row: Customer) -> str:
+        """The customer's status as shown: active, restricted (Art. 18) or erased."""
+        return flags.status_of(session, row.id, row.status)
+
     def profile(self, session: Session, row: Customer,
                 only: Sequence[str] | None = None) -> dict[str, Any]:
         """The decrypted profile (or the tombstone of an erased customer)."""
-        base: dict[str, Any] = {"id": row.id, "status": row.status,
+        base: dict[str, Any] = {"id": row.id, "status": self.status(session, row),
                                 "created_at": rfc3339(row.created_at),
                                 "updated_at": rfc3339(row.updated_at)}
         if row.status == "erased":

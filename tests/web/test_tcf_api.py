@@ -255,7 +255,7 @@ def test_a_customer_without_a_tc_string_is_404_and_an_empty_history(
     resp = client.get(f"/api/v1/customers/{customer_id}/tcf", headers=auth)
     assert resp.status_code == 404 and resp.mimetype == "application/problem+json"
     history = client.get(f"/api/v1/customers/{customer_id}/tcf/history", headers=auth)
-    assert history.status_code == 200 and history.json == {"items": []}
+    assert history.status_code == 200 and history.json == {"items": [], "next_cursor": None}
 
 
 def test_a_key_without_the_consent_scope_is_403(
@@ -347,7 +347,7 @@ def test_after_erasure_the_strings_are_unreadable_and_not_returned(
     got = client.get(f"/api/v1/customers/{customer_id}/tcf", headers=auth)
     assert got.status_code == 404 and sent not in got.get_data(as_text=True)
     history = client.get(f"/api/v1/customers/{customer_id}/tcf/history", headers=auth)
-    assert history.status_code == 200 and history.json == {"items": []}
+    assert history.status_code == 200 and history.json == {"items": [], "next_cursor": None}
     gone = _post(client, auth, customer_id, {"tc_string": sent})
     assert gone.status_code == 409 and sent not in gone.get_data(as_text=True)
     # The replayable response of the write before is dropped with the customer.
