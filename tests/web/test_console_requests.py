@@ -204,7 +204,8 @@ def test_reject_needs_a_reason_and_then_tells_the_subject(
     assert missing.status_code == 422
     assert re.search(r'id="reject-reason-error">Enter the reason', missing.get_data(as_text=True))
     assert request_state(hub, rid)["status"] == "pending_verification"
-    done = post(client, rid, "reject", **{"reject-reason": "Third identical request this month"})
+    done = post(client, rid, "reject", **{"reject-ground": "excessive",
+                                          "reject-reason": "Third identical request this month"})
     assert done.status_code == 303
     state = request_state(hub, rid)
     assert state["status"] == "rejected"
@@ -213,7 +214,7 @@ def test_reject_needs_a_reason_and_then_tells_the_subject(
     assert "right to complain" in page
     (entry,) = [e for e in audit_for(hub, rid) if e.action == "request.rejected"]
     assert (entry.actor_type, entry.actor_id) == ("staff", dpo.id)
-    again = post(client, rid, "reject", **{"reject-reason": "Once more"})
+    again = post(client, rid, "reject", **{"reject-ground": "other", "reject-reason": "Once more"})
     assert again.status_code == 409
     assert "not possible in the request" in again.get_data(as_text=True)
 
