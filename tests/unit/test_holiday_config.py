@@ -31,7 +31,7 @@ def test_without_the_variable_only_weekends_are_days_off(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("raw", ["XX", "DE-ZZ", "Bavaria", "DE-BY-X", "1", "DE BY"])
 def test_an_unknown_region_is_refused_naming_the_variable(raw: str, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="^PRIVACY_HUB_HOLIDAYS: ") as refused:
+    with pytest.raises(ConfigError, match=r"^PRIVACY_HUB_HOLIDAYS: ") as refused:
         Settings.from_env({"PRIVACY_HUB_INSTANCE_PATH": str(tmp_path),
                            "PRIVACY_HUB_HOLIDAYS": raw})
     assert "\n" not in str(refused.value)
@@ -40,7 +40,7 @@ def test_an_unknown_region_is_refused_naming_the_variable(raw: str, tmp_path: Pa
 def test_the_hub_refuses_to_open_with_an_unknown_region(tmp_path: Path) -> None:
     """Settings built in code (not from the environment) are checked when the hub opens."""
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", holidays="XX")
-    with pytest.raises(ConfigError, match="^PRIVACY_HUB_HOLIDAYS: "):
+    with pytest.raises(ConfigError, match=r"^PRIVACY_HUB_HOLIDAYS: "):
         Hub.open(settings)
 
 

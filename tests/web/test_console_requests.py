@@ -77,8 +77,13 @@ def test_the_queue_shows_overdue_first_then_due_soon_with_counts_per_state(
     html = page.get_data(as_text=True)
     positions = [html.index(f"/console/requests/{rid}") for rid in (late, soon, later, over)]
     assert positions == sorted(positions)
-    assert re.search(r"overdue by (9|10|11) days", html)
-    assert re.search(r"[2-4] days left", html)
+    # R-DEAD-01: the deadlines are one month after receipt, moved off a weekend
+    now = utcnow()
+    late_by = (now - datetime.fromisoformat(request_state(hub, late)["due_at"])).days
+    soon_in = (datetime.fromisoformat(request_state(hub, soon)["due_at"]) - now).days
+    assert 7 <= late_by <= 11 and 2 <= soon_in <= 6
+    assert re.search(rf"overdue by ({late_by - 1}|{late_by}|{late_by + 1}) days", html)
+    assert re.search(rf"({soon_in - 1}|{soon_in}|{soon_in + 1}) days left", html)
     inverted = {label: int(n) for n, label in
                 re.findall(r'<strong>(\d+)</strong> <span>([^<]+)</span>', html)}
     assert inverted["Overdue"] == 1 and inverted["Due within 7 days"] == 1
