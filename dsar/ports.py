@@ -71,8 +71,9 @@ class Notifier(Protocol):
     """Mails to the subject, queued in the caller's transaction."""
 
     def verification_link(self, session: Session, *, request_id: str, customer_id: str | None,
-                          address: str | None, token: str) -> None:
-        """Send the single-use link that proves the requester controls the address."""
+                          token: str) -> None:
+        """Send the customer the single-use link that proves the requester controls their
+        address (an address nobody has gets ``no_account`` instead)."""
 
     def no_account(self, session: Session, *, request_id: str, address: str,
                    closes_at: datetime) -> None:

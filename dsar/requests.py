@@ -112,7 +112,7 @@ class Requests:
         else:
             token = verification.issue_token(session, req.id, now)
             self.notifier.verification_link(session, request_id=req.id, customer_id=customer_id,
-                                            address=None, token=token)
+                                            token=token)
         return req
 
     def _remind(self, session: Session, req: DataSubjectRequest) -> None:

@@ -112,11 +112,10 @@ class OutboxNotifier:
     """dsar's Notifier port: mails to the subject and deadline reminders, via the outbox."""
 
     def verification_link(self, session: Session, *, request_id: str, customer_id: str | None,
-                          address: str | None, token: str) -> None:
-        if customer_id is None and address is None:
-            return
+                          token: str) -> None:
+        if customer_id is None:
+            return  # nobody identified: no_account told the address's owner
         outbox.enqueue_mail(session, template="request_verification", customer_id=customer_id,
-                            to_staff=None if customer_id else address,
                             data={"request_id": request_id, "request_type": "privacy"},
                             secrets={"token": token})
 
