@@ -4,6 +4,8 @@ transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy.orm import Session
 
 import audit
@@ -18,16 +20,19 @@ def snapshot(req: DataSubjectRequest) -> Snapshot:
 
 
 def move(session: Session, req: DataSubjectRequest, action: Action, actor: audit.Actor, *,
-         event: str, note: str | None = None, reason: str | None = None) -> None:
+         event: str, note: str | None = None, reason: str | None = None,
+         details: Mapping[str, str] | None = None) -> None:
     """Apply ``action`` (TransitionRefused if the workflow forbids it), with its history
-    line ``event`` and the audit entry ``request.<event>``."""
+    line ``event`` and the audit entry ``request.<event>`` (``details``: more of it, never
+    personal data)."""
     target = next_status(snapshot(req), action, reason=reason)
     before = req.status
     req.status = str(target)
     req.updated_at = utcnow()
     add_history(session, req, before, event, actor, note=note or reason)
     audit.record(session, actor=actor, action=f"request.{event}", customer_id=req.customer_id,
-                 details={"request_id": req.id, "type": req.type, "status": req.status})
+                 details={"request_id": req.id, "type": req.type, "status": req.status,
+                          **(details or {})})
 
 
 def add_history(session: Session, req: DataSubjectRequest, before: str | None, event: str,

@@ -48,7 +48,11 @@ class DataSubjectRequest(DsarBase):
     contact_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: JSON: what was done, and what was kept and why
     outcome: Mapped[str | None] = mapped_column(Text)
+    #: Art. 12(4): why the request was refused (RejectionGround), the DPO's justification
+    #: the subject is told, and when
+    rejection_ground: Mapped[str | None] = mapped_column(String(32))
     rejection_reason: Mapped[str | None] = mapped_column(Text)
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -71,12 +71,26 @@ class Notifier(Protocol):
     """Mails to the subject, queued in the caller's transaction."""
 
     def verification_link(self, session: Session, *, request_id: str, customer_id: str | None,
-                          address: str | None, token: str) -> None:
-        """Send the single-use link that proves the requester controls the address."""
+                          token: str) -> None:
+        """Send the customer the single-use link that proves the requester controls their
+        address (an address nobody has gets ``no_account`` instead)."""
+
+    def no_account(self, session: Session, *, request_id: str, address: str,
+                   closes_at: datetime) -> None:
+        """Tell the address's owner (only them) that no customer is known under it, and
+        invite them to ask again with another email address, a phone or an order number
+        (Art. 11(2), 12(2)); without an answer the request closes at ``closes_at``."""
+
+    def schedule_close_unidentified(self, session: Session, *, request_id: str,
+                                    at: datetime) -> None:
+        """Close the request at ``at`` if nobody was identified by then
+        (``Requests.close_unidentified``)."""
 
     def tell_subject(self, session: Session, *, request_id: str, customer_id: str | None,
                      template: str, data: Mapping[str, str]) -> None:
         """Tell the subject about their request (extension, rejection, completion)."""
 
-    def schedule_reminders(self, session: Session, *, request_id: str, due_at: datetime) -> None:
-        """Remind the DPO before the deadline (7 and 2 days before)."""
+    def schedule_reminders(self, session: Session, *, request_id: str, due_at: datetime,
+                           times: Sequence[datetime]) -> None:
+        """Remind the DPO of the deadline ``due_at`` at each of ``times``
+        (dsar.deadlines.reminder_times: a week before, and when it passes)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -24,24 +24,41 @@ from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
 from consent.ledger import Ledger
 from dsar import effects, erasure, fan_out, intake, reading, verification
-from dsar.deadlines import due_at
+from dsar.deadlines import WorkingDays, due_at, reminder_times
 from dsar.errors import InvalidRequest, RequestNotFound
 from dsar.lifecycle import add_history, move, snapshot
 from dsar.models import DataSubjectRequest, RequestSystem, details_label, system_data_label
 from dsar.ports import Downstream, Exporter, Notifier, SubjectDirectory
-from dsar.workflow import Action, RequestStatus, RequestType, TransitionRefused, extension
+from dsar.workflow import (
+    Action,
+    RejectionGround,
+    RequestStatus,
+    RequestType,
+    TransitionRefused,
+    extension,
+)
+
+#: R-DSAR-05: a request for an address no customer has waits this long for the requester
+#: to ask again with other details, then closes (never past its deadline)
+UNIDENTIFIED_WAIT = timedelta(days=30)
+UNIDENTIFIED_REASON = ("No customer is known under the email address given, and no other "
+                       "details (another address, a phone number or an order number) "
+                       "arrived in time (Art. 11(2) GDPR).")
+_JOB = audit.Actor("job", "requests")
 
 
 @dataclass
 class Requests:
     """Data subject requests, wired to the vault, the mail, the downstream systems, the
-    consent ledger and the exporter through dsar/ports.py."""
+    consent ledger and the exporter through dsar/ports.py; ``working_days`` says which
+    days deadlines may fall on (configuration)."""
 
     directory: SubjectDirectory
     notifier: Notifier
     downstream: Downstream
     ledger: Ledger
     exporter: Exporter
+    working_days: WorkingDays
 
     # -- intake ----------------------------------------------------------------------
     def submit(self, session: Session, *, type: str, actor: audit.Actor,
@@ -51,7 +68,9 @@ class Requests:
                verification_method: str | None = None) -> DataSubjectRequest:
         """Accept a request. Unknown emails are accepted the same way (no enumeration).
 
-        Unverified requests send a single-use verification link to the subject.
+        Unverified requests send a single-use verification link to the subject; an
+        address no customer has is told so instead, and the request closes unanswered
+        (R-DSAR-05).
         """
         now = utcnow()
         checked = intake.check(session, type=type, details=dict(details or {}),
@@ -64,7 +83,8 @@ class Requests:
         req = DataSubjectRequest(
             id=new_id(), type=str(checked.kind),
             status=str(RequestStatus.PENDING_VERIFICATION), customer_id=customer_id,
-            channel=channel, received_at=received, due_at=due_at(received),
+            channel=channel, received_at=received,
+            due_at=due_at(received, working_days=self.working_days),
             extension_months=0, details=json.dumps(checked.plain), created_at=now,
             updated_at=now)
         if checked.sealed:
@@ -73,7 +93,7 @@ class Requests:
         session.add(req)
         session.flush()
         add_history(session, req, None, "received", actor, note=f"channel {channel}")
-        self.notifier.schedule_reminders(session, request_id=req.id, due_at=req.due_at)
+        self._remind(session, req)
         audit.record(session, actor=actor, action="request.received", customer_id=customer_id,
                      details={"request_id": req.id, "type": str(checked.kind),
                               "channel": channel})
@@ -82,11 +102,23 @@ class Requests:
         if verified:
             self.verify(session, req.id, method=verification_method or "authenticated",
                         actor=actor)
+        elif customer_id is None and email is not None:
+            # Only the mailbox's owner learns that nobody is known under it (R-DSAR-05):
+            # the caller's answer is the same as for a customer.
+            closes_at = min(now + UNIDENTIFIED_WAIT, req.due_at)
+            self.notifier.no_account(session, request_id=req.id, address=email,
+                                     closes_at=closes_at)
+            self.notifier.schedule_close_unidentified(session, request_id=req.id, at=closes_at)
         else:
             token = verification.issue_token(session, req.id, now)
             self.notifier.verification_link(session, request_id=req.id, customer_id=customer_id,
-                                            address=None if customer_id else email, token=token)
+                                            token=token)
         return req
+
+    def _remind(self, session: Session, req: DataSubjectRequest) -> None:
+        self.notifier.schedule_reminders(
+            session, request_id=req.id, due_at=req.due_at,
+            times=reminder_times(req.due_at, working_days=self.working_days))
 
     def submit_signed_in(self, session: Session, *, customer_id: str, type: str,
                          details: Mapping[str, Any] | None = None) -> DataSubjectRequest:
@@ -202,13 +234,13 @@ class Requests:
         if not reason.strip():
             raise InvalidRequest({"reason": ["tell the subject why the request takes longer"]})
         req = self.get(session, request_id, for_update=True)
-        total = extension(snapshot(req), months, utcnow())
+        total = extension(snapshot(req), months, utcnow(), working_days=self.working_days)
         req.extension_months = total
         req.extension_reason = reason.strip()
-        req.due_at = due_at(req.received_at, total)
+        req.due_at = due_at(req.received_at, total, working_days=self.working_days)
         req.updated_at = utcnow()
         add_history(session, req, req.status, "extended", actor, note=f"+{months} months")
-        self.notifier.schedule_reminders(session, request_id=req.id, due_at=req.due_at)
+        self._remind(session, req)
         audit.record(session, actor=actor, action="request.extended", customer_id=req.customer_id,
                      details={"request_id": req.id, "months": months, "total": total})
         self.notifier.tell_subject(session, request_id=req.id, customer_id=req.customer_id,
@@ -217,14 +249,39 @@ class Requests:
         return req
 
     def reject(self, session: Session, request_id: str, *, reason: str,
-               actor: audit.Actor) -> DataSubjectRequest:
-        """Art. 12(4): refuse with reasons; the subject is told, with their right to complain."""
+               actor: audit.Actor, ground: str = RejectionGround.OTHER) -> DataSubjectRequest:
+        """Art. 12(4): refuse on a ground (RejectionGround) with a justification; the
+        subject is told both, with their right to complain and to a judicial remedy.
+        No fee is ever asked instead (Art. 12(5): the hub charges none)."""
+        errors: dict[str, list[str]] = {}
+        if ground not in {str(g) for g in RejectionGround}:
+            errors["ground"] = ["one of " + ", ".join(RejectionGround)]
+        if not reason.strip():
+            errors["reason"] = ["tell the subject why the request is refused"]
+        if errors:
+            raise InvalidRequest(errors)
         req = self.get(session, request_id, for_update=True)
-        move(session, req, Action.REJECT, actor, event="rejected", reason=reason)
+        move(session, req, Action.REJECT, actor, event="rejected", reason=reason,
+             details={"ground": ground})
+        req.rejection_ground = str(ground)
         req.rejection_reason = reason.strip()
+        req.rejected_at = req.updated_at
         self.notifier.tell_subject(session, request_id=req.id, customer_id=req.customer_id,
-                                   template="request_rejected", data={"reason": reason.strip()})
+                                   template="request_rejected",
+                                   data={"ground": str(ground), "reason": reason.strip()})
         return req
+
+    def close_unidentified(self, session: Session, request_id: str) -> DataSubjectRequest | None:
+        """R-DSAR-05: a request nobody could be identified for, still waiting for other
+        details, is rejected (``identity_not_found``); None when it moved on meanwhile
+        (verified, identified, or ended by staff)."""
+        req = session.scalars(select(DataSubjectRequest).where(
+            DataSubjectRequest.id == request_id).with_for_update()).first()
+        if (req is None or req.customer_id is not None
+                or req.status != RequestStatus.PENDING_VERIFICATION):
+            return None
+        return self.reject(session, request_id, ground=RejectionGround.IDENTITY_NOT_FOUND,
+                           reason=UNIDENTIFIED_REASON, actor=_JOB)
 
     def cancel(self, session: Session, request_id: str, *, actor: audit.Actor,
                note: str | None = None) -> DataSubjectRequest:

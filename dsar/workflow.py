@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from dsar.deadlines import MAX_EXTENSION_MONTHS, due_at
+from dsar.deadlines import MAX_EXTENSION_MONTHS, WorkingDays, due_at
 
 
 class RequestType(StrEnum):
@@ -43,6 +43,19 @@ class Action(StrEnum):
     COMPLETE = "complete"
     REJECT = "reject"
     CANCEL = "cancel"
+
+
+class RejectionGround(StrEnum):
+    """Why a DPO refuses to act on a request (Art. 12(4)): the subject is told the ground,
+    the reason, and their right to complain and to a judicial remedy. A refusal is the
+    only answer to an unfounded or excessive request here: the hub charges no fee
+    (Art. 12(5))."""
+
+    MANIFESTLY_UNFOUNDED = "manifestly_unfounded"    # Art. 12(5)
+    EXCESSIVE = "excessive"                          # Art. 12(5), in particular repetitive
+    IDENTITY_NOT_CONFIRMED = "identity_not_confirmed"  # Art. 12(6)
+    IDENTITY_NOT_FOUND = "identity_not_found"        # Art. 11(2): nobody identified
+    OTHER = "other"
 
 
 #: a request in one of these is over; nothing moves it on
@@ -82,8 +95,10 @@ def next_status(snapshot: Snapshot, action: Action, *, reason: str | None = None
     return target
 
 
-def extension(snapshot: Snapshot, months: int, now: datetime) -> int:
-    """Total extension months after extending by ``months``; refuse what Art. 12(3) forbids."""
+def extension(snapshot: Snapshot, months: int, now: datetime, *,
+              working_days: WorkingDays) -> int:
+    """Total extension months after extending by ``months``; refuse what Art. 12(3) forbids
+    (the original deadline is the first one, moved to a working day like every other)."""
     if snapshot.status in FINAL:
         raise TransitionRefused(f"a {snapshot.status} request cannot be extended")
     if months not in (1, 2):
@@ -91,7 +106,7 @@ def extension(snapshot: Snapshot, months: int, now: datetime) -> int:
     total = snapshot.extension_months + months
     if total > MAX_EXTENSION_MONTHS:
         raise TransitionRefused("the deadline can be extended by at most two months in total")
-    if now >= due_at(snapshot.received_at):
+    if now >= due_at(snapshot.received_at, working_days=working_days):
         raise TransitionRefused("an extension must be decided before the original one-month "
                                 "deadline")
     return total

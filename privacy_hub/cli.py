@@ -18,7 +18,10 @@ CLI_ACTOR = audit.Actor("cli", "privacy-hub")
 
 
 def _settings() -> Settings:
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:  # one line naming the variable, not a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 def _open_hub(settings: Settings | None = None, *, bootstrap: bool = False) -> Any:

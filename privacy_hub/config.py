@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from privacy_hub.holiday_calendar import UnknownRegion, normalise_region
+
 SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 ROOT_KEY_FILE = "root.key"
 MIN_SECRET_BYTES = 32
@@ -40,6 +42,8 @@ class Settings:
     smtp_starttls: bool = False
     mail_from: str = "privacy@localhost"
     dpo_email: str | None = None
+    #: whose public holidays move a request's deadline: "DE", "DE-BY" (None: weekends only)
+    holidays: str | None = None
     sqlite_synchronous: str = "FULL"
     max_content_length: int = 1024 * 1024
     audit_checkpoint_every: int = 1000
@@ -109,6 +113,7 @@ class Settings:
             smtp_starttls=env.get("PRIVACY_HUB_SMTP_STARTTLS", "").lower() in {"1", "true", "yes"},
             mail_from=env.get("PRIVACY_HUB_MAIL_FROM", "privacy@localhost"),
             dpo_email=env.get("PRIVACY_HUB_DPO_EMAIL") or None,
+            holidays=_holidays(env, "PRIVACY_HUB_HOLIDAYS"),
             sqlite_synchronous=env.get("PRIVACY_HUB_SQLITE_SYNCHRONOUS", "FULL").upper(),
             max_content_length=_int(env, "PRIVACY_HUB_MAX_CONTENT_LENGTH", 1024 * 1024),
             webhook_max_attempts=_int(env, "PRIVACY_HUB_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1),
@@ -199,6 +204,16 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
             raise ConfigError(f"{name}: {origin!r} is not an origin like https://shop.example")
         found.append(origin.lower())
     return tuple(found)
+
+
+def _holidays(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return normalise_region(raw)
+    except UnknownRegion as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *,

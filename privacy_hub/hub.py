@@ -19,9 +19,11 @@ from audit.clock import utcnow
 from consent import receipt_keys
 from consent.ledger import Ledger
 from consent.receipts import Controller, ReceiptSigner, jwk
+from dsar.deadlines import WEEKENDS_ONLY, WorkingDays
 from privacy_hub.config import ConfigError, Settings
 from privacy_hub.db import make_engine, make_sessionmaker, read_only, transaction
 from privacy_hub.gate.checklog import CheckLog
+from privacy_hub.holiday_calendar import UnknownRegion, working_days
 from privacy_hub.jobs import outbox
 from privacy_hub.staff.accounts import StaffDirectory
 from privacy_hub.systems import SystemRegistry
@@ -62,6 +64,8 @@ class Hub:
     audit_signer: audit.CheckpointSigner
     ledger: Ledger
     checklog: CheckLog
+    #: the days a request's deadline may fall on (PRIVACY_HUB_HOLIDAYS)
+    working_days: WorkingDays = WEEKENDS_ONLY
 
     @classmethod
     def open(cls, settings: Settings, *, bootstrap: bool = False) -> Hub:
@@ -70,6 +74,10 @@ class Hub:
         With ``bootstrap`` (``privacy-hub init``), missing keys are created.
         """
         settings = settings.resolved()
+        try:
+            days = working_days(settings.holidays)
+        except UnknownRegion as exc:
+            raise ConfigError(f"PRIVACY_HUB_HOLIDAYS: {exc}") from None
         engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         if settings.keystore_url and settings.keystore_url != settings.database_url:
             keystore_engine = make_engine(settings.keystore_url,
@@ -128,6 +136,7 @@ class Hub:
         return cls(
             ledger=ledger,
             checklog=CheckLog(sessions),
+            working_days=days,
             read_sessions=read_sessions,
             settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
             keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"])),

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from dsar.workflow import RequestStatus, RequestType
+from dsar.workflow import RejectionGround, RequestStatus, RequestType
 from privacy_hub.api.auth import authenticate, current_principal, require
 from privacy_hub.api.idempotency import idempotent
 from privacy_hub.api.pagination import PageArgs, encode_cursor, next_cursor_field, read_cursor
@@ -88,6 +88,13 @@ class SystemStatus(ma.Schema):
     updated_at = ma.fields.String()
 
 
+class RejectionSchema(ma.Schema):
+    ground = ma.fields.String(metadata={"enum": [str(g) for g in RejectionGround],
+                                        "description": "Why the request was refused"})
+    reason = ma.fields.String(metadata={"description": "The justification the subject is told"})
+    rejected_at = ma.fields.String()
+
+
 class RequestSchema(Created):
     customer_id = ma.fields.String(allow_none=True)
     channel = ma.fields.String()
@@ -98,6 +105,8 @@ class RequestSchema(Created):
     details = ma.fields.Dict()
     outcome = ma.fields.Raw(allow_none=True)
     rejection_reason = ma.fields.String(allow_none=True)
+    rejection = ma.fields.Nested(RejectionSchema, allow_none=True, metadata={
+        "description": "A rejected request's ground, justification and time (Art. 12(4))"})
     completed_at = ma.fields.String(allow_none=True)
     systems = ma.fields.List(ma.fields.Nested(SystemStatus))
     history = ma.fields.List(ma.fields.Dict())
@@ -133,7 +142,16 @@ class ExtendBody(Strict):
 
 
 class RejectBody(Strict):
-    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    ground = ma.fields.String(
+        load_default=str(RejectionGround.OTHER),
+        validate=validate.OneOf([str(g) for g in RejectionGround]),
+        metadata={"description": "Why the request is refused: manifestly unfounded or "
+                  "excessive (Art. 12(5)), identity not confirmed (Art. 12(6)), nobody "
+                  "identified (Art. 11(2)), or another ground the reason explains "
+                  "(default `other`)"})
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                              metadata={"description": "The justification the subject is "
+                                        "told (required, not empty)"})
 
 
 class CancelBody(Strict):
@@ -223,9 +241,12 @@ class RequestReject(MethodView):
     @blp.arguments(RejectBody)
     @blp.response(200, RequestSchema)
     def post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
-        """Reject with a reason; the subject is told, with their right to complain."""
-        return requests.reject(hub(), db(), request_id, reason=body["reason"],
-                               actor=current_principal().actor)
+        """Reject on a ground with a justification (Art. 12(4)); the subject is told both,
+        with their right to complain to a supervisory authority and to a judicial remedy.
+        Requests are free: the hub refuses an unfounded or excessive request, it never
+        charges a fee for one."""
+        return requests.reject(hub(), db(), request_id, ground=body["ground"],
+                               reason=body["reason"], actor=current_principal().actor)
 
 
 @blp.route("/<string:request_id>/cancel")

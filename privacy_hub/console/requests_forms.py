@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from dsar.workflow import RequestStatus, RequestType
+from dsar.workflow import RejectionGround, RequestStatus, RequestType
 
 #: how staff may have verified a requester's identity (the API's free-form ``method``).
 #: R-DSAR-03: an identity document is never the default, only after a reasonable doubt.
@@ -17,6 +17,16 @@ VERIFICATION_METHODS = (
     ("in_person", _l("In person, known to us")),
     ("id_document_seen", _l("Identity document seen (only after a reasonable doubt)")),
 )
+
+
+def rejection_grounds() -> dict[str, str]:
+    """Each ground of a rejection (dsar.workflow.RejectionGround) for staff, with its article."""
+    return {"manifestly_unfounded": str(_l("Manifestly unfounded (Art. 12(5))")),
+            "excessive": str(_l("Excessive, in particular repetitive (Art. 12(5))")),
+            "identity_not_confirmed": str(_l("Identity not confirmed (Art. 12(6))")),
+            "identity_not_found": str(_l("Nobody identified from the details given "
+                                         "(Art. 11(2))")),
+            "other": str(_l("Another ground (explain it in the reason)"))}
 
 
 def type_names() -> dict[str, str]:
@@ -79,6 +89,12 @@ class ExtendForm(FlaskForm):  # type: ignore[misc]
 
 
 class RejectForm(FlaskForm):  # type: ignore[misc]
+    # The API defaults to "other" for callers written before grounds existed; a DPO here
+    # always says which ground applies.
+    ground = SelectField(_l("Ground for the rejection"), choices=lambda: [
+        ("", str(_l("Choose a ground")))] + [(str(g), rejection_grounds()[str(g)])
+                                            for g in RejectionGround],
+        default="", validators=[DataRequired(_l("Choose the ground for the rejection"))])
     reason = TextAreaField(_l("Reason for the rejection (the subject is told)"), validators=[
         DataRequired(_l("Enter the reason: the subject must be told why (Art. 12(4) GDPR)")),
         Length(max=2000)])

@@ -22,6 +22,7 @@ from privacy_hub.console.requests_forms import (
     QueueFilterForm,
     RejectForm,
     VerifyForm,
+    rejection_grounds,
     status_names,
     type_names,
 )
@@ -36,7 +37,8 @@ DONE = ("verified", "extended", "rejected", "closed", "retried")
 
 def _names() -> dict[str, Any]:
     return {"type_names": type_names(), "status_names": status_names(),
-            "method_names": {k: str(v) for k, v in VERIFICATION_METHODS}}
+            "method_names": {k: str(v) for k, v in VERIFICATION_METHODS},
+            "ground_names": rejection_grounds()}
 
 
 @bp.context_processor
@@ -150,7 +152,8 @@ def request_extend(request_id: object) -> WerkzeugResponse | tuple[str, int]:
 @requires("requests:work")
 def request_reject(request_id: object) -> WerkzeugResponse | tuple[str, int]:
     return _act(request_id, "reject", RejectForm(prefix="reject"), "rejected", lambda f: request_cases.reject(
-        hub(), db(), str(request_id), reason=f.reason.data, actor=actor()))
+        hub(), db(), str(request_id), ground=f.ground.data, reason=f.reason.data,
+        actor=actor()))
 
 
 @bp.post("/requests/<uuid:request_id>/close")

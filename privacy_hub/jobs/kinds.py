@@ -15,11 +15,13 @@ from privacy_hub.jobs.delivery import deliver_webhook, send_mail
 from privacy_hub.jobs.handler import Handler
 from privacy_hub.jobs.retention import (
     REQUEST_REMINDER,
+    REQUEST_UNIDENTIFIED,
     RETENTION_PURGE,
     delete_exports,
     purge_retained,
     remind_dpo,
 )
+from privacy_hub.jobs.unidentified import close_unidentified
 from privacy_hub.rights.exports import EXPORT_DELETE
 
 HANDLERS: Mapping[str, Handler] = MappingProxyType({
@@ -28,4 +30,5 @@ HANDLERS: Mapping[str, Handler] = MappingProxyType({
     RETENTION_PURGE: purge_retained,
     EXPORT_DELETE: delete_exports,
     REQUEST_REMINDER: remind_dpo,
+    REQUEST_UNIDENTIFIED: close_unidentified,
 })

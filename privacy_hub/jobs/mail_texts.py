@@ -49,7 +49,7 @@ class Link:
 
 @dataclass(frozen=True)
 class When:
-    """A paragraph shown only when the context holds ``name``."""
+    """A paragraph shown only when the context holds ``name`` (and it is not None)."""
 
     name: str
     text: str
@@ -123,6 +123,23 @@ TEMPLATES: dict[str, Template] = {
         ),
         link="{{ base_url }}/requests/{{ request_id | urlencode }}/verify?token={{ token | urlencode }}",
     ),
+    # R-DSAR-05, Art. 11(2): a request for an address no customer has. Only the mailbox's
+    # owner reads this (the caller's answer is the same as for a customer): no customer is
+    # known under it; they may ask again with other details. data.closes_at (a date).
+    "request_no_account": Template(
+        subject=N_("Your privacy request"),
+        paragraphs=(
+            HELLO,
+            N_("we received a privacy request for the data we hold about this email "
+               "address, but we hold no customer account under it, so we cannot tell whose "
+               "data the request is about."),
+            N_("If you shop with us under another email address, please make your request "
+               "again with that address, or give us your phone number or an order number: "
+               "reply to this message, or ask our customer service."),
+            N_("If we hear nothing from you by {{ closes_at }}, we close this request."),
+            N_("If you did not make this request, ignore this message."),
+        ),
+    ),
     # Art. 12(3): the subject is told of an extension and why: data.due_at, data.reason.
     "request_extended": Template(
         subject=N_("Your privacy request needs more time"),
@@ -133,16 +150,19 @@ TEMPLATES: dict[str, Template] = {
             N_("Why: {{ reason }}"),
         ),
     ),
-    # Art. 12(4): the reason, and the right to complain and to a judicial remedy.
+    # Art. 12(4): the ground (data.ground, a RejectionGround) and the DPO's reason
+    # (data.reason), the right to complain and to a judicial remedy; Art. 12(5): no fee.
     "request_rejected": Template(
         subject=N_("About your privacy request"),
         paragraphs=(
             HELLO,
             N_("we cannot act on your privacy request."),
+            When("ground", N_("The ground for our decision: {{ ground }}.")),
             N_("Why: {{ reason }}"),
             N_("You have the right to lodge a complaint with a data protection supervisory "
                "authority, in particular in the EU member state where you live or work, and "
                "to seek a judicial remedy (Art. 77 and 79 GDPR)."),
+            N_("Privacy requests are free of charge: we asked for no fee, and we never do."),
         ),
     ),
     # Access/portability answer ready: secrets.link (signed, expiring), data.expires_at.
@@ -201,6 +221,18 @@ REQUEST_TYPES = {
     "restriction": N_("restriction"), "objection": N_("objection"),
 }
 
+#: why a request was refused (dsar.workflow.RejectionGround), as the sentence says it;
+#: "other" has no sentence: the reason says it all
+REJECTION_GROUNDS = {
+    "manifestly_unfounded": N_("the request is manifestly unfounded (Art. 12(5) GDPR)"),
+    "excessive": N_("the request is excessive, in particular because it repeats earlier "
+                    "requests (Art. 12(5) GDPR)"),
+    "identity_not_confirmed": N_("we could not confirm that the request comes from the "
+                                 "person the data is about (Art. 12(6) GDPR)"),
+    "identity_not_found": N_("we could not identify whose data the request is about "
+                             "(Art. 11(2) GDPR)"),
+}
+
 # Plain text is not HTML: escaping it would corrupt it. The HTML part escapes each
 # rendered paragraph as a whole (so a translation may hold any character too).
 _TEXT = Environment(autoescape=False, undefined=StrictUndefined)  # noqa: S701
@@ -243,7 +275,7 @@ def format_when(value: Any, language: str, *, with_time: bool) -> Any:
 
 
 #: payload values that are moments: a deadline is a day, a link's end a time of day
-_DATES = {"due_at": False, "expires_at": True}
+_DATES = {"due_at": False, "expires_at": True, "closes_at": False}
 
 
 @dataclass(frozen=True)
@@ -267,6 +299,9 @@ def render(template: str, values: Mapping[str, Any], language: str,
             context[name] = format_when(context[name], language, with_time=with_time)
     if isinstance(context.get("request_type"), str) and context["request_type"] in REQUEST_TYPES:
         context["request_type"] = words.gettext(REQUEST_TYPES[context["request_type"]])
+    if isinstance(context.get("ground"), str):
+        ground = REJECTION_GROUNDS.get(context["ground"])
+        context["ground"] = words.gettext(ground) if ground else None
 
     def say(msgid: str) -> str:
         return _compiled(words.gettext(msgid)).render(context).strip()
@@ -275,7 +310,7 @@ def render(template: str, values: Mapping[str, Any], language: str,
     html_parts: list[Markup] = []
     for paragraph in spec.paragraphs:
         if isinstance(paragraph, When):
-            if paragraph.name not in values:
+            if context.get(paragraph.name) is None:
                 continue
             paragraph = paragraph.text
         if isinstance(paragraph, Link):

@@ -1,4 +1,5 @@
-"""Scheduled jobs: end of legal retention, export deletion, DPO deadline reminders."""
+"""Scheduled jobs: end of legal retention, export deletion, DPO deadline reminders (and
+the kind of the job that closes unidentified requests: privacy_hub/jobs/unidentified.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from privacy_hub.jobs.handler import ClaimedJob, JobContext
 from privacy_hub.rights.exports import Exports
 
 #: job kinds: data kept under a legal duty is destroyed when its hold ends; the DPO is
-#: reminded of a request's deadline
+#: reminded of a request's deadline; a request nobody was identified for closes (R-DSAR-05)
 RETENTION_PURGE = "retention_purge"
 REQUEST_REMINDER = "request_reminder"
+REQUEST_UNIDENTIFIED = "request_unidentified"
 
 
 def purge_retained(context: JobContext, _job: ClaimedJob, _payload: dict[str, Any]) -> None:

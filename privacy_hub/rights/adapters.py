@@ -12,12 +12,11 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import utcnow
-from dsar.deadlines import reminder_times
 from dsar.requests import Requests
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
 from privacy_hub.jobs.backoff import backoff_delay
-from privacy_hub.jobs.retention import REQUEST_REMINDER, RETENTION_PURGE
+from privacy_hub.jobs.retention import REQUEST_REMINDER, REQUEST_UNIDENTIFIED, RETENTION_PURGE
 from privacy_hub.models import System
 from privacy_hub.rights.exports import Exports
 from privacy_hub.vault import crypto
@@ -113,17 +112,31 @@ class OutboxNotifier:
     """dsar's Notifier port: mails to the subject and deadline reminders, via the outbox."""
 
     def verification_link(self, session: Session, *, request_id: str, customer_id: str | None,
-                          address: str | None, token: str) -> None:
-        if customer_id is None and address is None:
-            return
+                          token: str) -> None:
+        if customer_id is None:
+            return  # nobody identified: no_account told the address's owner
         outbox.enqueue_mail(session, template="request_verification", customer_id=customer_id,
-                            to_staff=None if customer_id else address,
                             data={"request_id": request_id, "request_type": "privacy"},
                             secrets={"token": token})
 
-    def schedule_reminders(self, session: Session, *, request_id: str, due_at: datetime) -> None:
+    def no_account(self, session: Session, *, request_id: str, address: str,
+                   closes_at: datetime) -> None:
+        try:
+            normalised = normalise_email(address)
+        except NormalisationError:
+            return  # not an address: nobody to tell
+        outbox.enqueue_mail(session, template="request_no_account", to_staff=normalised,
+                            data={"request_id": request_id,
+                                  "closes_at": closes_at.date().isoformat()})
+
+    def schedule_close_unidentified(self, session: Session, *, request_id: str,
+                                    at: datetime) -> None:
+        outbox.enqueue(session, REQUEST_UNIDENTIFIED, {"request_id": request_id}, run_at=at)
+
+    def schedule_reminders(self, session: Session, *, request_id: str, due_at: datetime,
+                           times: Sequence[datetime]) -> None:
         # R-DEAD-03: one reminder a week before the deadline, one when it has passed.
-        for when in reminder_times(due_at):
+        for when in times:
             outbox.enqueue(session, REQUEST_REMINDER, {
                 "request_id": request_id, "due_at": due_at.isoformat(),
                 "reminder": "overdue" if when >= due_at else "due_soon"}, run_at=when)
@@ -140,4 +153,4 @@ def requests_service(hub: Hub) -> Requests:
     """Data subject requests wired to this hub: the API, the portal and the console use
     this one composition."""
     return Requests(VaultDirectory(hub), OutboxNotifier(), RegisteredSystems(hub), hub.ledger,
-                    Exports(hub))
+                    Exports(hub), hub.working_days)

@@ -19,6 +19,7 @@ from consent import purposes as registry
 from privacy_hub import evidence
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
+from privacy_hub.usecases import rights_record
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
 
@@ -128,7 +129,8 @@ def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
             "security_measures": SECURITY_MEASURES,
         })
     return {"controller": hub.settings.controller, "generated_at": rfc3339(utcnow()),
-            "activities": items}
+            "activities": items,
+            "data_subject_requests": rights_record.request_handling(hub.working_days)}
 
 
 def records_as_csv(record: dict[str, Any]) -> str:

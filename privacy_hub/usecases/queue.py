@@ -121,8 +121,9 @@ def detail(hub: Hub, session: Session, request_id: str, *, now: datetime | None 
         received_at=req.received_at, due_at=req.due_at, verified_at=req.verified_at,
         completed_at=req.completed_at, extension_reason=req.extension_reason,
         time_left=time_left(req.due_at, now, final=final), final=final,
+        rejected_at=req.rejected_at,
         # Art. 12(3): an extension is decided before this (the domain refuses it after)
-        original_due_at=due_at(req.received_at),
+        original_due_at=due_at(req.received_at, working_days=hub.working_days),
         has_export=req.type in (RequestType.ACCESS, RequestType.PORTABILITY)
         and req.status == RequestStatus.COMPLETED and req.customer_id is not None)
     for entry in view["history"]:

@@ -18,6 +18,7 @@ from audit.clock import utcnow
 from dsar import fan_out
 from dsar.models import DataSubjectRequest, RequestSystem
 from dsar.requests import Requests
+from dsar.workflow import RejectionGround
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
 from privacy_hub.rights.adapters import requests_service
@@ -84,11 +85,18 @@ def extend(hub: Hub, session: Session, request_id: str, *, months: int, reason: 
                                                          reason=reason, actor=actor))
 
 
-def reject(hub: Hub, session: Session, request_id: str, *, reason: str,
-           actor: audit.Actor) -> dict[str, Any]:
-    """Reject with a reason; the subject is told, with their right to complain."""
-    return _public(session, requests_service(hub).reject(session, request_id, reason=reason,
-                                                         actor=actor))
+def reject(hub: Hub, session: Session, request_id: str, *, reason: str, actor: audit.Actor,
+           ground: str = RejectionGround.OTHER) -> dict[str, Any]:
+    """Reject on a ground (dsar.workflow.RejectionGround) with a justification; the subject
+    is told both, with their right to complain and to a judicial remedy (Art. 12(4))."""
+    return _public(session, requests_service(hub).reject(session, request_id, ground=ground,
+                                                         reason=reason, actor=actor))
+
+
+def close_unidentified(hub: Hub, session: Session, request_id: str) -> bool:
+    """R-DSAR-05: reject a request still waiting for its subject to be identified
+    (``identity_not_found``); False when it had moved on."""
+    return requests_service(hub).close_unidentified(session, request_id) is not None
 
 
 def cancel(hub: Hub, session: Session, request_id: str, *, actor: audit.Actor,

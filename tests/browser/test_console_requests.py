@@ -1,6 +1,7 @@
 """The request queue in a real browser, against `privacy-hub serve` with its worker: a DPO
 finds the overdue request first, takes an access request from the queue to its download,
-extends one and rejects one with a reason (R-DEAD-02, R-DEAD-03, R-DSAR-07)."""
+extends one and rejects one on a ground with a reason (R-DEAD-02, R-DEAD-03, R-DSAR-06,
+R-DSAR-07)."""
 
 from __future__ import annotations
 
@@ -111,10 +112,15 @@ def test_a_dpo_extends_one_request_and_rejects_another_with_a_reason(
     page = visitor.open(f"/console/requests/{reject}")
     page.get_by_role("button", name="Reject the request").click()
     expect(page.get_by_role("alert")).to_contain_text("Enter the reason")
+    # R-DSAR-06: the ground is chosen, its error beside the select
+    expect(page.get_by_role("alert")).to_contain_text("Choose the ground for the rejection")
+    expect(page.locator("#reject-ground-error")).to_contain_text("Choose the ground")
     visitor.check_page("console-request-reject-error")
+    page.get_by_label("Ground for the rejection").select_option("excessive")
     page.get_by_label("Reason for the rejection (the subject is told)").fill(
         "The same request was answered two days ago")
     page.get_by_role("button", name="Reject the request").click()
     expect(page.get_by_role("status")).to_contain_text("right to complain")
     expect(page.locator("dl.facts")).to_contain_text("The same request was answered two days ago")
+    expect(page.locator("dl.facts")).to_contain_text("Excessive, in particular repetitive")
     expect(page.get_by_role("heading", name="Actions")).to_have_count(0)

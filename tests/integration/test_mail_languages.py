@@ -195,3 +195,20 @@ def test_a_service_reporting_the_notice_language_shown_sets_the_mail_language(
     unspoken = consents.decision(hub, None, {**fields, "language": "en"}, source="shop",
                                  gpc=False)
     assert unspoken.locale is None
+
+
+def test_a_request_for_an_unknown_address_tells_only_that_mailbox(
+        hub: Hub, inbox: Inbox) -> None:
+    """R-DSAR-05: through the worker and a real SMTP server, the address's owner learns
+    that no account is held under it and how to ask again; nothing to confirm, no link."""
+    add(hub, MILA, "de-DE")
+    with transaction(hub.sessions) as session:
+        requests.submit(hub, session, type="access", email=NOAH, actor=ACTOR)
+    deliver(hub)
+    message = only_mail(inbox, NOAH)
+    assert subject(message) == "Your privacy request"
+    body = text_of(message)
+    assert "we hold no customer account under it" in body
+    assert "phone number or an order number" in body
+    assert "http" not in body
+    assert inbox.to(MILA) == []

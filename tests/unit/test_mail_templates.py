@@ -37,7 +37,9 @@ CONTEXTS: dict[str, dict[str, str | int]] = {
     "request_verification": {"request_id": "r-1", "request_type": "privacy", "token": "t"},
     "request_extended": {"request_id": "r-1", "due_at": "2027-03-31T10:00:00Z",
                          "reason": "many requests"},
-    "request_rejected": {"request_id": "r-1", "reason": "manifestly unfounded"},
+    "request_no_account": {"request_id": "r-1", "closes_at": "2027-01-06"},
+    "request_rejected": {"request_id": "r-1", "ground": "excessive",
+                         "reason": "the same request three times this week"},
     "request_completed": {"request_id": "r-1", "expires_at": "2026-12-08T10:00:00Z",
                           "link": "https://hub.example/exports/r-1?sig=x"},
     "restriction_lifting": {"note": "the dispute is settled"},
@@ -128,3 +130,51 @@ def test_values_are_escaped_in_html_and_left_alone_in_text() -> None:
 def test_the_request_type_is_named_in_the_mail_language() -> None:
     _, de, _, _ = _render("deadline_reminder", "de")
     assert "Die Anfrage r-1 (Auskunft) ist am 23. Dezember 2026 fällig" in de
+
+
+def test_the_rejection_names_the_ground_the_reason_the_remedies_and_no_fee() -> None:
+    """R-DSAR-07, Art. 12(4): the subject is told why (ground and justification), and of
+    their right to complain to a supervisory authority and to a judicial remedy; R-DSAR-06:
+    a refusal, never a fee."""
+    subject, text, html, _ = _render("request_rejected", "en")
+    assert subject == "About your privacy request"
+    assert ("The ground for our decision: the request is excessive, in particular because it "
+            "repeats earlier requests (Art. 12(5) GDPR).") in text
+    assert "Why: the same request three times this week" in text
+    assert "supervisory authority" in text and "judicial remedy" in text
+    assert "free of charge" in text and "fee" in html
+
+
+@pytest.mark.parametrize(("ground", "says"), [
+    ("manifestly_unfounded", "manifestly unfounded (Art. 12(5) GDPR)"),
+    ("identity_not_confirmed", "(Art. 12(6) GDPR)"),
+    ("identity_not_found", "(Art. 11(2) GDPR)"),
+])
+def test_each_ground_has_its_sentence(ground: str, says: str) -> None:
+    composed = mail.compose("request_rejected", to="a@example.org", sender="p@shop.example",
+                            context={"reason": "r", "ground": ground,
+                                     "base_url": "https://hub.example"})
+    text = composed.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "The ground for our decision:" in text and says in text
+
+
+def test_another_ground_is_left_to_the_reason() -> None:
+    """``other``, and a rejection queued before grounds existed, say only the reason."""
+    for context in ({"reason": "r", "ground": "other"}, {"reason": "r"}):
+        composed = mail.compose("request_rejected", to="a@example.org", sender="p@shop.example",
+                                context={**context, "base_url": "https://hub.example"})
+        text = composed.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "The ground for our decision" not in text and "Why: r" in text
+
+
+def test_the_no_account_mail_invites_other_details_and_carries_no_link() -> None:
+    """R-DSAR-05, Art. 11(2): the mailbox's owner learns that no account is held under the
+    address, may ask again with another address, a phone or an order number, and when the
+    request closes; there is nothing to confirm."""
+    subject, text, html, _ = _render("request_no_account", "en")
+    assert subject == "Your privacy request"
+    assert "we hold no customer account under it" in text
+    assert "another email address" in text and "phone number" in text
+    assert "order number" in text
+    assert "If we hear nothing from you by January 6, 2027, we close this request." in text
+    assert "http" not in text and "<a " not in html

@@ -77,8 +77,13 @@ def test_the_queue_shows_overdue_first_then_due_soon_with_counts_per_state(
     html = page.get_data(as_text=True)
     positions = [html.index(f"/console/requests/{rid}") for rid in (late, soon, later, over)]
     assert positions == sorted(positions)
-    assert re.search(r"overdue by (9|10|11) days", html)
-    assert re.search(r"[2-4] days left", html)
+    # R-DEAD-01: the deadlines are one month after receipt, moved off a weekend
+    now = utcnow()
+    late_by = (now - datetime.fromisoformat(request_state(hub, late)["due_at"])).days
+    soon_in = (datetime.fromisoformat(request_state(hub, soon)["due_at"]) - now).days
+    assert 7 <= late_by <= 11 and 2 <= soon_in <= 6
+    assert re.search(rf"overdue by ({late_by - 1}|{late_by}|{late_by + 1}) days", html)
+    assert re.search(rf"({soon_in - 1}|{soon_in}|{soon_in + 1}) days left", html)
     inverted = {label: int(n) for n, label in
                 re.findall(r'<strong>(\d+)</strong> <span>([^<]+)</span>', html)}
     assert inverted["Overdue"] == 1 and inverted["Due within 7 days"] == 1
@@ -204,7 +209,8 @@ def test_reject_needs_a_reason_and_then_tells_the_subject(
     assert missing.status_code == 422
     assert re.search(r'id="reject-reason-error">Enter the reason', missing.get_data(as_text=True))
     assert request_state(hub, rid)["status"] == "pending_verification"
-    done = post(client, rid, "reject", **{"reject-reason": "Third identical request this month"})
+    done = post(client, rid, "reject", **{"reject-ground": "excessive",
+                                          "reject-reason": "Third identical request this month"})
     assert done.status_code == 303
     state = request_state(hub, rid)
     assert state["status"] == "rejected"
@@ -213,7 +219,7 @@ def test_reject_needs_a_reason_and_then_tells_the_subject(
     assert "right to complain" in page
     (entry,) = [e for e in audit_for(hub, rid) if e.action == "request.rejected"]
     assert (entry.actor_type, entry.actor_id) == ("staff", dpo.id)
-    again = post(client, rid, "reject", **{"reject-reason": "Once more"})
+    again = post(client, rid, "reject", **{"reject-ground": "other", "reject-reason": "Once more"})
     assert again.status_code == 409
     assert "not possible in the request" in again.get_data(as_text=True)
 
