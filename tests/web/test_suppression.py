@@ -125,6 +125,14 @@ def test_a_reimported_erased_email_is_suppressed_until_the_customer_consents_the
                               json={"purpose": "marketing.email"}).json["items"]
     assert _entries(hub) == []
 
+    evidence = client.get(f"/api/v1/customers/{new}/evidence", headers=auth,
+                          query_string={"purpose": "marketing.email"}).json
+    assert [f["kind"] for f in evidence["processing_flags"]] == ["suppressed",
+                                                                  "suppression_lifted"]
+    analytics = client.get(f"/api/v1/customers/{new}/evidence", headers=auth,
+                           query_string={"purpose": "analytics.behaviour"}).json
+    assert analytics["processing_flags"] == []
+
     entries_log = _audit(hub)
     actions = [e.action for e in entries_log]
     for action in ("suppression.added", "suppression.applied", "suppression.lifted"):
