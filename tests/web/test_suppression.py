@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, inspect, select
 
 import audit
+from audit.clock import rfc3339, utcnow
 from consent.models import SuppressionEntry
 from privacy_hub.hub import Hub
 from privacy_hub.importer import import_csv
@@ -27,9 +28,10 @@ DIRECT_MARKETING = ("marketing.email", "marketing.sms", "marketing.email_custome
                     "advertising.partners")
 
 
-def _check(client: FlaskClient, auth: dict[str, str], cid: str, purpose: str) -> Any:
-    resp = client.get(f"/api/v1/consent-check?customer_id={cid}&purpose={purpose}",
-                      headers=auth)
+def _check(client: FlaskClient, auth: dict[str, str], cid: str, purpose: str,
+           **query: str) -> Any:
+    resp = client.get("/api/v1/consent-check", headers=auth,
+                      query_string={"customer_id": cid, "purpose": purpose, **query})
     assert resp.status_code == 200, resp.json
     return resp.json
 
@@ -112,6 +114,7 @@ def test_a_reimported_erased_email_is_suppressed_until_the_customer_consents_the
                            json={"purpose": "marketing.sms"}).json
     assert new not in audience["items"]
     assert len(_entries(hub)) == 2
+    suppressed_then = rfc3339(utcnow())
 
     # The customer's own consent (double opt-in: it counts once they confirm).
     assert _grant(client, auth, new, "marketing.email", "web_form")["status"] == \
@@ -124,6 +127,8 @@ def test_a_reimported_erased_email_is_suppressed_until_the_customer_consents_the
     assert new in client.post("/api/v1/audiences", headers=auth,
                               json={"purpose": "marketing.email"}).json["items"]
     assert _entries(hub) == []
+    then = _check(client, auth, new, "marketing.email", at=suppressed_then)
+    assert then["reason"] == "suppressed"  # the answer that held then (flag history)
 
     evidence = client.get(f"/api/v1/customers/{new}/evidence", headers=auth,
                           query_string={"purpose": "marketing.email"}).json
