@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from privacy_hub.hub import Hub
 from privacy_hub.importer import import_csv
 from privacy_hub.vault.keystore import HubKey
 from tests.conftest import SEED_EMAIL, SEED_PHONE
+from tests.console import make_staff, signed_in_client
 from tests.hubs import make_settings
 from tests.web.test_consent_api import _token_from_outbox
 
@@ -225,8 +227,9 @@ def test_an_existing_instance_gets_its_suppression_key_on_its_next_start(
 
 def test_the_list_is_in_the_records_of_processing_and_counted_never_listed(
         client: FlaskClient, auth: dict[str, str], catalogue: None, hub: Hub) -> None:
-    """R-ERASE-05 (documented in the ROPA, Art. 30(1)); no API reveals an entry: the
-    OpenAPI document has no path for it, and documents the gate's `suppressed` reason."""
+    """R-ERASE-05 (documented in the ROPA, Art. 30(1)); the console's figures count the
+    entries per reason; no API reveals an entry: the OpenAPI document has no path for it,
+    and documents the gate's `suppressed` reason."""
     old = _create(client, auth, email=SEED_EMAIL, phone=SEED_PHONE)
     client.delete(f"/api/v1/customers/{old}", headers=auth)
     ropa = client.get("/api/v1/ropa", headers=auth).json
@@ -236,6 +239,17 @@ def test_the_list_is_in_the_records_of_processing_and_counted_never_listed(
     assert any("hash" in c for c in activity["categories_of_personal_data"])
     assert activity["retention"] and activity["security_measures"]
     assert "suppression_list" in client.get("/api/v1/ropa?format=csv", headers=auth).text
+
+    staff = signed_in_client(client, make_staff(hub, "auditor"))
+    page = staff.get("/console/figures/").get_data(as_text=True)
+    table = page[page.index('id="suppression-table"'):]
+    table = table[:table.index("</table>")]
+    assert re.search(r"Erased \(Art\. 17\)</th><td class=\"num\">2</td>", table), table
+    figures_csv = staff.get("/console/figures/figures.csv").get_data(as_text=True)
+    assert "suppression_list,erased,,entries_now,2" in figures_csv
+    assert "suppression_list,objected_direct_marketing,,entries_now,0" in figures_csv
+    for h in hub.vault.suppression.hashes({"email": SEED_EMAIL}):  # type: ignore[union-attr]
+        assert h.hex() not in page and SEED_EMAIL not in page
 
     spec = client.get("/api/openapi.json").json
     assert not [p for p in spec["paths"] if "suppress" in p]
