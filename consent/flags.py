@@ -153,7 +153,7 @@ def mark_erased(session: Session, customer_id: str, *, actor: audit.Actor,
 
 
 def _as_flags(restricted: bool, erased: bool,
-              objections: Iterable[tuple[str, str | None]]) -> Flags:
+              objections: Iterable[tuple[str, str | None]], suppressed: bool = False) -> Flags:
     """The gate's Flags; ``objections``: (purpose, compelling grounds or None)."""
     objected: set[str] = set()
     grounds: set[str] = set()
@@ -162,7 +162,8 @@ def _as_flags(restricted: bool, erased: bool,
         if compelling:
             grounds.add(purpose)
     return Flags(exists=True, erased=erased, restricted=restricted,
-                 objections=frozenset(objected), compelling_grounds=frozenset(grounds))
+                 objections=frozenset(objected), compelling_grounds=frozenset(grounds),
+                 suppressed=suppressed)
 
 
 def customer_status(stored: str, restricted: bool) -> str:
@@ -188,12 +189,13 @@ def flags_for(session: Session, customer_id: str) -> Flags:
     objections = [(r.purpose, r.compelling_grounds) for r in session.execute(
         select(Objection.purpose, Objection.compelling_grounds)
         .where(Objection.customer_id == customer_id))]
-    return _as_flags(bool(row and row.restricted), bool(row and row.erased), objections)
+    return _as_flags(bool(row and row.restricted), bool(row and row.erased), objections,
+                     bool(row and row.suppressed))
 
 
 def flags_at(session: Session, customer_id: str, at: datetime) -> Flags:
     """The flags as they stood at ``at``, replayed from their history."""
-    restricted = erased = False
+    restricted = erased = suppressed = False
     objected: dict[str, str | None] = {}
     events = session.scalars(select(FlagEvent).where(FlagEvent.customer_id == customer_id,
                                                      FlagEvent.recorded_at <= at)
@@ -209,7 +211,9 @@ def flags_at(session: Session, customer_id: str, at: datetime) -> Flags:
             objected.setdefault(ev.purpose, None)
         elif ev.kind == "grounds_recorded" and ev.purpose:
             objected[ev.purpose] = "recorded"
-    return _as_flags(restricted, erased, objected.items())
+        elif ev.kind in ("suppressed", "suppression_lifted"):
+            suppressed = ev.kind == "suppressed"
+    return _as_flags(restricted, erased, objected.items(), suppressed)
 
 
 # -- the soft opt-in ---------------------------------------------------------------------

@@ -9,6 +9,10 @@ state space. Order of precedence, strongest first:
    public-task purposes unless a DPO recorded compelling grounds (21(1)); a named
    consent purpose is denied too; contract and legal-obligation purposes are not
    objectable;
+3a. suppression (R-ERASE-05): a customer made with an identifier on the suppression
+   list (someone erased or objecting to direct marketing had it) is denied every
+   direct-marketing purpose, on any basis, until they consent to direct marketing
+   themselves (consent/suppression.py);
 4. the soft opt-in (ePrivacy Art. 13(2)): only for customers who bought something;
 5. a basis other than consent: allowed on that basis;
 6. consent: allowed only while a consent to the current version is in force.
@@ -37,6 +41,8 @@ class Reason(StrEnum):
     OBJECTED = "objected"
     RESTRICTED = "restricted"
     ERASED = "erased"
+    #: R-ERASE-05: an identifier on the suppression list, no fresh consent of their own yet
+    SUPPRESSED = "suppressed"
     UNKNOWN_CUSTOMER = "unknown_customer"
     LEGAL_BASIS = "legal_basis"
 
@@ -94,6 +100,8 @@ class Flags:
     compelling_grounds: frozenset[str] = frozenset()
     #: bought something: contact details obtained in the context of a sale
     customer_relationship: bool = False
+    #: made with an identifier on the suppression list (R-ERASE-05), not lifted since
+    suppressed: bool = False
 
 
 #: the flags of a customer the hub does not know
@@ -155,6 +163,8 @@ def decide(rule: Rule, state: State | None, flags: Flags, now: datetime) -> Answ
         return Answer(False, Reason.RESTRICTED, basis)
     if _objected(rule, flags):
         return Answer(False, Reason.OBJECTED, basis)
+    if flags.suppressed and rule.direct_marketing:
+        return Answer(False, Reason.SUPPRESSED, basis)
     if rule.soft_opt_in and not flags.customer_relationship:
         return Answer(False, Reason.NOT_GRANTED, basis)
     if basis is not LegalBasis.CONSENT:

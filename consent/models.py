@@ -6,9 +6,9 @@ Customers are referenced by id only, so erasing the vault never touches proof of
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, Index, Integer, LargeBinary, String, Text, false
+from sqlalchemy import Boolean, Date, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from audit.sql import UTCDateTime, new_metadata
@@ -144,7 +144,8 @@ class ConsentState(ConsentBase):
 
 
 class ProcessingFlags(ConsentBase):
-    """Per-customer flags the gate honours: restriction (Art. 18) and erasure."""
+    """Per-customer flags the gate honours: restriction (Art. 18), erasure, and the
+    suppression list's match when the customer was made (consent/suppression.py)."""
 
     __tablename__ = "processing_flags"
 
@@ -152,7 +153,24 @@ class ProcessingFlags(ConsentBase):
     restricted: Mapped[bool] = mapped_column(Boolean, default=False)
     restriction_ground: Mapped[str | None] = mapped_column(String(32))
     erased: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: an identifier was on the suppression list when the customer was made: every
+    #: direct-marketing purpose is denied until they consent to direct marketing themselves
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SuppressionEntry(ConsentBase):
+    """One identifier (email or phone) not to be marketed to again (R-ERASE-05, Art. 17,
+    21(3)): its keyed hash, the day it was listed and why. Nothing else, by design: no
+    customer id, no identifier, no link to the person it was taken from."""
+
+    __tablename__ = "suppression_list"
+
+    #: HMAC-SHA256 of the normalised identifier under the hub's suppression key
+    identifier_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    suppressed_on: Mapped[date] = mapped_column(Date)
+    #: "erased" or "objected_direct_marketing"
+    reason: Mapped[str] = mapped_column(String(32))
 
 
 class CustomerRelationship(ConsentBase):
@@ -189,7 +207,8 @@ class FlagEvent(ConsentBase):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     customer_id: Mapped[str] = mapped_column(String(36))
-    #: restricted | restriction_lifted | objected | grounds_recorded | erased
+    #: restricted | restriction_lifted | objected | grounds_recorded | erased | suppressed |
+    #: suppression_lifted
     kind: Mapped[str] = mapped_column(String(24))
     purpose: Mapped[str | None] = mapped_column(String(100))
     detail: Mapped[str | None] = mapped_column(String(200))

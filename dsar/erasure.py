@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import rfc3339, utcnow
-from consent import flags
+from consent import flags, suppression
 from consent import purposes as registry
 from consent.domain_events import DomainEvent, emit
 from consent.ledger import Decision, Ledger
@@ -47,6 +47,9 @@ def erase_customer(session: Session, req: DataSubjectRequest, customer_id: str,
             collection_method="erasure_request"), actor=actor)
     flags.mark_erased(session, customer_id, actor=actor, request_id=req.id)
     kept = _retain_under_legal_duty(session, customer_id, actor, directory)
+    # R-ERASE-05 (Art. 17(3)(b), 21(3)): so that a re-import cannot bring marketing back;
+    # listed while the identifiers can still be read.
+    directory.suppress(session, customer_id, reason=suppression.ERASED, actor=actor)
     directory.erase(session, customer_id, actor=actor, request_id=req.id)
     systems = systems_with_part(session, req)
     if systems:

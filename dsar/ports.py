@@ -39,6 +39,11 @@ class SubjectDirectory(Protocol):
               request_id: str) -> None:
         """Crypto-shred the customer: their key, blind indexes and live data go."""
 
+    def suppress(self, session: Session, customer_id: str, *, reason: str,
+                 actor: audit.Actor) -> None:
+        """Put the customer's email and phone on the suppression list (R-ERASE-05) for
+        ``reason`` (consent.suppression.REASONS): keyed hashes, no link to the customer."""
+
     def seal(self, session: Session, customer_id: str | None, label: str, data: bytes) -> bytes:
         """Seal request data (under the customer's key when known)."""
 

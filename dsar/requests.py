@@ -98,7 +98,8 @@ class Requests:
                      details={"request_id": req.id, "type": str(checked.kind),
                               "channel": channel})
         if checked.kind is RequestType.OBJECTION and customer_id is not None:
-            effects.object_at_once_to_direct_marketing(session, req, checked.plain, actor)
+            effects.object_at_once_to_direct_marketing(session, req, checked.plain, actor,
+                                                       self.directory)
         if verified:
             self.verify(session, req.id, method=verification_method or "authenticated",
                         actor=actor)

@@ -50,6 +50,8 @@ CHAIN_VERIFICATION = "GET /api/v1/audit/verify"
 RECEIPT_KEYS = "GET /api/v1/keys/receipts"
 #: flag history kinds that concern every purpose
 _EVERY_PURPOSE = frozenset({"restricted", "restriction_lifted", "erased"})
+#: flag kinds of the suppression list (R-ERASE-05), which concern direct marketing only
+_SUPPRESSION = frozenset({"suppressed", "suppression_lifted"})
 
 checker = Checker()
 
@@ -211,7 +213,8 @@ def _flag_history(session: Session, customer_id: str, purpose: Purpose) -> list[
                            .order_by(FlagEvent.recorded_at, FlagEvent.id))
     return [{"kind": r.kind, "purpose": r.purpose, "detail": r.detail,
              "recorded_at": rfc3339(r.recorded_at)}
-            for r in rows if r.kind in _EVERY_PURPOSE or _objection_concerns(r.purpose, purpose)]
+            for r in rows if r.kind in _EVERY_PURPOSE or _objection_concerns(r.purpose, purpose)
+            or (r.kind in _SUPPRESSION and purpose.direct_marketing)]
 
 
 def _core(action: str, details: Mapping[str, Any], purpose: Purpose) -> bool:
@@ -225,6 +228,8 @@ def _core(action: str, details: Mapping[str, Any], purpose: Purpose) -> bool:
         return details.get("purpose") == purpose.key
     if action == "processing.customer_relationship":
         return purpose.soft_opt_in
+    if action.startswith("suppression."):  # R-ERASE-05: every direct-marketing purpose
+        return purpose.direct_marketing
     return action.startswith("processing.") or action == "customer.erased"
 
 

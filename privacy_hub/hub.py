@@ -12,6 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 import audit
@@ -31,8 +32,13 @@ from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
 from privacy_hub.vault.errors import DecryptionError, KeyMissing
 from privacy_hub.vault.keystore import HubKey
 from privacy_hub.vault.root import FileRootKey
+from privacy_hub.vault.suppression import SuppressionList
 
-HUB_KEYS = ("blind_index", "app_secrets", "audit_signing", "receipt_signing")
+HUB_KEYS = ("blind_index", "app_secrets", "audit_signing", "receipt_signing", "suppression")
+#: hub keys added after instances were first made: created when missing at any start, so
+#: an instance brought up to date with `privacy-hub db upgrade` has them on its next start
+#: ("suppression": the suppression list's own hash key, never the blind-index key)
+ADDED_HUB_KEYS = frozenset({"suppression"})
 
 
 def signing_key_id(prefix: str, public: Ed25519PublicKey) -> str:
@@ -45,6 +51,31 @@ def receipt_signer(raw: bytes) -> ReceiptSigner:
     """The receipt signer of a 32-byte hub key (the Ed25519 seed)."""
     private = Ed25519PrivateKey.from_private_bytes(raw)
     return ReceiptSigner(signing_key_id("receipts", private.public_key()), private)
+
+
+def _load_keys(sessions: sessionmaker[Session], keyring: KeyRing, bootstrap: bool
+               ) -> tuple[list[dict[str, object]], dict[str, bytes]]:
+    """The hub keys, those missing created (every one with ``bootstrap``, else the
+    ADDED_HUB_KEYS), and what was created, for the audit log."""
+    for attempt in range(2):
+        created: list[dict[str, object]] = []
+        try:
+            with transaction(sessions) as session:
+                if bootstrap and keyring.keks.bootstrap(session):
+                    created.append({"kind": "key_encryption_key", "version": 1})
+                creatable = {name for name in HUB_KEYS if bootstrap or name in ADDED_HUB_KEYS}
+                created += [{"kind": "hub_key", "name": name} for name in HUB_KEYS
+                            if name in creatable and session.get(HubKey, name) is None]
+                keys = {name: keyring.hub_key(session, name, create=name in creatable)
+                        for name in HUB_KEYS}
+            return created, keys
+        except IntegrityError:
+            # Another process starting at the same time created a missing key first:
+            # read the one it stored (the unstored copy made here was never cached).
+            keyring.forget_hub_keys()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass
@@ -97,19 +128,8 @@ class Hub:
                               "(new instance) or `privacy-hub db upgrade`")
         # absent on an instance not yet upgraded (`privacy-hub db upgrade` runs it)
         publish_receipt_key = inspect(engine).has_table("consent_receipt_keys")
-        created: list[dict[str, object]] = []
         try:
-            with transaction(sessions) as session:
-                if bootstrap:
-                    if keyring.keks.bootstrap(session):
-                        created.append({"kind": "key_encryption_key", "version": 1})
-                    created += [{"kind": "hub_key", "name": name} for name in HUB_KEYS
-                                if session.get(HubKey, name) is None]
-                keys = {name: keyring.hub_key(session, name, create=bootstrap)
-                        for name in HUB_KEYS}
-                signer_now = receipt_signer(keys["receipt_signing"])
-                if publish_receipt_key:
-                    receipt_keys.register(session, signer_now, utcnow())
+            created, keys = _load_keys(sessions, keyring, bootstrap)
         except DecryptionError:
             raise ConfigError(
                 f"the root key {settings.root_key_path} does not open this database's keys "
@@ -117,6 +137,10 @@ class Hub:
                 "the root key file `privacy-hub init` created for this database") from None
         except KeyMissing as exc:
             raise ConfigError(str(exc)) from None
+        signer_now = receipt_signer(keys["receipt_signing"])
+        if publish_receipt_key:
+            with transaction(sessions) as session:
+                receipt_keys.register(session, signer_now, utcnow())
         private = Ed25519PrivateKey.from_private_bytes(keys["audit_signing"])
         signer = audit.CheckpointSigner(signing_key_id("audit", private.public_key()), private)
         audit.install(sessions, signer=signer, checkpoint_every=settings.audit_checkpoint_every)
@@ -139,7 +163,8 @@ class Hub:
             working_days=days,
             read_sessions=read_sessions,
             settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
-            keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"])),
+            keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"]),
+                                          suppression=SuppressionList(keys["suppression"])),
             systems=SystemRegistry(keys["app_secrets"]), audit_signer=signer,
             staff=StaffDirectory(keys["app_secrets"]),
         )

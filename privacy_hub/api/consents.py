@@ -53,7 +53,13 @@ class DecisionSchema(Strict):
     source = ma.fields.String(validate=validate.Length(min=1, max=100),
                               metadata={"description": "Defaults to the calling system's name"})
     collection_method = ma.fields.String(load_default="api", validate=validate.Regexp(
-        r"^[a-z][a-z0-9_]{0,39}$", error="a lowercase code, e.g. web_form, app, call_centre"))
+        r"^[a-z][a-z0-9_]{0,39}$", error="a lowercase code, e.g. web_form, app, call_centre"),
+        metadata={"description": (
+            "How the decision was collected. A method naming `import`, `bulk`, `feed` or "
+            "`migration` (e.g. `partner_import`) says the customer did not act at that "
+            "moment: such a grant never lifts a suppression (R-ERASE-05, gate reason "
+            "`suppressed`); any other grant that leaves a direct-marketing purpose "
+            "`granted` does.")})
     notice_version = ma.fields.String(validate=validate.Length(min=1, max=64))
     language = ma.fields.String(load_default="en", validate=validate.Regexp(
         r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", error="a language tag, e.g. en or de-DE"))

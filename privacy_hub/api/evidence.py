@@ -82,7 +82,8 @@ class CheckEntrySchema(ma.Schema):
 
 class FlagEventSchema(ma.Schema):
     kind = ma.fields.String(metadata={"enum": ["restricted", "restriction_lifted", "objected",
-                                               "grounds_recorded", "erased"]})
+                                               "grounds_recorded", "erased", "suppressed",
+                                               "suppression_lifted"]})
     purpose = ma.fields.String(allow_none=True)
     detail = ma.fields.String(allow_none=True)
     recorded_at = ma.fields.String(metadata={"format": "date-time"})

@@ -30,8 +30,15 @@ MAX_AUDIENCE_PAGE = 100_000
 MAX_EVENTS = 1_000
 
 _REASONS = ("granted", "not_granted", "withdrawn", "expired", "pending_confirmation",
-            "reconsent_required", "objected", "restricted", "erased", "unknown_customer",
-            "legal_basis")
+            "reconsent_required", "objected", "restricted", "erased", "suppressed",
+            "unknown_customer", "legal_basis")
+_REASON_DOC = (
+    "Why the gate answered as it did. `suppressed` (R-ERASE-05): the customer was made "
+    "(created, imported) with an email or phone on the suppression list, kept after an "
+    "erasure or an objection to direct marketing; every direct-marketing purpose is denied "
+    "until the customer gives a fresh consent to direct marketing themselves (a grant that "
+    "leaves a direct-marketing consent purpose `granted`, double opt-in confirmed, whose "
+    "`collection_method` names no import, bulk load, feed or migration).")
 
 
 class CheckQuery(ma.Schema):
@@ -46,7 +53,7 @@ class CheckResult(ma.Schema):
     purpose = ma.fields.String()
     allowed = ma.fields.Boolean()
     legal_basis = ma.fields.String()
-    reason = ma.fields.String(metadata={"enum": list(_REASONS)})
+    reason = ma.fields.String(metadata={"enum": list(_REASONS), "description": _REASON_DOC})
     valid_until = ma.fields.String(allow_none=True)
 
 
@@ -61,7 +68,7 @@ class BatchCheck(Strict):
 class BatchItem(ma.Schema):
     customer_id = ma.fields.String()
     allowed = ma.fields.Boolean()
-    reason = ma.fields.String()
+    reason = ma.fields.String(metadata={"enum": list(_REASONS), "description": _REASON_DOC})
 
 
 class BatchResult(ma.Schema):

@@ -34,6 +34,12 @@ def type_names() -> dict[str, str]:
             "restriction": _("Restriction (Art. 18)"), "objection": _("Objection (Art. 21)")}
 
 
+def suppression_reasons() -> dict[str, str]:
+    """Why identifiers are on the suppression list (R-ERASE-05), as staff read it."""
+    return {"erased": _("Erased (Art. 17)"),
+            "objected_direct_marketing": _("Objected to direct marketing (Art. 21(3))")}
+
+
 def status_names() -> dict[str, str]:
     return {"pending_verification": _("Awaiting verification"), "verified": _("Verified"),
             "processing": _("Processing"), "completed": _("Completed"),
@@ -120,7 +126,8 @@ def figures() -> str:
     f = figures_cases.figures(db(), period_key=request.args.get("period"))
     return render_template(
         "console/figures.html", nav="figures", f=f, periods=period_names(),
-        types=type_names(), statuses=status_names(), overdue_url=OVERDUE_URL, **_charts(f))
+        types=type_names(), statuses=status_names(), overdue_url=OVERDUE_URL,
+        suppression_reasons=suppression_reasons(), **_charts(f))
 
 
 @bp.get("/figures/figures.csv")
@@ -146,6 +153,8 @@ def figures_csv() -> Response:
             out.writerow(["completion", timing.type, f.period.first_day.isoformat(), measure,
                           "" if value is None else value])
     out.writerow(["overdue_now", "", "", "open_past_due", f.overdue_now])
+    for reason, n in f.suppression.items():
+        out.writerow(["suppression_list", reason, "", "entries_now", n])
     for system, failures in f.webhook_failures.items():
         for b, d in failures.items():
             out.writerow(["webhook_failures", system, b.isoformat(), "failed", d.failed])

@@ -70,7 +70,7 @@ def _sql(sql: str, *, sqlite: str | None = None) -> Prepared:
 _OBJECTIONS_JOIN = "LEFT JOIN objections o ON o.customer_id = c.id AND o.purpose IN (:purpose, '*')"
 #: what decide needs of a customer, after their id
 _INPUT_FIELDS = ("c.status, s.status, s.purpose_version, s.expires_at, f.restricted, f.erased, "
-                 "o.purpose, o.compelling_grounds IS NOT NULL")
+                 "f.suppressed, o.purpose, o.compelling_grounds IS NOT NULL")
 _INPUT_COLUMNS = "c.id, " + _INPUT_FIELDS
 
 #: whether the customer bought something (for purposes on the soft opt-in)
@@ -109,10 +109,10 @@ def _many(fields: str, joins: str, groups: int) -> Prepared:
                f"{joins} {grouped}")
 
 
-_MANY = _many(_INPUT_FIELDS, _MANY_TAIL, 8)
+_MANY = _many(_INPUT_FIELDS, _MANY_TAIL, 9)
 #: the same for a purpose on the soft opt-in, with whether each customer bought something
 _MANY_SOFT = _many(_INPUT_FIELDS + ", r.customer_id IS NOT NULL",
-                   _MANY_TAIL + " LEFT JOIN customer_relationships r ON r.customer_id = c.id", 9)
+                   _MANY_TAIL + " LEFT JOIN customer_relationships r ON r.customer_id = c.id", 10)
 #: audience candidates, in customer id order: a consent in force (the covering index
 #: ix_consent_state_audience), or, for other bases, every customer; never the erased
 _CANDIDATES_CONSENT = _sql(
@@ -130,9 +130,11 @@ _CANDIDATES_ALL = _sql(
     "ORDER BY c.id LIMIT :n")
 #: what can still deny a candidate, for one range of ids: flags and objections (rare rows)
 _FLAGGED = _sql(
-    "SELECT customer_id, restricted, erased FROM processing_flags "
-    "WHERE customer_id > :after AND customer_id <= :last AND (restricted OR erased)")
-_CUSTOMER_STATUS = _sql("SELECT status FROM customers WHERE id = :customer_id")
+    "SELECT customer_id, restricted, erased, suppressed FROM processing_flags "
+    "WHERE customer_id > :after AND customer_id <= :last AND (restricted OR erased OR suppressed)")
+_CUSTOMER_STANDING = _sql(
+    "SELECT c.status, f.suppressed FROM customers c "
+    "LEFT JOIN processing_flags f ON f.customer_id = c.id WHERE c.id = :customer_id")
 _OBJECTED = _sql(
     "SELECT customer_id, purpose, compelling_grounds IS NOT NULL FROM objections "
     "WHERE customer_id > :after AND customer_id <= :last AND purpose IN (:purpose, '*')")
@@ -190,13 +192,14 @@ def _rule(key: str, legal_basis: str, version: int, direct_marketing: Any,
 
 
 def _flags(purpose: str, customer_status: str, restricted: Any, erased: Any,
-           objections: Sequence[tuple[str, Any]], relationship: Any = False) -> Flags:
+           objections: Sequence[tuple[str, Any]], relationship: Any = False,
+           suppressed: Any = False) -> Flags:
     """The customer's flags from their processing flags and objections rows."""
     objected = frozenset(p for p, _ in objections)
     grounds = frozenset(p for p, g in objections if g and p == purpose)
     return Flags(exists=True, erased=bool(erased) or customer_status == "erased",
                  restricted=bool(restricted), objections=objected, compelling_grounds=grounds,
-                 customer_relationship=bool(relationship))
+                 customer_relationship=bool(relationship), suppressed=bool(suppressed))
 
 
 class Checker:
@@ -214,10 +217,11 @@ class Checker:
         return self.purpose(Reader.of_session(session), purpose)
 
     # -- one customer ----------------------------------------------------------------
-    def customer_status(self, reader: Reader, customer_id: str) -> str | None:
-        """The customer's status (active, restricted, erased), None if there is none."""
-        rows = reader.rows(_CUSTOMER_STATUS, {"customer_id": customer_id})
-        return rows[0][0] if rows else None
+    def customer_standing(self, reader: Reader, customer_id: str) -> tuple[str, bool] | None:
+        """The customer's status (active, restricted, erased) and whether a suppression
+        (R-ERASE-05) applies to them; None if there is no such customer."""
+        rows = reader.rows(_CUSTOMER_STANDING, {"customer_id": customer_id})
+        return (rows[0][0], bool(rows[0][1])) if rows else None
 
     def decide_one(self, reader: Reader, customer_id: str | None, purpose: str,
                    now: datetime) -> Answer:
@@ -226,14 +230,14 @@ class Checker:
         if not rows:
             raise UnknownPurpose(purpose)
         basis, version, dm, cid, cstatus, status, pversion, expires, restricted, erased, \
-            _, _, soft, relationship = rows[0]
+            suppressed, _, _, soft, relationship = rows[0]
         rule = _rule(purpose, basis, version, dm, soft)
         if cid is None:
             return decide(rule, None, UNKNOWN, now)
         state = None if status is None else State(status, pversion, reader.time_value(expires))
-        objections = [(r[10], r[11]) for r in rows if r[10] is not None]
+        objections = [(r[11], r[12]) for r in rows if r[11] is not None]
         return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections,
-                                          relationship), now)
+                                          relationship, suppressed), now)
 
     def check(self, session: Session, customer_id: str, purpose: str,
               now: datetime) -> Answer:
@@ -255,10 +259,12 @@ class Checker:
             rows = reader.rows(statement, {"purpose": purpose,
                                            "ids": reader.ids_param(unique[start:start + CHUNK])})
             for row in rows:
-                cstatus, status, pversion, expires, restricted, erased, opurpose, grounds = row[:8]
+                cstatus, status, pversion, expires, restricted, erased, suppressed, opurpose, \
+                    grounds = row[:9]
                 joined = row[-1]
-                relationship = row[8] if rule.soft_opt_in else False
-                key = (cstatus, status, pversion, expires, restricted, erased, relationship)
+                relationship = row[9] if rule.soft_opt_in else False
+                key = (cstatus, status, pversion, expires, restricted, erased, relationship,
+                       suppressed)
                 group = joined.split(",")
                 if opurpose is not None:  # rare: decided below with all of its objections
                     for cid in group:
@@ -278,10 +284,10 @@ class Checker:
     @staticmethod
     def _decide(reader: Reader, rule: Rule, purpose: str, key: tuple[Any, ...],
                 objections: Sequence[tuple[str, Any]], now: datetime) -> Answer:
-        cstatus, status, pversion, expires, restricted, erased, relationship = key
+        cstatus, status, pversion, expires, restricted, erased, relationship, suppressed = key
         state = None if status is None else State(status, pversion, reader.time_value(expires))
         return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections,
-                                          relationship), now)
+                                          relationship, suppressed), now)
 
     # -- audiences -------------------------------------------------------------------
     def audience_page(self, reader: Reader, purpose: str, now: datetime, *, after: str | None,
@@ -326,17 +332,18 @@ class Checker:
                 now: datetime, after: str, last: str) -> set[str]:
         """Candidates in (after, last] that their flags or objections deny."""
         rng = {"after": after, "last": last}
-        flags: dict[str, tuple[Any, Any]] = {
-            cid: (restricted, erased) for cid, restricted, erased in reader.rows(_FLAGGED, rng)}
+        flags: dict[str, tuple[Any, Any, Any]] = {
+            cid: (restricted, erased, suppressed)
+            for cid, restricted, erased, suppressed in reader.rows(_FLAGGED, rng)}
         objections: dict[str, list[tuple[str, Any]]] = {}
         for cid, opurpose, grounds in reader.rows(_OBJECTED, {**rng, "purpose": purpose}):
             objections.setdefault(cid, []).append((opurpose, grounds))
         denied = set()
         for cid in flags.keys() | objections.keys():
-            restricted, erased = flags.get(cid, (False, False))
+            restricted, erased, suppressed = flags.get(cid, (False, False, False))
             # every candidate of a soft opt-in audience bought something
             f = _flags(purpose, "active", restricted, erased, objections.get(cid, ()),
-                       rule.soft_opt_in)
+                       rule.soft_opt_in, suppressed)
             if not decide(rule, state, f, now).allowed:
                 denied.add(cid)
         return denied

@@ -122,6 +122,9 @@ class BatchLoader:
                 new = self._sealed(session, new)
             ids = insert_customers(session, [r.sealed for r in new if r.sealed],
                                    actor=IMPORT_ACTOR, details={"source": "import"})
+            if vault.suppression is not None:  # R-ERASE-05: listed identifiers, flagged
+                vault.suppression.screen(session, {r.sealed["id"]: r.data for r in new
+                                                   if r.sealed and r.data}, actor=IMPORT_ACTOR)
         self.created_ids.update(ids)
         self.report.created += created + len(ids)
         self.report.updated += updated

@@ -69,6 +69,12 @@ class VaultDirectory:
               request_id: str) -> None:
         self.hub.vault.crypto_shred(session, customer_id, actor=actor, request_id=request_id)
 
+    def suppress(self, session: Session, customer_id: str, *, reason: str,
+                 actor: audit.Actor) -> None:
+        if self.hub.vault.suppression is not None:
+            self.hub.vault.suppression.add(session, self.identifiers(session, customer_id),
+                                           reason=reason, actor=actor)
+
     def _app_aead(self, session: Session) -> AESGCM:
         return AESGCM(self.hub.keyring.hub_key(session, "app_secrets"))
 

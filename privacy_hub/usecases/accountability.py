@@ -20,6 +20,7 @@ from privacy_hub import evidence
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
 from privacy_hub.usecases import rights_record
+from privacy_hub.usecases import suppression
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
 
@@ -128,6 +129,7 @@ def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
             "retention": f"{p.retention_days} days",
             "security_measures": SECURITY_MEASURES,
         })
+    items.append(suppression.ropa_activity(SECURITY_MEASURES))  # R-ERASE-05
     return {"controller": hub.settings.controller, "generated_at": rfc3339(utcnow()),
             "activities": items,
             "data_subject_requests": rights_record.request_handling(hub.working_days)}

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 import audit
 from consent import ledger as ledger_mod
 from consent import purposes as registry
+from consent import suppression
 from consent.errors import InvalidInput, UnknownPurpose
 from consent.ledger import Decision, Recorded
-from consent.models import ConfirmationToken
+from consent.models import ConfirmationToken, ConsentEvent
 from privacy_hub.gate.checks import Checker, Reader
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
@@ -67,17 +68,38 @@ def _page_language(fields: Mapping[str, Any]) -> str | None:
     return str(fields["language"]) if fields.get("notice_version") else None
 
 
-def consenting_customer(hub: Hub, customer_id: str) -> None:
+def consenting_customer(hub: Hub, customer_id: str) -> bool:
     """Refuse an unknown or erased customer. Read before the caller's transaction starts
     (on SQLite, a write transaction holds the database's write lock from its first
-    statement), status only, no ORM row."""
+    statement), status and flag only, no ORM row. Returns whether a suppression
+    (R-ERASE-05) applies to them, which a grant may lift."""
     with Reader.connect(hub.engine) as reader:
-        status = checker.customer_status(reader, customer_id)
-    if status is None:
+        standing = checker.customer_standing(reader, customer_id)
+    if standing is None:
         raise CustomerNotFound(customer_id)
+    status, suppressed = standing
     if status == "erased":
         raise Conflict("This customer was erased; no consent can be recorded for them.",
                        type_="customer-erased")
+    return suppressed
+
+
+def _lift_suppression(hub: Hub, session: Session, customer_id: str,
+                      made: Sequence[tuple[str, Recorded]], actor: audit.Actor) -> None:
+    """R-ERASE-05: a fresh consent to direct marketing of the customer's own
+    (consent.suppression.lifts_suppression; ``made``: each decision's collection method
+    and what was recorded) lifts a suppression: flag cleared, their entries deleted."""
+    granted = [(method, r) for method, r in made if r.status == "granted"]
+    if not granted or hub.vault.suppression is None \
+            or not suppression.is_suppressed(session, customer_id):
+        return
+    for method, r in granted:
+        if suppression.lifts_suppression(registry.get(session, r.purpose), r.status, method):
+            row = hub.vault.get_row(session, customer_id)
+            identifiers = hub.vault.profile(session, row, only=["email", "phone"])
+            hub.vault.suppression.lift(session, customer_id, identifiers, actor=actor,
+                                       consent_event_id=r.id)
+            return
 
 
 def record_grouped(hub: Hub, hot: HotPath, customer_id: str, fields: Mapping[str, Any], *,
@@ -86,7 +108,8 @@ def record_grouped(hub: Hub, hot: HotPath, customer_id: str, fields: Mapping[str
     """The hot path: one decision in a short group-committed transaction (the event, the
     state, the receipt, the audit entry and the outbox rows). None, having changed nothing,
     when it needs a session of its own (record, with ``customer_checked``)."""
-    consenting_customer(hub, customer_id)
+    if consenting_customer(hub, customer_id) and fields["granted"]:
+        return None  # a grant may lift the customer's suppression: record() does that
     made = decision(hub, None, fields, source=source, gpc=gpc, may_use=may_use)
 
     def work(conn: Connection, shared: dict[str, Any]) -> tuple[Any, list[Any]]:
@@ -111,7 +134,9 @@ def record(hub: Hub, session: Session, customer_id: str, fields: Mapping[str, An
     if not customer_checked:
         consenting_customer(hub, customer_id)
     made = decision(hub, session, fields, source=source, gpc=gpc, may_use=may_use)
-    return hub.ledger.record(session, customer_id, made, actor=actor).public()
+    recorded = hub.ledger.record(session, customer_id, made, actor=actor)
+    _lift_suppression(hub, session, customer_id, [(made.collection_method, recorded)], actor)
+    return recorded.public()
 
 
 def record_many(hub: Hub, session: Session, customer_id: str,
@@ -142,8 +167,11 @@ def record_many(hub: Hub, session: Session, customer_id: str,
                                                if m not in errors.get(name, []))
     if errors:
         raise InvalidInput(errors)
-    return [r.public() for r in hub.ledger.record_many(session, customer_id, decisions,
-                                                       actor=actor)]
+    recorded = hub.ledger.record_many(session, customer_id, decisions, actor=actor)
+    _lift_suppression(hub, session, customer_id,
+                      [(d.collection_method, r) for d, r in zip(decisions, recorded, strict=True)],
+                      actor)
+    return [r.public() for r in recorded]
 
 
 def _named(index: int, errors: Mapping[str, list[str]]) -> dict[str, list[str]]:
@@ -187,7 +215,13 @@ def receipt(session: Session, receipt_id: str, *,
 
 def confirm(hub: Hub, session: Session, token: str) -> dict[str, Any]:
     """Double opt-in: the customer confirmed with the emailed token."""
-    return hub.ledger.confirm(session, token).public()
+    recorded = hub.ledger.confirm(session, token)
+    event = session.get(ConsentEvent, recorded.id)
+    if event is not None:
+        _lift_suppression(hub, session, event.customer_id,
+                          [(event.collection_method, recorded)],
+                          audit.Actor("customer", event.customer_id))
+    return recorded.public()
 
 
 def unsubscribe_link(hub: Hub, session: Session, customer_id: str, purpose: str, *,

@@ -1,6 +1,7 @@
 """The figures a supervisory authority or a board asks for (Art. 5(2), 12(3) GDPR): consent
 decisions per purpose over time, requests by type and status, how fast requests were
-answered and whether on time, overdue requests now, webhook delivery failures per system.
+answered and whether on time, overdue requests now, webhook delivery failures per system,
+entries on the suppression list now.
 
 Counting happens in SQL (GROUP BY a calendar day in UTC, portable across SQLite and
 PostgreSQL); the days are then bucketed into weeks or months here. Every figure is a count
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from audit.clock import utcnow
+from consent import suppression
 from consent.models import ConsentEvent, PurposeRow
 from dsar.models import DataSubjectRequest
 from dsar.workflow import FINAL, RequestStatus, RequestType
@@ -128,6 +130,8 @@ class Figures:
     overdue_now: int = 0
     #: system name -> bucket -> failures (systems with failures in the period only)
     webhook_failures: dict[str, dict[date, DeliveryFailures]] = field(default_factory=dict)
+    #: entries on the suppression list now (R-ERASE-05), per reason: counted, never listed
+    suppression: dict[str, int] = field(default_factory=dict)
 
     def consent_totals(self, purpose: str) -> ConsentCounts:
         return sum(self.consents[purpose].values(), ConsentCounts())
@@ -156,6 +160,7 @@ def figures(session: Session, *, period_key: str | None = None,
     _consents(session, p, out)
     _requests(session, p, out, now)
     _webhook_failures(session, p, out)
+    out.suppression = suppression.counts(session)
     return out
 
 

@@ -293,6 +293,11 @@ class KeyRing:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # -- hub keys ------------------------------------------------------------------
+    def forget_hub_keys(self) -> None:
+        """Drop the cached hub keys (a transaction that created one was rolled back)."""
+        with self._lock:
+            self._hub.clear()
+
     def hub_key(self, session: Session, name: str, *, create: bool = False) -> bytes:
         """A named 32-byte key of the hub (cached per process)."""
         cached = self._hub.get(name)

@@ -35,6 +35,7 @@ from privacy_hub.vault.keyring import DataKey
 from privacy_hub.vault.models import INDEXED_FIELDS, PERSONAL_FIELDS, Customer
 from privacy_hub.vault.retention import LegalRetention
 from privacy_hub.vault.statements import SupplementaryStatements
+from privacy_hub.vault.suppression import SuppressionList
 
 ErasureHook = Callable[[Session, str], None]
 
@@ -75,6 +76,8 @@ class Vault(CustomerIdentifiers, SupplementaryStatements, LegalRetention):
 
     #: called inside the erasing transaction, e.g. to drop cached responses
     erasure_hooks: list[ErasureHook] = field(default_factory=list)
+    #: R-ERASE-05: a customer made with a listed email or phone is flagged as made
+    suppression: SuppressionList | None = None
 
     def normalise(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Normalise identifiers; raise InvalidCustomerData naming each bad field."""
@@ -183,6 +186,7 @@ class Vault(CustomerIdentifiers, SupplementaryStatements, LegalRetention):
                "erased_at": None}
         entry = audit.entry(actor, "customer.created", customer_id,
                                 {"fields": new.field_names})
+        listed = self.suppression.hashes(data) if self.suppression else []
 
         def work(conn: Any, shared: dict[str, Any]) -> tuple[bool, list[Any]]:
             cursor = driver_cursor(conn)
@@ -195,6 +199,8 @@ class Vault(CustomerIdentifiers, SupplementaryStatements, LegalRetention):
                 matches = self._candidates_on(cursor, dialect, name, value)
                 if matches is None or matches:
                     return False, []  # exists (or needs a key not loaded here): upsert
+            if listed and SuppressionList.listed_on(cursor, dialect, listed):
+                return False, []  # to be flagged as it is made: upsert does that
             primary = shared.get("vault.primary_kek")
             if primary is None:
                 primary = shared["vault.primary_kek"] = self.keyring.keks.primary_on(
@@ -227,6 +233,8 @@ class Vault(CustomerIdentifiers, SupplementaryStatements, LegalRetention):
         customer_id = new.key.customer_id
         audit.record(session, actor=actor, action="customer.created", customer_id=customer_id,
                      details={"fields": new.field_names})
+        if self.suppression is not None:
+            self.suppression.screen(session, {customer_id: new.fields}, actor=actor)
         stamp = rfc3339(now)
         return {"id": customer_id, "status": "active", "created_at": stamp,
                 "updated_at": stamp, **new.fields}

@@ -232,7 +232,7 @@ def test_key_operations_are_audited(env: dict[str, str], tmp_path: Path) -> None
         rows = conn.execute(text("SELECT action, details FROM audit_entries ORDER BY seq")).all()
     engine.dispose()
     actions = [r.action for r in rows]
-    assert actions.count("key.created") == 5  # the first key-encryption key and four hub keys
+    assert actions.count("key.created") == 6  # the first key-encryption key and five hub keys
     assert actions[-1] == "key.rotated"
     root_key = (tmp_path / "instance" / "root.key").read_bytes()
     assert all(root_key.hex() not in r.details for r in rows)

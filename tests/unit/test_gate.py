@@ -33,7 +33,7 @@ flag_sets = st.builds(
     Flags, exists=st.booleans(), erased=st.booleans(), restricted=st.booleans(),
     objections=st.frozensets(st.sampled_from([*KEYS, ALL_DIRECT_MARKETING])),
     compelling_grounds=st.frozensets(st.sampled_from(KEYS)),
-    customer_relationship=st.booleans())
+    customer_relationship=st.booleans(), suppressed=st.booleans())
 times = st.integers(-30, 30).map(lambda d: NOW + timedelta(days=d))
 
 
@@ -54,6 +54,8 @@ def oracle(rule: Rule, state: State | None, flags: Flags, now: datetime) -> tupl
         return False, "objected"  # Art. 21(1): unless compelling grounds recorded
     if named and rule.legal_basis == "consent":
         return False, "objected"
+    if flags.suppressed and rule.direct_marketing:
+        return False, "suppressed"  # R-ERASE-05: every direct-marketing purpose, any basis
     if rule.soft_opt_in and not flags.customer_relationship:
         return False, "not_granted"  # ePrivacy Art. 13(2): only customers who bought something
     if rule.legal_basis != "consent":
@@ -167,3 +169,16 @@ def test_the_soft_opt_in_reaches_only_customers_who_bought_and_never_objected(
     decision = decide(rule, state, flags, now)
     if decision.allowed:
         assert flags.customer_relationship and decision.reason is Reason.LEGAL_BASIS
+
+
+@given(rules, states, times)
+def test_a_suppressed_customer_is_denied_direct_marketing_and_nothing_else(
+        rule: Rule, state: State | None, now: datetime) -> None:
+    """R-ERASE-05: the suppression denies every direct-marketing purpose, on any legal basis
+    and whatever consent is stored, and changes no answer for any other purpose."""
+    suppressed = decide(rule, state, Flags(suppressed=True, customer_relationship=True), now)
+    plain = decide(rule, state, Flags(customer_relationship=True), now)
+    if rule.direct_marketing:
+        assert (suppressed.allowed, suppressed.reason) == (False, Reason.SUPPRESSED)
+    else:
+        assert suppressed == plain

@@ -1,8 +1,8 @@
 """The gate's set-based queries decide exactly as ``consent.gate.decide`` does.
 
 Random customers (erased or not), consent states (every stored status, old versions,
-expired and future expiries), restrictions, erasure flags and objections (named, all
-direct marketing, with compelling grounds) are written straight into the database; for
+expired and future expiries), restrictions, erasure flags, suppressions (R-ERASE-05) and
+objections (named, all direct marketing, with compelling grounds) are written straight into the database; for
 every catalogue purpose, the single check, the batch and the audience pages must give
 what ``decide`` gives for the same inputs, assembled here without any SQL of the gate.
 """
@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 
 from audit.clock import utcnow
-from consent.gate import ALL_DIRECT_MARKETING, UNKNOWN, Flags, Rule, State, decide
+from consent.gate import ALL_DIRECT_MARKETING, UNKNOWN, Flags, Reason, Rule, State, decide
 from consent.models import (
     ConsentState,
     CustomerRelationship,
@@ -58,7 +58,7 @@ def _seed(hub: Hub, n: int, seed: int) -> dict[str, Any]:
         if rng.random() < 0.3:
             flags.append({"customer_id": cid, "restricted": rng.random() < 0.5,
                           "restriction_ground": None, "erased": rng.random() < 0.2,
-                          "updated_at": now})
+                          "suppressed": rng.random() < 0.4, "updated_at": now})
         if rng.random() < 0.5:
             bought.append({"customer_id": cid, "first_purchase_at": now, "last_purchase_at": now})
         for key in rng.sample([*purposes, ALL_DIRECT_MARKETING], rng.choice([0, 0, 0, 1, 2])):
@@ -94,7 +94,8 @@ def _expected(data: dict[str, Any], key: str, now: Any) -> dict[str, Any]:
             objections=frozenset(o["purpose"] for o in objs),
             compelling_grounds=frozenset(o["purpose"] for o in objs
                                          if o["purpose"] == key and o["compelling_grounds"]),
-            customer_relationship=cid in data["bought"])
+            customer_relationship=cid in data["bought"],
+            suppressed=bool(fl and fl["suppressed"]))
         state = None if st is None else State(st["status"], st["purpose_version"],
                                                st["expires_at"])
         out[cid] = decide(rule, state, flags, now)
@@ -106,9 +107,11 @@ def test_checks_batches_and_audiences_agree_with_decide(hub: Hub, catalogue: Non
     data = _seed(hub, 120, seed=3)
     gate = Checker()
     ids = [c["id"] for c in data["customers"]]
+    reasons = set()
     for key in data["purposes"]:
         now = utcnow()
         expected = _expected(data, key, now)
+        reasons.update(a.reason for a in expected.values())
         with Reader.connect(hub.engine) as reader:
             for cid in ids:
                 got = gate.decide_one(reader, cid, key, now)
@@ -131,6 +134,7 @@ def test_checks_batches_and_audiences_agree_with_decide(hub: Hub, catalogue: Non
                         break
                 assert pages == allowed, (key, limit)
     assert data["objections"] and data["flags"] and data["bought"]
+    assert Reason.SUPPRESSED in reasons  # R-ERASE-05 on every gate path
     assert any(p.soft_opt_in for p in data["purposes"].values())
 
 
