@@ -26,6 +26,7 @@ from privacy_hub.systems import SystemRegistry
 from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
 from privacy_hub.vault.errors import KeyMissing
 from privacy_hub.vault.keystore import HubKey
+from privacy_hub.vault.proof import ProofVault
 from privacy_hub.vault.root import FileRootKey
 
 HUB_KEYS = ("blind_index", "app_secrets", "audit_signing", "receipt_signing")
@@ -54,6 +55,8 @@ class Hub:
     audit_signer: audit.CheckpointSigner
     ledger: Ledger
     checklog: CheckLog
+    #: consent evidence under the customers' keys (R-CREC-06)
+    proof: ProofVault
 
     @classmethod
     def open(cls, settings: Settings, *, bootstrap: bool = False) -> Hub:
@@ -97,19 +100,25 @@ class Hub:
                     audit.record(session, actor=audit.Actor("cli", "init"), action="key.created",
                                  details=details)
         receipt_key = Ed25519PrivateKey.from_private_bytes(keys["receipt_signing"])
+        proof = ProofVault(keyring, shared_keystore=keystore_engine is engine)
+        # R-CREC-06: evidence a migration moved out of the ledger is sealed before use.
+        proof.seal_legacy(sessions)
+        vault = Vault(keyring, BlindIndexer(keys["blind_index"]))
+        vault.erasure_hooks.append(proof.on_erasure)
         ledger = Ledger(
             signer=ReceiptSigner(signing_key_id("receipts", receipt_key.public_key()), receipt_key),
             controller=Controller(
                 name=settings.controller_name, contact=settings.controller_email,
                 email=settings.controller_email, address=settings.controller_address,
                 policy_url=settings.controller_policy_url,
-                jurisdiction=settings.controller_jurisdiction))
+                jurisdiction=settings.controller_jurisdiction),
+            proof=proof)
         return cls(
             ledger=ledger,
             checklog=CheckLog(sessions),
             read_sessions=read_sessions,
             settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
-            keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"])),
+            keyring=keyring, vault=vault, proof=proof,
             systems=SystemRegistry(keys["app_secrets"]), audit_signer=signer,
             staff=StaffDirectory(keys["app_secrets"]),
         )

@@ -30,7 +30,7 @@ SECURITY_MEASURES = (
 _CSV_COLUMNS = ["purpose", "name", "version", "legal_basis", "lia_ref", "further_processing_of",
                 "compatibility_ref", "categories_of_data_subjects",
                 "categories_of_personal_data", "recipients", "third_country_transfers",
-                "retention", "security_measures"]
+                "retention", "security_measures", "consent_proof_retention"]
 
 
 def audit_entries(session: Session, *, since_seq: int | None, action: str | None,
@@ -100,7 +100,7 @@ def evidence_pack(hub: Hub, session: Session, customer_id: str, purpose: str, *,
     cid = canonical_id(customer_id)
     flushed = evidence.flush_checks(hub.checklog)  # before the session reads
     pack = evidence.assemble(session, cid, purpose, settings=hub.settings,
-                             jwks=hub.receipt_jwks(), now=utcnow())
+                             jwks=hub.receipt_jwks(), now=utcnow(), keys=hub.proof)
     pack["check_log_flushed"] = flushed
     audit.record(session, actor=actor, action="evidence.exported", customer_id=cid,
                  details={"purpose": purpose, "format": export_format})
@@ -126,9 +126,23 @@ def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
             "third_country_transfers": "none",
             "retention": f"{p.retention_days} days",
             "security_measures": SECURITY_MEASURES,
+            "consent_proof_retention": consent_proof_retention(hub, p.needs_consent),
         })
     return {"controller": hub.settings.controller, "generated_at": rfc3339(utcnow()),
-            "activities": items}
+            "activities": items,
+            "consent_proof_retention_days": hub.settings.consent_proof_retention_days}
+
+
+def consent_proof_retention(hub: Hub, needs_consent: bool) -> str | None:
+    """R-CREC-06, Art. 30(1)(f): how long proof of a consent-based activity's consents is
+    kept (None for an activity on another legal basis)."""
+    if not needs_consent:
+        return None
+    days = hub.settings.consent_proof_retention_days
+    return (f"Proof of consent (each decision's evidence: hashed client address, user agent, "
+            f"page, signals) is kept while the consent is in force and {days} days after it "
+            "ended (superseded, withdrawn or expired), then purged; at once on erasure. The "
+            "decisions themselves, their receipts and their SHA-256 stay in the ledger.")
 
 
 def records_as_csv(record: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from consent import purposes as registry
 from consent.errors import UnknownPurpose
 from consent.ledger import Decision, Recorded
 from consent.models import ConfirmationToken
+from consent.proof import Seal
 from privacy_hub.gate.checks import Checker, Reader
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
@@ -67,17 +68,23 @@ def _page_language(fields: Mapping[str, Any]) -> str | None:
     return str(fields["language"]) if fields.get("notice_version") else None
 
 
-def consenting_customer(hub: Hub, customer_id: str) -> None:
+def consenting_customer(hub: Hub, customer_id: str, *, key: bool = False) -> Seal | None:
     """Refuse an unknown or erased customer. Read before the caller's transaction starts
     (on SQLite, a write transaction holds the database's write lock from its first
-    statement), status only, no ORM row."""
-    with Reader.connect(hub.engine) as reader:
-        status = checker.customer_status(reader, customer_id)
+    statement), status only, no ORM row. With ``key``, the same read also gives a sealer
+    for the decision's evidence under the customer's key, where it can (else None)."""
+    seal = None
+    if key:
+        status, seal = hub.proof.status_and_sealer(hub.engine, customer_id)
+    else:
+        with Reader.connect(hub.engine) as reader:
+            status = checker.customer_status(reader, customer_id)
     if status is None:
         raise CustomerNotFound(customer_id)
     if status == "erased":
         raise Conflict("This customer was erased; no consent can be recorded for them.",
                        type_="customer-erased")
+    return seal
 
 
 def record_grouped(hub: Hub, hot: HotPath, customer_id: str, fields: Mapping[str, Any], *,
@@ -86,11 +93,12 @@ def record_grouped(hub: Hub, hot: HotPath, customer_id: str, fields: Mapping[str
     """The hot path: one decision in a short group-committed transaction (the event, the
     state, the receipt, the audit entry and the outbox rows). None, having changed nothing,
     when it needs a session of its own (record, with ``customer_checked``)."""
-    consenting_customer(hub, customer_id)
+    # Evidence is sealed under the customer's key, read with their status: no extra read.
+    seal = consenting_customer(hub, customer_id, key=bool(fields.get("evidence")))
     made = decision(hub, None, fields, source=source, gpc=gpc, may_use=may_use)
 
     def work(conn: Connection, shared: dict[str, Any]) -> tuple[Any, list[Any]]:
-        done = hub.ledger.record_on(conn, shared, customer_id, made, actor=actor)
+        done = hub.ledger.record_on(conn, shared, customer_id, made, actor=actor, seal=seal)
         if done is None:
             return (None, False), []
         recorded, entry, event = done
@@ -136,13 +144,14 @@ def history(hub: Hub, session: Session, customer_id: str, *,
             may_use: PurposeFilter = any_purpose) -> list[dict[str, Any]]:
     """Every recorded decision, oldest first, for the purposes the caller may see."""
     hub.vault.get_row(session, customer_id)
-    return [i for i in ledger_mod.history(session, customer_id) if may_use(i["purpose"])]
+    return [i for i in ledger_mod.history(session, customer_id, hub.proof)
+            if may_use(i["purpose"])]
 
 
-def event(session: Session, customer_id: str, event_id: str, *,
+def event(hub: Hub, session: Session, customer_id: str, event_id: str, *,
           may_use: PurposeFilter = any_purpose) -> dict[str, Any]:
     """One ledger event of this customer (they are never changed or deleted)."""
-    for item in ledger_mod.history(session, customer_id):
+    for item in ledger_mod.history(session, customer_id, hub.proof):
         if item["id"] == event_id and may_use(item["purpose"]):
             return item
     raise NotFound("No such consent event for this customer.")
