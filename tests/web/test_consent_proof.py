@@ -214,3 +214,34 @@ def test_the_retention_is_configured_by_the_environment() -> None:
     for bad in ("0", "-3", "three years"):
         with pytest.raises(ConfigError, match="PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS"):
             Settings.from_env({"PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS": bad})
+
+
+def test_a_running_worker_does_the_retention_housekeeping(
+        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R-CREC-06: the purge needs no job queued by anyone: every running worker does it at
+    its start and every HOUSEKEEPING_INTERVAL after, with its clock."""
+    import threading
+
+    from privacy_hub.jobs import retention
+
+    ran = threading.Event()
+    seen: list[datetime] = []
+    when = datetime(2031, 5, 17, 12, 0, tzinfo=UTC)
+
+    def purge(h: Hub, now: datetime) -> int:
+        assert h is hub
+        seen.append(now)
+        ran.set()
+        return 0
+
+    monkeypatch.setattr(retention, "purge_consent_proof", purge)
+    stop = threading.Event()
+    worker = threading.Thread(target=Worker(hub, clock=lambda: when).run, args=(stop,),
+                              kwargs={"poll_interval": 0.05})
+    worker.start()
+    try:
+        assert ran.wait(10)
+    finally:
+        stop.set()
+        worker.join(10)
+    assert seen == [when]
