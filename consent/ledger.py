@@ -4,12 +4,12 @@ state it leaves, and reading both back.
 Each decision is one ledger event (``ConsentEvent``), an update of the current-state row,
 a signed receipt, an audit entry and a ``consent.changed`` domain event, all in the
 caller's transaction. The rows themselves are written by ``consent.ledger_rows``; the
-double opt-in link is ``consent.confirmation``.
+double opt-in link is ``consent.confirmation``; the decision's evidence, sealed apart from
+the event, ``consent.proof``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -23,13 +23,14 @@ import audit
 from audit.chain import Unchained
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
-from consent import confirmation, ledger_rows
+from consent import confirmation, ledger_rows, proof
 from consent import purposes as registry
 from consent.domain_events import DomainEvent, emit
 from consent.errors import InvalidInput, TokenInvalid
 from consent.gate import Rule, State, Status, effective_status
 from consent.ledger_rows import LedgerRow
 from consent.models import ConsentEvent, ConsentState, Notice, PurposeRow, Receipt
+from consent.proof import ProofKeys, Seal
 from consent.purposes import Purpose
 from consent.receipts import Controller, ReceiptSigner
 
@@ -79,10 +80,12 @@ class Recorded:
 
 @dataclass
 class Ledger:
-    """Records consent decisions. ``signer`` and ``controller`` make the receipts."""
+    """Records consent decisions. ``signer`` and ``controller`` make the receipts; ``proof``
+    seals each decision's evidence under the customer's key (none: evidence is refused)."""
 
     signer: ReceiptSigner
     controller: Controller
+    proof: ProofKeys | None = None
 
     # -- validation ----------------------------------------------------------------
     def _validate(self, session: Session | Connection, d: Decision, now: datetime,
@@ -171,16 +174,17 @@ class Ledger:
         return out
 
     def record_on(self, conn: Connection, shared: dict[str, Any], customer_id: str,
-                  decision: Decision, *, actor: audit.Actor
+                  decision: Decision, *, actor: audit.Actor, seal: Seal | None = None
                   ) -> tuple[Recorded, Unchained, DomainEvent] | None:
         """Record one decision on ``conn``, inside a group-committed transaction
         (audit.Appender.run): returns what it recorded, its audit entry and its
         ``consent.changed`` domain event, which the caller chains and writes to the outbox
         in the same transaction. None, having written nothing, when the decision needs
-        more than this (Global Privacy Control, double opt-in): the caller then uses
-        ``record``. InvalidInput as ``record``.
+        more than this (Global Privacy Control, double opt-in, evidence without ``seal``,
+        the customer's key the caller read before): the caller then uses ``record``.
+        InvalidInput as ``record``.
         """
-        if decision.evidence.get("gpc") is True:
+        if decision.evidence.get("gpc") is True or (decision.evidence and seal is None):
             return None
         now = utcnow()
         purpose, notice_sha = self._validate(conn, decision, now,
@@ -190,7 +194,7 @@ class Ledger:
         current = ledger_rows.current_state_raw(conn, customer_id, purpose.key)
         now = _tick(shared, ledger_rows.after_current(current, now))
         recorded, row, _status = self._write(conn, current, customer_id, decision, purpose,
-                                             notice_sha, actor, now, None, raw=True)
+                                             notice_sha, actor, now, None, raw=True, seal=seal)
         entry = audit.entry(actor, f"consent.{row.event_type}", customer_id,
                                 _audit_details(row, purpose, decision))
         return recorded, entry, _changed(row, purpose)
@@ -201,8 +205,9 @@ class Ledger:
         """Write one validated decision with its audit entry and domain events."""
         current = ledger_rows.current_state(session, customer_id, purpose.key)
         now = _tick(session.info, ledger_rows.after_current(current, now))
+        seal = self._sealer(session, customer_id) if d.evidence else None
         recorded, row, status = self._write(session, current, customer_id, d, purpose,
-                                            notice_sha, actor, now, event_type)
+                                            notice_sha, actor, now, event_type, seal=seal)
         if current is not None:
             # An ORM copy of the row loaded earlier in this session would be stale now.
             loaded = session.identity_map.get(identity_key(ConsentState, (customer_id,
@@ -219,10 +224,11 @@ class Ledger:
 
     def _write(self, conn: Session | Connection, current: Any, customer_id: str, d: Decision,
                purpose: Purpose, notice_sha: str | None, actor: audit.Actor, now: datetime,
-               event_type: str | None, raw: bool = False) -> tuple[Recorded, LedgerRow, Status]:
-        """The ledger event, the current state and the receipt (on ``conn``, a session or a
-        connection; ``raw``: on the connection's driver cursor); the caller adds the audit
-        entry and the domain event."""
+               event_type: str | None, raw: bool = False, seal: Seal | None = None
+               ) -> tuple[Recorded, LedgerRow, Status]:
+        """The ledger event, the current state, the receipt and the evidence, sealed with
+        ``seal`` (on ``conn``, a session or a connection; ``raw``: on the connection's
+        driver cursor); the caller adds the audit entry and the domain event."""
         rule = Rule(purpose.key, purpose.legal_basis, purpose.version, purpose.direct_marketing)
         before = effective_status(rule, _state(current), now)
         if d.granted:
@@ -236,13 +242,15 @@ class Ledger:
         if status is Status.GRANTED and purpose.consent_lifetime_days:
             expires_at = now + timedelta(days=purpose.consent_lifetime_days)
         event_id, receipt_id = new_id(), new_id()
+        evidence = proof.canonical(d.evidence) if d.evidence else None
         row = LedgerRow(
             id=event_id, customer_id=customer_id, purpose=purpose.key,
             purpose_version=purpose.version, event_type=event_type, granted=d.granted,
             status=str(status), consent_type=d.consent_type, source=d.source,
             collection_method=d.collection_method, notice_version=d.notice_version,
             notice_language=d.notice_language if d.notice_version else None,
-            notice_sha256=notice_sha, evidence=json.dumps(dict(d.evidence), sort_keys=True),
+            notice_sha256=notice_sha,
+            evidence_sha256=None if evidence is None else proof.sha256_of(evidence),
             collected_at=d.collected_at or now, recorded_at=now, expires_at=expires_at,
             actor_type=actor.kind, actor_id=actor.id, receipt_id=receipt_id)
         receipt = ledger_rows.signed_receipt(row, purpose, self.controller, self.signer)
@@ -250,9 +258,17 @@ class Ledger:
             ledger_rows.write_raw(conn, current, purpose, status, row, receipt)
         else:
             ledger_rows.write(conn, current, purpose, status, row, receipt)
+        if evidence is not None:
+            proof.insert_row(conn, proof.evidence_row(event_id, customer_id, evidence, seal, now),
+                             raw=raw)
         recorded = Recorded(event_id, purpose.key, purpose.version, d.granted, str(status), now,
                             receipt_id)
         return recorded, row, status
+
+    def _sealer(self, session: Session, customer_id: str) -> Seal | None:
+        if self.proof is None:
+            raise InvalidInput({"evidence": ["this ledger keeps no evidence"]})
+        return self.proof.sealer(session, customer_id)
 
     def _honour_gpc(self, session: Session, customer_id: str, d: Decision,
                     actor: audit.Actor, now: datetime) -> None:
@@ -280,10 +296,12 @@ class Ledger:
         pending = session.get(ConsentEvent, link.event_id)
         if pending is None:  # the ledger is append-only, so this cannot happen
             raise TokenInvalid("the decision behind this link no longer exists")
+        kept = proof.read(session, pending.customer_id, [pending], self.proof).get(pending.id)
         d = Decision(purpose=purpose.key, granted=True, source=pending.source,
                      collection_method="email_link", notice_version=pending.notice_version,
                      notice_language=pending.notice_language or "en",
-                     consent_type=pending.consent_type, evidence=json.loads(pending.evidence))
+                     consent_type=pending.consent_type,
+                     evidence=(kept.value or {}) if kept is not None else {})
         confirmed = replace(purpose, double_opt_in=False)
         return self._apply(session, pending.customer_id, d, confirmed, pending.notice_sha256,
                            audit.Actor("customer", link.customer_id), now,
@@ -310,9 +328,12 @@ def _tick(info: dict[str, Any], now: datetime) -> datetime:
 
 
 def _audit_details(row: LedgerRow, purpose: Purpose, d: Decision) -> dict[str, Any]:
-    return {"purpose": purpose.key, "purpose_version": purpose.version,
-            "status": row.status, "event_id": row.id,
-            "collection_method": d.collection_method}
+    details: dict[str, Any] = {"purpose": purpose.key, "purpose_version": purpose.version,
+               "status": row.status, "event_id": row.id,
+               "collection_method": d.collection_method}
+    if row.evidence_sha256 is not None:  # chained: names the evidence after it is purged
+        details["evidence_sha256"] = row.evidence_sha256
+    return details
 
 
 def _changed(row: LedgerRow, purpose: Purpose) -> DomainEvent:
@@ -355,22 +376,27 @@ def current_states(session: Session, customer_id: str,
     return out
 
 
-def history(session: Session, customer_id: str) -> list[dict[str, Any]]:
-    """Every ledger event of the customer, oldest first, as the API shows them."""
-    events = session.scalars(select(ConsentEvent).where(ConsentEvent.customer_id == customer_id)
-                             .order_by(ConsentEvent.recorded_at, ConsentEvent.id))
-    return [event_public(e) for e in events]
+def history(session: Session, customer_id: str,
+            keys: ProofKeys | None = None) -> list[dict[str, Any]]:
+    """Every ledger event of the customer, oldest first, as the API shows them; their
+    evidence opened with ``keys`` (without: None where it is held)."""
+    events = list(session.scalars(select(ConsentEvent)
+                                  .where(ConsentEvent.customer_id == customer_id)
+                                  .order_by(ConsentEvent.recorded_at, ConsentEvent.id)))
+    evidence = proof.read(session, customer_id, events, keys)
+    return [event_public(e, evidence.get(e.id, proof.NONE)) for e in events]
 
 
-def event_public(e: ConsentEvent) -> dict[str, Any]:
-    """The API's JSON of a ledger event."""
+def event_public(e: ConsentEvent, evidence: proof.Evidence) -> dict[str, Any]:
+    """The API's JSON of a ledger event, with what is known of its evidence."""
     return {
         "id": e.id, "purpose": e.purpose, "purpose_version": e.purpose_version,
         "event_type": e.event_type, "granted": e.granted, "status": e.status,
         "consent_type": e.consent_type, "source": e.source,
         "collection_method": e.collection_method, "notice_version": e.notice_version,
         "notice_language": e.notice_language, "notice_sha256": e.notice_sha256,
-        "evidence": json.loads(e.evidence), "collected_at": rfc3339(e.collected_at),
+        "evidence_sha256": e.evidence_sha256, **evidence.public(),
+        "collected_at": rfc3339(e.collected_at),
         "recorded_at": rfc3339(e.recorded_at), "expires_at": rfc3339(e.expires_at),
         "actor": {"type": e.actor_type, "id": e.actor_id}, "receipt_id": e.receipt_id,
     }

@@ -68,7 +68,7 @@ class LedgerRow(NamedTuple):
     notice_version: str | None
     notice_language: str | None
     notice_sha256: str | None
-    evidence: str
+    evidence_sha256: str | None
     collected_at: datetime
     recorded_at: datetime
     expires_at: datetime | None
@@ -137,7 +137,7 @@ def signed_receipt(row: LedgerRow, purpose: Purpose, controller: Controller,
         collection_method=row.collection_method, source=row.source,
         recorded_at=row.recorded_at, expires_at=row.expires_at,
         notice_version=row.notice_version, notice_language=row.notice_language,
-        notice_sha256=row.notice_sha256)
+        notice_sha256=row.notice_sha256, evidence_sha256=row.evidence_sha256)
     return sign(build(facts, purpose, controller), signer)
 
 

@@ -1,14 +1,16 @@
 """Consent's tables: purposes and their versions, notices, the append-only ledger, the
 current-state table, processing flags with their history, receipts, confirmation tokens.
 
-Customers are referenced by id only, so erasing the vault never touches proof of consent.
+Customers are referenced by id only, so erasing the vault never touches the ledger. The
+evidence of each decision (``ConsentEvidence``) is kept apart, sealed under the customer's
+key, and goes with their erasure or at the end of its retention (consent/proof.py).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Index, Integer, LargeBinary, String, Text, false
+from sqlalchemy import Boolean, Date, Index, Integer, LargeBinary, String, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from audit.sql import UTCDateTime, new_metadata
@@ -106,14 +108,43 @@ class ConsentEvent(ConsentBase):
     notice_version: Mapped[str | None] = mapped_column(String(64))
     notice_language: Mapped[str | None] = mapped_column(String(16))
     notice_sha256: Mapped[str | None] = mapped_column(String(64))
-    #: JSON: gpc flag, hashed client address, user agent; never raw addresses
-    evidence: Mapped[str] = mapped_column(Text)
+    #: SHA-256 of the canonical JSON of the decision's evidence (consent/proof.py), which
+    #: is kept apart in consent_evidence; NULL when none was collected
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
     collected_at: Mapped[datetime] = mapped_column(UTCDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(128))
     receipt_id: Mapped[str] = mapped_column(String(36), unique=True)
+
+
+class ConsentEvidence(ConsentBase):
+    """The evidence of one ledger event (R-CREC-06): the shop's UI details (GPC signal,
+    hashed client address, user agent, page, banner choice), sealed under the customer's
+    data key by the application (the ledger sees only ciphertext). The event keeps its
+    SHA-256; this row loses its ciphertext when the consent's proof is no longer needed,
+    or at once when the customer is erased, and then says when and why."""
+
+    __tablename__ = "consent_evidence"
+    __table_args__ = (
+        # The few rows still to be sealed, found without a scan at every start.
+        Index("ix_consent_evidence_legacy", "event_id",
+              sqlite_where=text("legacy_json IS NOT NULL"),
+              postgresql_where=text("legacy_json IS NOT NULL")),
+    )
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: AES-256-GCM under the customer's key, bound to (consent_evidence, evidence_ct,
+    #: event id, customer id); NULL once purged
+    evidence_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: evidence recorded before revision 0019, moved here in clear by the migration; the
+    #: hub seals it when it next starts (privacy_hub/vault/proof.py) and clears this
+    legacy_json: Mapped[str | None] = mapped_column(Text)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: "retention" (its time ran out after the consent ended) or "erasure"
+    purge_reason: Mapped[str | None] = mapped_column(String(16))
 
 
 class ConsentState(ConsentBase):

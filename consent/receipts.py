@@ -78,6 +78,9 @@ class ReceiptFacts:
     notice_version: str | None
     notice_language: str | None
     notice_sha256: str | None
+    #: SHA-256 of the decision's evidence (consent/proof.py): it names what was recorded
+    #: after the evidence itself is purged
+    evidence_sha256: str | None = None
 
 
 def build(facts: ReceiptFacts, purpose: Purpose, controller: Controller) -> dict[str, Any]:
@@ -129,6 +132,7 @@ def build(facts: ReceiptFacts, purpose: Purpose, controller: Controller) -> dict
             "privacy_notice": {"version": facts.notice_version,
                                "language": facts.notice_language,
                                "sha256": facts.notice_sha256},
+            "evidence_sha256": facts.evidence_sha256,
             "retention_period": f"P{purpose.retention_days}D",
             "recipient_third_parties": third_party,
             "withdrawal_method": termination,

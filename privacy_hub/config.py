@@ -68,6 +68,10 @@ class Settings:
     #: origins of the shop's pages that embed the cookie banner (CORS); the hub's own
     #: origin (the demo shop) is always allowed
     shop_origins: tuple[str, ...] = ()
+    #: R-CREC-06: days a consent decision's evidence is kept after the consent ended
+    #: (superseded, withdrawn or expired), then purged; three years by default, the
+    #: regular limitation period (§ 195 BGB)
+    consent_proof_retention_days: int = 3 * 365
     testing: bool = False
 
     @property
@@ -124,6 +128,8 @@ class Settings:
             shop_name=env.get("PRIVACY_HUB_SHOP_NAME") or "Example Shop",
             brand_color=_colour(env, "PRIVACY_HUB_BRAND_COLOR", "#0b5394"),
             shop_origins=_origins(env, "PRIVACY_HUB_SHOP_ORIGINS"),
+            consent_proof_retention_days=_int(env, "PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS",
+                                              3 * 365, minimum=1),
         ).with_(**{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
                    for name in ("name", "email", "address", "policy_url", "jurisdiction")
                    if env.get(f"PRIVACY_HUB_CONTROLLER_{name.upper()}")})

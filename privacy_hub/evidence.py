@@ -2,7 +2,8 @@
 
 For one customer and one purpose: what the customer was told (the purpose's versions and
 the notice texts, with their hashes recomputed), what they decided and how (the ledger
-events with the shop's UI evidence, the signed receipts, verified here), what the gate
+events with the shop's UI evidence, its hash recomputed, or when it was purged, R-CREC-06;
+the signed receipts, verified here), what the gate
 answered (the check log, and its answer now as ``current_decision``), what limited
 processing (restriction, objection, erasure) and the audit entries that corroborate it
 all, each entry's hash recomputed. Customer ids only: nothing in the pack is decrypted.
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import rfc3339
-from consent import flags, ledger
+from consent import flags, ledger, proof
 from consent import purposes as registry
 from consent.gate import ALL_DIRECT_MARKETING
 from consent.models import ConsentCheck, FlagEvent, Notice, PurposeVersion, Receipt
@@ -36,6 +37,7 @@ from privacy_hub.gate.checklog import CheckLog
 from privacy_hub.gate.checks import Checker
 from privacy_hub.vault.errors import CustomerNotFound
 from privacy_hub.vault.models import Customer
+from privacy_hub.vault.proof import ProofVault
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ def flush_checks(checklog: CheckLog) -> bool:
 
 
 def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: Settings,
-             jwks: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+             jwks: Mapping[str, Any], now: datetime, keys: ProofVault) -> dict[str, Any]:
     """The pack for ``customer_id`` and ``purpose_key``.
 
     CustomerNotFound or UnknownPurpose if either does not exist; an erased customer
@@ -87,7 +89,8 @@ def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: 
     if customer is None:
         raise CustomerNotFound(customer_id)
     purpose = registry.get(session, purpose_key)
-    events = [e for e in ledger.history(session, customer_id) if e["purpose"] == purpose_key]
+    events = [_with_evidence_check(e) for e in ledger.history(session, customer_id, keys)
+              if e["purpose"] == purpose_key]
     checks, checks_capped = _checks(session, customer_id, purpose_key)
     entries, entries_capped = _audit_entries(session, customer_id, purpose)
     answer = checker.check(session, customer_id, purpose_key, now)
@@ -100,6 +103,7 @@ def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: 
         "controller": settings.controller,
         "purpose_versions": _purpose_versions(session, purpose_key),
         "consent_events": events,
+        "evidence_retention": _retention(settings, events),
         "receipts": _receipts(session, customer_id, events, jwks),
         "receipt_keys": {"source": RECEIPT_KEYS, "jwks": dict(jwks)},
         "notices": _notices(session, events),
@@ -115,6 +119,37 @@ def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: 
             "legal_basis": str(answer.legal_basis), "reason": str(answer.reason),
             "valid_until": rfc3339(answer.valid_until)},
     }
+
+
+_PURGED = {proof.RETENTION: "its retention after the consent ended ran out",
+           proof.ERASURE: "the customer was erased: crypto-shredded with their key"}
+
+
+def _with_evidence_check(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with ``evidence_sha256_matches`` (its evidence, hashed now, is what the
+    event, its receipt and its audit entry name; None when there is none to hash) and,
+    in place of purged evidence, ``evidence_note``: "purged on <date> (why)"."""
+    evidence, digest = event.get("evidence"), event.get("evidence_sha256")
+    matches = None
+    if digest is not None and evidence is not None:
+        matches = _same(proof.sha256_of(proof.canonical(evidence)), digest)
+    note = None
+    if event.get("evidence_purged_at"):
+        why = _PURGED.get(event.get("evidence_purge_reason") or "", "purged")
+        note = f"purged on {event['evidence_purged_at'][:10]} ({why})"
+    elif digest is not None and evidence is None:
+        note = "held but unreadable (the customer's key is gone, or it does not authenticate)"
+    return {**event, "evidence_sha256_matches": matches, "evidence_note": note}
+
+
+def _retention(settings: Settings, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"retention_days": settings.consent_proof_retention_days,
+            "rule": ("Evidence is kept while the consent is in force and for retention_days "
+                     "after it ended (superseded by a later decision, withdrawn or refused, "
+                     "or expired), then purged; at once when the customer is erased. The "
+                     "SHA-256 stays in the event, its receipt and its audit entry."),
+            "kept": sum(1 for e in events if e.get("evidence")),
+            "purged": sum(1 for e in events if e.get("evidence_purged_at"))}
 
 
 def _purpose_versions(session: Session, key: str) -> list[dict[str, Any]]:

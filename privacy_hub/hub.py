@@ -31,6 +31,7 @@ from privacy_hub.systems import SystemRegistry
 from privacy_hub.vault import BlindIndexer, KeyRing, KeystoreBase, Vault
 from privacy_hub.vault.errors import DecryptionError, KeyMissing
 from privacy_hub.vault.keystore import HubKey
+from privacy_hub.vault.proof import ProofVault
 from privacy_hub.vault.root import FileRootKey
 from privacy_hub.vault.suppression import SuppressionList
 
@@ -95,6 +96,8 @@ class Hub:
     audit_signer: audit.CheckpointSigner
     ledger: Ledger
     checklog: CheckLog
+    #: consent evidence under the customers' keys (R-CREC-06)
+    proof: ProofVault
     #: the days a request's deadline may fall on (PRIVACY_HUB_HOLIDAYS)
     working_days: WorkingDays = WEEKENDS_ONLY
 
@@ -150,21 +153,27 @@ class Hub:
                 for details in created:
                     audit.record(session, actor=audit.Actor("cli", "init"), action="key.created",
                                  details=details)
+        proof = ProofVault(keyring, shared_keystore=keystore_engine is engine)
+        # R-CREC-06: evidence a migration moved out of the ledger is sealed before use.
+        proof.seal_legacy(sessions)
+        vault = Vault(keyring, BlindIndexer(keys["blind_index"]),
+                      suppression=SuppressionList(keys["suppression"]))
+        vault.erasure_hooks.append(proof.on_erasure)
         ledger = Ledger(
             signer=signer_now,
             controller=Controller(
                 name=settings.controller_name, contact=settings.controller_email,
                 email=settings.controller_email, address=settings.controller_address,
                 policy_url=settings.controller_policy_url,
-                jurisdiction=settings.controller_jurisdiction))
+                jurisdiction=settings.controller_jurisdiction),
+            proof=proof)
         return cls(
             ledger=ledger,
             checklog=CheckLog(sessions),
             working_days=days,
             read_sessions=read_sessions,
             settings=settings, engine=engine, keystore_engine=keystore_engine, sessions=sessions,
-            keyring=keyring, vault=Vault(keyring, BlindIndexer(keys["blind_index"]),
-                                          suppression=SuppressionList(keys["suppression"])),
+            keyring=keyring, vault=vault, proof=proof,
             systems=SystemRegistry(keys["app_secrets"]), audit_signer=signer,
             staff=StaffDirectory(keys["app_secrets"]),
         )

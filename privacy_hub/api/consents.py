@@ -113,13 +113,22 @@ class StateList(ma.Schema):
     next_cursor = next_cursor_field()
 
 
+_EVENTS = (
+    "Ledger events. `evidence` is the decision's evidence ({} when none was given), or "
+    "null once purged (R-CREC-06): `evidence_purged_at` and `evidence_purge_reason` "
+    "(`retention`: its retention after the consent ended ran out; `erasure`) then say "
+    "when and why, and `evidence_sha256` (also in the receipt and the audit entry) "
+    "still names what was recorded")
+
+
 class HistoryList(ma.Schema):
-    items = ma.fields.List(ma.fields.Dict())
+    items = ma.fields.List(ma.fields.Dict(), metadata={"description": _EVENTS})
     next_cursor = next_cursor_field()
 
 
 class EventItem(ma.Schema):
-    items = ma.fields.List(ma.fields.Dict(), metadata={"description": "exactly the one event"})
+    items = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "exactly the one event; " + _EVENTS})
 
 
 class ReceiptSchema(ma.Schema):
@@ -291,7 +300,7 @@ class ConsentEventItem(MethodView):
     @blp.response(200, EventItem)
     def get(self, customer_id: str, event_id: str) -> dict[str, Any]:
         """One ledger event. Ledger events are never changed or deleted (no PUT, no DELETE)."""
-        return {"items": [consents.event(db(), canonical_id(customer_id), event_id,
+        return {"items": [consents.event(hub(), db(), canonical_id(customer_id), event_id,
                                          may_use=current_principal().may_use_purpose)]}
 
 

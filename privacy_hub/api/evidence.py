@@ -97,6 +97,15 @@ class EvidenceAuditEntrySchema(AuditEntrySchema):
                        "GET /api/v1/audit/verify)"})
 
 
+class EvidenceRetentionSchema(ma.Schema):
+    retention_days = ma.fields.Integer(metadata={
+        "description": "PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS: days evidence is kept after "
+                       "the consent ended"})
+    rule = ma.fields.String()
+    kept = ma.fields.Integer(metadata={"description": "Events of this pack whose evidence is held"})
+    purged = ma.fields.Integer(metadata={"description": "Events of this pack whose evidence was purged"})
+
+
 class EvidencePackSchema(ma.Schema):
     customer_id = ma.fields.String()
     customer_status = ma.fields.String(metadata={"enum": ["active", "restricted", "erased"]})
@@ -106,7 +115,12 @@ class EvidencePackSchema(ma.Schema):
     controller = ma.fields.Nested(ControllerSchema)
     purpose_versions = ma.fields.List(ma.fields.Nested(PurposeVersionSchema))
     consent_events = ma.fields.List(ma.fields.Dict(), metadata={
-        "description": "As /consents/history gives them; `evidence` holds the UI details"})
+        "description": "As /consents/history gives them; `evidence` holds the UI details, "
+                       "`evidence_sha256_matches` says whether their SHA-256, recomputed now, "
+                       "is the one the event, its receipt and its audit entry name. Purged "
+                       "evidence (R-CREC-06) is null, and `evidence_note` says "
+                       "\"purged on <date> (why)\""})
+    evidence_retention = ma.fields.Nested(EvidenceRetentionSchema)
     receipts = ma.fields.List(ma.fields.Nested(EvidenceReceiptSchema))
     receipt_keys = ma.fields.Nested(ReceiptKeysSchema)
     notices = ma.fields.List(ma.fields.Nested(EvidenceNoticeSchema))

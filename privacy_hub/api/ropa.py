@@ -34,7 +34,11 @@ class Ropa(MethodView):
                                 "content": {"application/json": {"schema": {"type": "object"}},
                                             "text/csv": {"schema": {"type": "string"}}}}})
     def get(self, query: dict[str, Any]) -> Any:
-        """The Art. 30(1) record, one activity per purpose (`?format=csv` for a spreadsheet)."""
+        """The Art. 30(1) record, one activity per purpose (`?format=csv` for a spreadsheet).
+
+        Each consent-based activity also states how long its proof of consent is kept
+        (`consent_proof_retention`; `consent_proof_retention_days` at the top, from
+        PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS)."""
         record = accountability.records_of_processing(hub(), db())
         if query["format"] == "json":
             return jsonify(record)

@@ -132,9 +132,6 @@ _CANDIDATES_ALL = _sql(
 _FLAGGED = _sql(
     "SELECT customer_id, restricted, erased, suppressed FROM processing_flags "
     "WHERE customer_id > :after AND customer_id <= :last AND (restricted OR erased OR suppressed)")
-_CUSTOMER_STANDING = _sql(
-    "SELECT c.status, f.suppressed FROM customers c "
-    "LEFT JOIN processing_flags f ON f.customer_id = c.id WHERE c.id = :customer_id")
 _OBJECTED = _sql(
     "SELECT customer_id, purpose, compelling_grounds IS NOT NULL FROM objections "
     "WHERE customer_id > :after AND customer_id <= :last AND purpose IN (:purpose, '*')")
@@ -217,12 +214,6 @@ class Checker:
         return self.purpose(Reader.of_session(session), purpose)
 
     # -- one customer ----------------------------------------------------------------
-    def customer_standing(self, reader: Reader, customer_id: str) -> tuple[str, bool] | None:
-        """The customer's status (active, restricted, erased) and whether a suppression
-        (R-ERASE-05) applies to them; None if there is no such customer."""
-        rows = reader.rows(_CUSTOMER_STANDING, {"customer_id": customer_id})
-        return (rows[0][0], bool(rows[0][1])) if rows else None
-
     def decide_one(self, reader: Reader, customer_id: str | None, purpose: str,
                    now: datetime) -> Answer:
         """The decision for one customer (None: an id no customer can have)."""

@@ -1,18 +1,24 @@
-"""Scheduled jobs: end of legal retention, export deletion, DPO deadline reminders (and
-the kind of the job that closes unidentified requests: privacy_hub/jobs/unidentified.py)."""
+"""Scheduled jobs: end of legal retention, export deletion, DPO deadline reminders, the
+end of proof of consent (run by every worker's loop, ``Worker.housekeeping``), and the kind
+of the job that closes unidentified requests (privacy_hub/jobs/unidentified.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import audit
 from audit.clock import utcnow
+from consent import proof
 from dsar.models import DataSubjectRequest
 from dsar.workflow import FINAL
 from privacy_hub.db import transaction
 from privacy_hub.jobs import outbox
 from privacy_hub.jobs.handler import ClaimedJob, JobContext
 from privacy_hub.rights.exports import Exports
+
+if TYPE_CHECKING:
+    from privacy_hub.hub import Hub
 
 #: job kinds: data kept under a legal duty is destroyed when its hold ends; the DPO is
 #: reminded of a request's deadline; a request nobody was identified for closes (R-DSAR-05)
@@ -26,6 +32,29 @@ def purge_retained(context: JobContext, _job: ClaimedJob, _payload: dict[str, An
     with transaction(context.hub.sessions) as session:
         context.hub.vault.purge_retained(session, utcnow(),
                                          actor=audit.Actor("job", "retention"))
+
+
+def purge_consent_proof(hub: Hub, now: datetime) -> int:
+    """R-CREC-06: purge the evidence of consents that ended more than
+    PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS before ``now`` (and any left of erased
+    customers), in batches of a transaction each; each purge audited with counts.
+    Returns how many were purged."""
+    days = hub.settings.consent_proof_retention_days
+    cutoff = now - timedelta(days=days)
+    actor = audit.Actor("job", "retention")
+    total = 0
+    with transaction(hub.sessions) as session:
+        total += hub.proof.purge_erased(session, now, actor=actor)
+    while True:
+        with transaction(hub.sessions) as session:
+            done = proof.purge_due(session, now, cutoff, actor=actor, retention_days=days,
+                                   limit=_PURGE_BATCH)
+        total += done
+        if done < _PURGE_BATCH:
+            return total
+
+
+_PURGE_BATCH = 500
 
 
 def delete_exports(context: JobContext, _job: ClaimedJob, _payload: dict[str, Any]) -> None:

@@ -130,6 +130,7 @@ def run_cli(hub: Hub, *, once: bool, poll_interval: float,
                 return 0
         worker = Worker(hub)
         if once:
+            worker.housekeeping()
             echo(f"{worker.run_once(stop)} jobs run")
         else:
             echo(f"worker {worker.name} running (SIGTERM finishes the current job and exits)")

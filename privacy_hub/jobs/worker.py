@@ -30,7 +30,7 @@ from sqlalchemy import CursorResult, or_, select, update
 
 from audit.clock import utcnow
 from privacy_hub.db import transaction
-from privacy_hub.jobs import mail, outbox
+from privacy_hub.jobs import mail, outbox, retention
 from privacy_hub.jobs.backoff import backoff_delay
 from privacy_hub.jobs.handler import ClaimedJob, JobCancelled, JobFailed
 from privacy_hub.jobs.kinds import HANDLERS
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: an attempt never outlives half its lease, so a live worker keeps its jobs
 ATTEMPT_TIMEOUT = 10.0
+#: seconds between a running worker's housekeeping (retention of proof of consent)
+HOUSEKEEPING_INTERVAL = 6 * 3600.0
 INTERRUPTED = "interrupted (the worker stopped during the attempt)"
 
 
@@ -165,10 +167,26 @@ class Worker:
             done += 1
         return done
 
+    def housekeeping(self) -> int:
+        """Work no job asks for: purge the proof of consents whose retention ended
+        (R-CREC-06; idempotent, so any number of workers may do it). Returns how much
+        was purged; a failure is logged, and tried again next time."""
+        try:
+            return retention.purge_consent_proof(self.hub, self.clock())
+        except Exception as exc:
+            log.error("worker %s: %s in housekeeping; trying again later", self.name,
+                      type(exc).__name__)
+            return 0
+
     def run(self, stop: threading.Event, *, poll_interval: float = 1.0) -> None:
-        """Run jobs as they fall due until ``stop`` is set; the current job is finished."""
+        """Run jobs as they fall due until ``stop`` is set; the current job is finished.
+        Housekeeping runs at the start and every HOUSEKEEPING_INTERVAL seconds."""
         log.info("worker %s started", self.name)
+        housekeeping_at = time.monotonic()
         while not stop.is_set():
+            if time.monotonic() >= housekeeping_at:
+                housekeeping_at = time.monotonic() + HOUSEKEEPING_INTERVAL
+                self.housekeeping()
             outbox.jobs_added.clear()
             try:
                 self.run_once(stop)

@@ -85,7 +85,7 @@ def collect(hub: Hub, session: Session, req: DataSubjectRequest, *, portability:
     cid = req.customer_id
     row = hub.vault.get_row(session, cid)
     profile = hub.vault.profile(session, row)
-    consents = ledger.history(session, cid)
+    consents = ledger.history(session, cid, hub.proof)
     receipts = {r.id: r.jws for r in session.scalars(select(Receipt).where(Receipt.customer_id == cid))}
     for event in consents:
         event["receipt_jws"] = receipts.get(event["receipt_id"])

@@ -19,8 +19,7 @@ from consent import purposes as registry
 from privacy_hub import evidence
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
-from privacy_hub.usecases import rights_record
-from privacy_hub.usecases import suppression
+from privacy_hub.usecases import rights_record, suppression
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
 
@@ -32,7 +31,7 @@ SECURITY_MEASURES = (
 _CSV_COLUMNS = ["purpose", "name", "version", "legal_basis", "lia_ref", "further_processing_of",
                 "compatibility_ref", "categories_of_data_subjects",
                 "categories_of_personal_data", "recipients", "third_country_transfers",
-                "retention", "security_measures"]
+                "retention", "security_measures", "consent_proof_retention"]
 
 
 def audit_entries(session: Session, *, since_seq: int | None, action: str | None,
@@ -102,7 +101,7 @@ def evidence_pack(hub: Hub, session: Session, customer_id: str, purpose: str, *,
     cid = canonical_id(customer_id)
     flushed = evidence.flush_checks(hub.checklog)  # before the session reads
     pack = evidence.assemble(session, cid, purpose, settings=hub.settings,
-                             jwks=hub.receipt_jwks(session), now=utcnow())
+                             jwks=hub.receipt_jwks(session), now=utcnow(), keys=hub.proof)
     pack["check_log_flushed"] = flushed
     audit.record(session, actor=actor, action="evidence.exported", customer_id=cid,
                  details={"purpose": purpose, "format": export_format})
@@ -128,11 +127,25 @@ def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
             "third_country_transfers": "none",
             "retention": f"{p.retention_days} days",
             "security_measures": SECURITY_MEASURES,
+            "consent_proof_retention": consent_proof_retention(hub, p.needs_consent),
         })
     items.append(suppression.ropa_activity(SECURITY_MEASURES))  # R-ERASE-05
     return {"controller": hub.settings.controller, "generated_at": rfc3339(utcnow()),
             "activities": items,
+            "consent_proof_retention_days": hub.settings.consent_proof_retention_days,
             "data_subject_requests": rights_record.request_handling(hub.working_days)}
+
+
+def consent_proof_retention(hub: Hub, needs_consent: bool) -> str | None:
+    """R-CREC-06, Art. 30(1)(f): how long proof of a consent-based activity's consents is
+    kept (None for an activity on another legal basis)."""
+    if not needs_consent:
+        return None
+    days = hub.settings.consent_proof_retention_days
+    return (f"Proof of consent (each decision's evidence: hashed client address, user agent, "
+            f"page, signals) is kept while the consent is in force and {days} days after it "
+            "ended (superseded, withdrawn or expired), then purged; at once on erasure. The "
+            "decisions themselves, their receipts and their SHA-256 stay in the ledger.")
 
 
 def records_as_csv(record: dict[str, Any]) -> str:

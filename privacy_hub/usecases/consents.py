@@ -20,7 +20,7 @@ from consent import suppression
 from consent.errors import InvalidInput, UnknownPurpose
 from consent.ledger import Decision, Recorded
 from consent.models import ConfirmationToken, ConsentEvent
-from privacy_hub.gate.checks import Checker, Reader
+from consent.proof import Seal
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
 from privacy_hub.unsubscribe import InvalidLink, make_token, read_token
@@ -30,8 +30,6 @@ from privacy_hub.usecases.errors import Conflict, NotFound, group_committed
 from privacy_hub.vault import tc_strings
 from privacy_hub.vault.errors import CustomerNotFound
 from privacy_hub.vault.service import HotPath
-
-checker = Checker()
 
 
 def _hash_ip(hub: Hub, session: Session, address: str) -> str:
@@ -68,20 +66,22 @@ def _page_language(fields: Mapping[str, Any]) -> str | None:
     return str(fields["language"]) if fields.get("notice_version") else None
 
 
-def consenting_customer(hub: Hub, customer_id: str) -> bool:
+def consenting_customer(hub: Hub, customer_id: str, *, key: bool = False
+                        ) -> tuple[bool, Seal | None]:
     """Refuse an unknown or erased customer. Read before the caller's transaction starts
     (on SQLite, a write transaction holds the database's write lock from its first
     statement), status and flag only, no ORM row. Returns whether a suppression
-    (R-ERASE-05) applies to them, which a grant may lift."""
-    with Reader.connect(hub.engine) as reader:
-        standing = checker.customer_standing(reader, customer_id)
+    (R-ERASE-05) applies to them, which a grant may lift, and, with ``key``, a sealer for
+    the decision's evidence under the customer's key from the same read, where it can
+    (else None)."""
+    standing, seal = hub.proof.standing_and_sealer(hub.engine, customer_id, key=key)
     if standing is None:
         raise CustomerNotFound(customer_id)
     status, suppressed = standing
     if status == "erased":
         raise Conflict("This customer was erased; no consent can be recorded for them.",
                        type_="customer-erased")
-    return suppressed
+    return suppressed, seal
 
 
 def _lift_suppression(hub: Hub, session: Session, customer_id: str,
@@ -108,12 +108,14 @@ def record_grouped(hub: Hub, hot: HotPath, customer_id: str, fields: Mapping[str
     """The hot path: one decision in a short group-committed transaction (the event, the
     state, the receipt, the audit entry and the outbox rows). None, having changed nothing,
     when it needs a session of its own (record, with ``customer_checked``)."""
-    if consenting_customer(hub, customer_id) and fields["granted"]:
+    # Evidence is sealed under the customer's key, read with their status: no extra read.
+    suppressed, seal = consenting_customer(hub, customer_id, key=bool(fields.get("evidence")))
+    if suppressed and fields["granted"]:
         return None  # a grant may lift the customer's suppression: record() does that
     made = decision(hub, None, fields, source=source, gpc=gpc, may_use=may_use)
 
     def work(conn: Connection, shared: dict[str, Any]) -> tuple[Any, list[Any]]:
-        done = hub.ledger.record_on(conn, shared, customer_id, made, actor=actor)
+        done = hub.ledger.record_on(conn, shared, customer_id, made, actor=actor, seal=seal)
         if done is None:
             return (None, False), []
         recorded, entry, event = done
@@ -190,13 +192,14 @@ def history(hub: Hub, session: Session, customer_id: str, *,
             may_use: PurposeFilter = any_purpose) -> list[dict[str, Any]]:
     """Every recorded decision, oldest first, for the purposes the caller may see."""
     hub.vault.get_row(session, customer_id)
-    return [i for i in ledger_mod.history(session, customer_id) if may_use(i["purpose"])]
+    return [i for i in ledger_mod.history(session, customer_id, hub.proof)
+            if may_use(i["purpose"])]
 
 
-def event(session: Session, customer_id: str, event_id: str, *,
+def event(hub: Hub, session: Session, customer_id: str, event_id: str, *,
           may_use: PurposeFilter = any_purpose) -> dict[str, Any]:
     """One ledger event of this customer (they are never changed or deleted)."""
-    for item in ledger_mod.history(session, customer_id):
+    for item in ledger_mod.history(session, customer_id, hub.proof):
         if item["id"] == event_id and may_use(item["purpose"]):
             return item
     raise NotFound("No such consent event for this customer.")

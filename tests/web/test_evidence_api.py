@@ -81,7 +81,11 @@ def test_the_pack_proves_a_grant_and_its_withdrawal(
     assert all(e["evidence"]["ui_version"] == "checkout-v7" for e in events)
     history = client.get(f"/api/v1/customers/{customer_id}/consents/history",
                          headers=auth).json["items"]
-    assert events == [e for e in history if e["purpose"] == PURPOSE]
+    checked = ("evidence_sha256_matches", "evidence_note")
+    assert [{k: v for k, v in e.items() if k not in checked} for e in events] == [
+        e for e in history if e["purpose"] == PURPOSE]
+    assert all(e["evidence_sha256_matches"] is True and e["evidence_note"] is None
+               for e in events)
 
     assert [r["receipt_id"] for r in body["receipts"]] == [e["receipt_id"] for e in events]
     for receipt in body["receipts"]:
@@ -230,6 +234,14 @@ def test_an_erased_customer_still_has_a_pack(
     assert body["audit_entries_verified"] is True
     # DELETE erases as an erasure request does: the flag history records it
     assert [f["kind"] for f in body["processing_flags"]] == ["erased"], body["processing_flags"]
+    # R-CREC-06: the evidence was crypto-shredded with the customer, and the pack says so
+    erased_on = body["customer_erased_at"][:10]
+    for event in body["consent_events"]:
+        assert event["evidence"] is None and event["evidence_sha256"]
+        assert event["evidence_note"].startswith(f"purged on {erased_on} (the customer was erased")
+    assert (body["evidence_retention"]["kept"], body["evidence_retention"]["purged"]) == (0, 2)
+    purged = [e for e in body["audit_entries"] if e["action"] == "consent.evidence_purged"]
+    assert [(e["details"]["events"], e["details"]["reason"]) for e in purged] == [(2, "erasure")]
 
 
 def test_the_pack_holds_no_personal_data(

@@ -1,7 +1,7 @@
 """consent_receipt_keys: every receipt signing key's public half, current and retired
 
 Revision ID: 0020
-Revises: 0016
+Revises: 0019
 Create Date: 2026-12-07 20:30:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import audit.sql
 
 revision = '0020'
-down_revision = '0016'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
