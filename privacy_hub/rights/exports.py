@@ -160,7 +160,8 @@ def information(hub: Hub, session: Session, customer_id: str) -> dict[str, Any]:
 CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "consents": ("id", "purpose", "purpose_version", "event_type", "granted", "status",
                  "consent_type", "source", "collection_method", "notice_version",
-                 "notice_language", "notice_sha256", "evidence", "collected_at", "recorded_at",
+                 "notice_language", "notice_sha256", "evidence", "evidence_sha256",
+                 "evidence_purged_at", "evidence_purge_reason", "collected_at", "recorded_at",
                  "expires_at", "actor", "receipt_id", "receipt_jws"),
     "tc_strings": ("id", "tc_string", "tcf_version", "cmp_id", "cmp_version",
                    "consent_language", "vendor_list_version", "tcf_policy_version",

@@ -64,4 +64,5 @@ def ropa_activity(security_measures: str) -> dict[str, Any]:
             "key of its own (not the blind-index key), wrapped like every hub key; no "
             "interface lists or reveals entries, the console only counts them; audit entries "
             "name counts and reasons only. " + security_measures),
+        "consent_proof_retention": None,  # not consent-based: no proof of consent kept
     }

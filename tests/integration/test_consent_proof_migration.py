@@ -79,7 +79,7 @@ def test_evidence_before_0019_is_moved_out_sealed_and_chain_and_receipts_still_v
             receipts = session.scalars(select(Receipt)).all()
             assert len(receipts) == 4
             for r in receipts:
-                assert verify(r.jws, hub.receipt_jwks()) == json.loads(r.payload)
+                assert verify(r.jws, hub.receipt_jwks(session)) == json.loads(r.payload)
 
             events = {e["id"]: e for e in history(session, kept, hub.proof)}
             assert set(events) == set(kept_events)
