@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import rfc3339
-from consent import flags, ledger, proof
+from consent import flags, ledger_reads, proof
 from consent import purposes as registry
 from consent.gate import ALL_DIRECT_MARKETING
 from consent.models import ConsentCheck, FlagEvent, Notice, PurposeVersion, Receipt
@@ -89,7 +89,7 @@ def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: 
     if customer is None:
         raise CustomerNotFound(customer_id)
     purpose = registry.get(session, purpose_key)
-    events = [_with_evidence_check(e) for e in ledger.history(session, customer_id, keys)
+    events = [_with_evidence_check(e) for e in ledger_reads.history(session, customer_id, keys)
               if e["purpose"] == purpose_key]
     checks, checks_capped = _checks(session, customer_id, purpose_key)
     entries, entries_capped = _audit_entries(session, customer_id, purpose)

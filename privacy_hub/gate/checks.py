@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from audit.prepared import Prepared, time_binder, time_reader
 from consent import flags as flag_service
-from consent import ledger
+from consent import ledger_reads
 from consent import purposes as registry
 from consent.errors import UnknownPurpose
 from consent.gate import UNKNOWN, Answer, Flags, Rule, State, decide
@@ -355,4 +355,4 @@ class Checker:
                 session, customer_id, at))
         if customer.erased_at is not None and customer.erased_at <= at:
             flags = Flags(exists=True, erased=True)
-        return decide(rule, ledger.state_at(session, customer_id, purpose, at), flags, at)
+        return decide(rule, ledger_reads.state_at(session, customer_id, purpose, at), flags, at)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import rfc3339, utcnow
-from consent import ledger
+from consent import ledger_reads
 from consent import purposes as registry
 from consent.models import ConsentState, Receipt
 from dsar.models import DataSubjectRequest, RequestSystem, system_data_label
@@ -85,7 +85,7 @@ def collect(hub: Hub, session: Session, req: DataSubjectRequest, *, portability:
     cid = req.customer_id
     row = hub.vault.get_row(session, cid)
     profile = hub.vault.profile(session, row)
-    consents = ledger.history(session, cid, hub.proof)
+    consents = ledger_reads.history(session, cid, hub.proof)
     receipts = {r.id: r.jws for r in session.scalars(select(Receipt).where(Receipt.customer_id == cid))}
     for event in consents:
         event["receipt_jws"] = receipts.get(event["receipt_id"])

@@ -14,9 +14,8 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 import audit
-from consent import ledger as ledger_mod
+from consent import ledger_reads, suppression
 from consent import purposes as registry
-from consent import suppression
 from consent.errors import InvalidInput, UnknownPurpose
 from consent.ledger import Decision, Recorded
 from consent.models import ConfirmationToken, ConsentEvent
@@ -185,21 +184,21 @@ def current_state(hub: Hub, session: Session, customer_id: str, *,
                   may_use: PurposeFilter = any_purpose) -> list[dict[str, Any]]:
     """The current state for every purpose the caller may see."""
     hub.vault.get_row(session, customer_id)
-    return [i for i in ledger_mod.current_states(session, customer_id) if may_use(i["purpose"])]
+    return [i for i in ledger_reads.current_states(session, customer_id) if may_use(i["purpose"])]
 
 
 def history(hub: Hub, session: Session, customer_id: str, *,
             may_use: PurposeFilter = any_purpose) -> list[dict[str, Any]]:
     """Every recorded decision, oldest first, for the purposes the caller may see."""
     hub.vault.get_row(session, customer_id)
-    return [i for i in ledger_mod.history(session, customer_id, hub.proof)
+    return [i for i in ledger_reads.history(session, customer_id, hub.proof)
             if may_use(i["purpose"])]
 
 
 def event(hub: Hub, session: Session, customer_id: str, event_id: str, *,
           may_use: PurposeFilter = any_purpose) -> dict[str, Any]:
     """One ledger event of this customer (they are never changed or deleted)."""
-    for item in ledger_mod.history(session, customer_id, hub.proof):
+    for item in ledger_reads.history(session, customer_id, hub.proof):
         if item["id"] == event_id and may_use(item["purpose"]):
             return item
     raise NotFound("No such consent event for this customer.")
@@ -208,7 +207,7 @@ def event(hub: Hub, session: Session, customer_id: str, event_id: str, *,
 def receipt(session: Session, receipt_id: str, *,
             may_use: PurposeFilter = any_purpose) -> dict[str, Any]:
     """A signed consent receipt (Kantara v1.1 / ISO/IEC TS 27560) and its JWS."""
-    row = ledger_mod.receipt(session, receipt_id)
+    row = ledger_reads.receipt(session, receipt_id)
     if row is None:
         raise NotFound("No receipt with this id.")
     payload = json.loads(row.payload)

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 import audit
 from consent import flags, notices
 from consent import purposes as registry
-from consent.ledger import current_states
-from consent.ledger import history as ledger_history
-from consent.ledger import receipt as ledger_receipt
+from consent.ledger_reads import current_states
+from consent.ledger_reads import history as ledger_history
+from consent.ledger_reads import receipt as ledger_receipt
 from consent.purposes import LegalBasis, Purpose
 from dsar.erasure import legal_holds
 from dsar.models import DataSubjectRequest

@@ -15,7 +15,8 @@ from sqlalchemy import select, text
 import audit
 from consent import purposes as registry
 from consent.catalogue import ECOMMERCE
-from consent.ledger import Decision, history
+from consent.ledger import Decision
+from consent.ledger_reads import history
 from consent.models import ConsentEvidence, Receipt
 from consent.receipts import verify
 from privacy_hub import migrations
