@@ -10,12 +10,13 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from dsar.workflow import RejectionGround, RequestStatus, RequestType
 
 #: how staff may have verified a requester's identity (the API's free-form ``method``).
-#: R-DSAR-03: an identity document is never the default, only after a reasonable doubt.
+#: R-DSAR-03/04: an identity document is never the default, only after a reasonable doubt,
+#: and only shown in person: the hub keeps the method's name, never a copy.
 VERIFICATION_METHODS = (
     ("known_address_reply", _l("Reply from the email address we hold")),
     ("callback_known_number", _l("Call back on the phone number we hold")),
     ("in_person", _l("In person, known to us")),
-    ("id_document_seen", _l("Identity document seen (only after a reasonable doubt)")),
+    ("id_document_seen", _l("Identity document shown in person, no copy kept (only after a reasonable doubt)")),
 )
 
 
