@@ -22,19 +22,23 @@ from consent.purposes import LegalBasis
 NOW = datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
 KEYS = ["marketing.email", "analytics", "fraud", "orders", "invoices"]
 
+def _days_from_now(days: int) -> datetime:
+    return NOW + timedelta(days=days)
+
+
 rules = st.builds(Rule, key=st.sampled_from(KEYS), legal_basis=st.sampled_from(list(LegalBasis)),
                   version=st.integers(1, 4), direct_marketing=st.booleans(),
                   soft_opt_in=st.booleans())
 states = st.one_of(st.none(), st.builds(
     State, status=st.sampled_from(["granted", "refused", "withdrawn", "pending_confirmation"]),
     purpose_version=st.integers(1, 4),
-    expires_at=st.one_of(st.none(), st.integers(-400, 400).map(lambda d: NOW + timedelta(days=d)))))
+    expires_at=st.one_of(st.none(), st.integers(-400, 400).map(_days_from_now))))
 flag_sets = st.builds(
     Flags, exists=st.booleans(), erased=st.booleans(), restricted=st.booleans(),
     objections=st.frozensets(st.sampled_from([*KEYS, ALL_DIRECT_MARKETING])),
     compelling_grounds=st.frozensets(st.sampled_from(KEYS)),
     customer_relationship=st.booleans(), suppressed=st.booleans())
-times = st.integers(-30, 30).map(lambda d: NOW + timedelta(days=d))
+times = st.integers(-30, 30).map(_days_from_now)
 
 
 def oracle(rule: Rule, state: State | None, flags: Flags, now: datetime) -> tuple[bool, str]:
