@@ -78,6 +78,7 @@ def verify_audit_chain(hub: Hub, session: Session) -> dict[str, Any]:
             "head": {"seq": report.head_seq, "hash": report.head_hash},
             "first_bad_seq": report.first_bad_seq, "problem": report.problem,
             "checkpoints_verified": report.checkpoints_verified,
+            "first_seq": report.first_seq, "pruned_below_seq": report.pruned_below_seq,
             "last_checkpoint": None if last is None else {
                 "seq": last.seq, "signed_at": rfc3339(last.signed_at), "key_id": last.key_id}}
 
