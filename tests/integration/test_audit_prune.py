@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit import (
@@ -36,7 +36,7 @@ from audit import (
     verify_chain,
 )
 from audit.chain import checkpoint_message
-from privacy_hub.db import make_engine, make_sessionmaker, transaction
+from privacy_hub.db import make_engine, make_sessionmaker, read_only, transaction
 
 STAFF = Actor("staff", "staff-7")
 CUSTOMER_ID = "4d0c6a52-8f0e-4c57-9d8b-0c9a3b1d2e10"
@@ -324,3 +324,32 @@ def test_prune_needs_a_signer_and_sane_arguments(log: Log, db_url: str) -> None:
 def test_nothing_to_prune_in_an_empty_log(log: Log) -> None:
     assert log.prune(before=NOW) == 0
     assert log.verify().ok
+
+
+def test_a_prune_committing_while_the_chain_is_verified_is_no_false_alarm(log: Log) -> None:
+    """PostgreSQL's read sessions see each statement's own snapshot: a prune that commits
+    mid-walk makes the walk start again on the pruned chain. SQLite's read keeps one
+    snapshot: it verifies the chain as it was."""
+    log.write(25, LONG_AGO)
+    log.write(5, NOW)
+    assert log.prune(before=NOW, limit=7) == 7
+    reader = read_only(log.engine)
+    walks: list[int] = []
+
+    def prune_during_the_walk(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "ORDER BY audit_entries.seq" in statement and "LIMIT" in statement:
+            walks.append(1)
+            if len(walks) == 2:  # between the first batch and the second
+                assert log.prune(before=NOW, limit=7) == 7
+
+    event.listen(reader, "before_cursor_execute", prune_during_the_walk)
+    try:
+        with make_sessionmaker(reader)() as session:
+            report = verify_chain(session, log.public_keys, batch_size=4)
+    finally:
+        event.remove(reader, "before_cursor_execute", prune_during_the_walk)
+
+    assert report.ok, report.problem
+    assert log.seqs(AuditEntry.seq)[0] == 15  # the prune did commit meanwhile
+    assert report.first_seq in {8, 15}
+    assert report.entries == 31 - report.first_seq
