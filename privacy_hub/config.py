@@ -144,8 +144,7 @@ class Settings:
             consent_proof_retention_days=_int(env, "PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS",
                                               3 * 365, minimum=1),
             inactivity_days=_int(env, "PRIVACY_HUB_INACTIVITY_DAYS", 3 * 365, minimum=1),
-            **_retention(env),
-        ).with_(**{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
+        ).with_(**_retention(env)).with_(**{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
                    for name in ("name", "email", "address", "policy_url", "jurisdiction")
                    if env.get(f"PRIVACY_HUB_CONTROLLER_{name.upper()}")})
 
@@ -223,9 +222,7 @@ RETENTION_VARIABLES = {
 
 
 def _retention(env: Mapping[str, str]) -> dict[str, int]:
-    defaults = Settings.__dataclass_fields__
-    return {name: _int(env, variable, int(defaults[name].default),  # type: ignore[call-overload]
-                       minimum=1)
+    return {name: _int(env, variable, int(getattr(Settings, name)), minimum=1)
             for name, variable in RETENTION_VARIABLES.items()}
 
 

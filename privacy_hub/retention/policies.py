@@ -27,7 +27,7 @@ KEEP = "keep"
 ACTIONS = (DELETE, CRYPTO_SHRED, ANONYMISE, KEEP)
 
 # Who enforces it.
-PASS = "retention pass"
+DAILY_SWEEP = "retention pass"
 INACTIVITY = "inactivity erasure (R-RET-02)"
 
 #: where a store's period is set when it is per purpose
@@ -45,7 +45,7 @@ class Rule:
     counted_from: str
     action: str
     reason: str
-    enforced_by: str = PASS
+    enforced_by: str = DAILY_SWEEP
     #: one policy per purpose (the period is the purpose's retention_days)
     per_purpose: bool = False
     #: per purpose: only the purposes on this legal basis

@@ -27,7 +27,7 @@ from privacy_hub.retention import stores
 from privacy_hub.retention.policies import Policy, policies
 
 #: the audit action of a pass; its details are {"counts": {store: n}, "dry_run": false}
-PASS_ACTION = "retention.pass"
+AUDIT_ACTION = "retention.pass"
 #: the name of the daily pass in scheduled_runs, and how often it runs
 SCHEDULE = "retention"
 EVERY = timedelta(days=1)
@@ -68,7 +68,7 @@ def run_retention(hub: Hub, now: datetime, *, dry_run: bool = False) -> dict[str
     }
     if not dry_run:
         with transaction(hub.sessions) as session:
-            audit.record(session, actor=stores.ACTOR, action=PASS_ACTION,
+            audit.record(session, actor=stores.ACTOR, action=AUDIT_ACTION,
                          details={"counts": counts, "dry_run": False})
     return counts
 
