@@ -6,7 +6,7 @@ This is the one place these periods are stated: the retention pass enforces them
 (privacy_hub/usecases/retention.py), ``GET /api/v1/retention-policies`` lists them and the
 records of processing quote them. Every table of the database is named by exactly the
 rules below; a table that holds no personal data is named too, with the reason it needs
-no period (tests/integration/test_retention_pass.py fails on a table named nowhere).
+no period (tests/web/test_retention_policies.py fails on a table named nowhere).
 """
 
 from __future__ import annotations
