@@ -19,9 +19,11 @@ from consent import purposes as registry
 from privacy_hub import evidence
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
+from privacy_hub.retention.policies import purpose_retention
 from privacy_hub.usecases import rights_record, suppression
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
+from privacy_hub.usecases.retention import current_policies
 
 SECURITY_MEASURES = (
     "Field-level AES-256-GCM encryption under one key per customer, keys wrapped under "
@@ -112,6 +114,7 @@ def evidence_pack(hub: Hub, session: Session, customer_id: str, purpose: str, *,
 def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
     """The Art. 30(1) record, generated from the purpose and system registries."""
     systems = {s.name for s in session.scalars(select(System))}
+    retention = current_policies(hub, session)  # R-RET-01: the one retention table
     items = []
     for p in registry.all_purposes(session):
         items.append({
@@ -126,7 +129,7 @@ def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
             "recipients": list(p.recipients),
             "internal_systems": sorted(r for r in p.recipients if r in systems),
             "third_country_transfers": "none",
-            "retention": f"{p.retention_days} days",
+            "retention": purpose_retention(retention, p.key),
             "security_measures": SECURITY_MEASURES,
             "consent_proof_retention": consent_proof_retention(hub, p.needs_consent),
         })
@@ -134,6 +137,7 @@ def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
     return {"controller": hub.settings.controller, "generated_at": rfc3339(utcnow()),
             "activities": items,
             "consent_proof_retention_days": hub.settings.consent_proof_retention_days,
+            "retention_policies": [r.public() for r in retention],
             "data_subject_requests": rights_record.request_handling(hub.working_days)}
 
 
