@@ -217,12 +217,6 @@ def audit_log(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
     """Audit entries older than the period, only below a signed checkpoint (so that the
     rest of the chain still verifies): audit.prune does that."""
     cutoff = now - _days(hub.settings.retention_audit_days)
-    # audit.prune lands with h13-audit's branch; until then nothing is pruned. (The one
-    # place this is guarded: remove the guard once audit.prune exists.)
-    prune = getattr(audit, "prune", None)
-    if prune is None:
-        log.info("retention: audit.prune is not available; audit entries are kept")
-        return 0
     if dry_run:
         with hub.read_sessions() as session:
             signed = session.scalar(select(func.max(AuditCheckpoint.seq)))
@@ -233,7 +227,7 @@ def audit_log(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
     total = 0
     while True:
         with transaction(hub.sessions) as session:
-            done = int(prune(session, before=cutoff, limit=batch))
+            done = audit.prune(session, before=cutoff, limit=batch)
         total += done
         if done < batch:
             return total

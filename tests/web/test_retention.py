@@ -288,6 +288,41 @@ def test_audit_entries_are_pruned_through_audit_prune_below_the_period(
     assert calls == [(cutoff, 5), (cutoff, 5)] and counts["audit_log"] == 6
 
 
+def test_the_pass_prunes_old_audit_entries_and_the_rest_of_the_chain_still_verifies(
+        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R-RET-01 with the real audit.prune: entries older than the audit period go, below a
+    signed checkpoint; `audit verify` still proves what is kept."""
+    from audit import clock as audit_clock
+    from audit import head
+    from privacy_hub.usecases.accountability import verify_audit_chain
+
+    now = audit_clock.utcnow()
+    with transaction(hub.sessions) as s:
+        for n in range(3):
+            audit.record(s, actor=audit.Actor("system", "test"), action="test.old",
+                         details={"n": n})
+    # a later entry, past the checkpoint interval: a signed checkpoint above the old ones
+    monkeypatch.setattr(head, "utcnow", lambda: now + timedelta(minutes=10))
+    with transaction(hub.sessions) as s:
+        audit.record(s, actor=audit.Actor("system", "test"), action="test.later", details={})
+    monkeypatch.undo()
+    with hub.sessions() as s:
+        old = _n(s, AuditEntry)
+    later = now + timedelta(days=hub.settings.retention_audit_days + 1)
+    counts = run_retention(hub, later)
+    assert 3 <= counts["audit_log"] < old + 1
+    with hub.sessions() as s:
+        assert _n(s, AuditEntry, AuditEntry.action == "test.old") == 0
+        report = verify_audit_chain(hub, s)
+    assert report["ok"] is True, report
+    assert report["pruned_below_seq"] is not None
+    # the evidence pack's per-entry check links the first kept entry to the prune note
+    from privacy_hub.evidence import _verify
+    with hub.sessions() as s:
+        first = s.scalars(select(AuditEntry).order_by(AuditEntry.seq).limit(1)).one()
+        assert _verify(s, [first])[first.seq] == {"hash_matches": True, "linked": True}
+
+
 # -- the daily schedule --------------------------------------------------------------------
 def _passes(hub: Hub) -> int:
     with hub.sessions() as s:
