@@ -285,6 +285,10 @@ def audit_verify() -> None:
     click.echo(f"entries: {report['entries']}")
     click.echo(f"head: seq={report['head']['seq']} hash={report['head']['hash']}")
     click.echo(f"checkpoints verified: {report['checkpoints_verified']}")
+    events = report.get("consent_events")
+    if events is not None:  # R-CREC-03: the consent events the chain vouches for
+        click.echo(f"consent events: {events['checked']} match their hash, "
+                   f"{events['unhashed']} recorded before hashing, {events['missing']} deleted")
     if report["ok"]:
         click.echo("ok: the chain is intact")
         return

@@ -182,14 +182,20 @@ class ConsentCheck(MethodView):
             if tail is None:
                 tail = tails[id(a)] = _batch_tail(a)
             head = '{"customer_id":"' + cid + '"' if ok else '{"customer_id":' + encode_json(cid)
-            if a.state is None or not ok:
+            proof = proofs.get(cid) if ok and a.state is not None else None
+            if proof is None:
                 parts.append(head + tail + _NO_PROOF)
+            elif len(proof) == _PROOF_LENGTH:  # both ids there: the usual case, inlined
+                parts.append(head + tail + ',"event_id":"'
+                             + proof.replace(":", '","receipt_id":"', 1) + '"}')
             else:
-                parts.append(head + tail + _proof_json(proofs.get(cid, "")))
+                parts.append(head + tail + _proof_json(proof))
         return Response('{"results":[' + ",".join(parts) + "]}", mimetype="application/json")
 
 
 _NO_PROOF = ',"event_id":null,"receipt_id":null}'
+#: a proof holding both ids, "event:receipt" (UUIDs)
+_PROOF_LENGTH = 36 + 1 + 36
 
 
 def _batch_tail(a: Answer) -> str:

@@ -95,29 +95,32 @@ _MANY_TAIL = ("LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.pu
               "LEFT JOIN processing_flags f ON f.customer_id = c.id " + _OBJECTIONS_JOIN)
 
 
-def _many(fields: str, joins: str, groups: int, ids: str = "c.id") -> Prepared:
+def _many(fields: str, joins: str, groups: int, extra: str | None = None) -> Prepared:
     """Many customers in one statement: SQLite walks a JSON array of (sorted) ids, so the
     statement is the same for any number of them; PostgreSQL takes one array parameter.
     Customers with the same inputs (the first ``groups`` fields) come back as one row
     with their ids joined by commas: a handful of rows for 10,000 customers, not 10,000
     (each row fetched costs a tuple, and on SQLite a hand-over of the GIL; all of that
-    was a quarter of a batch's CPU). ``ids``: what is joined per customer."""
+    was a quarter of a batch's CPU). ``extra``: a text joined the same way before the ids
+    (never NULL, which the aggregate would skip): both aggregates step through a group's
+    rows together, so its items line up with the ids."""
     grouped = "GROUP BY " + ", ".join(str(n) for n in range(1, groups + 1))
+    pg_extra = f"string_agg({extra}, ','), " if extra else ""
+    sqlite_extra = f"group_concat({extra}), " if extra else ""
     return _sql(
-        f"SELECT {fields}, string_agg({ids}, ',') "  # noqa: S608
+        f"SELECT {fields}, {pg_extra}string_agg(c.id, ',') "  # noqa: S608
         f"FROM customers c {joins} WHERE c.id = ANY(:ids) {grouped}",
-        sqlite=f"SELECT {fields}, group_concat({ids}) "  # noqa: S608
+        sqlite=f"SELECT {fields}, {sqlite_extra}group_concat(c.id) "  # noqa: S608
                f"FROM json_each(:ids) j JOIN customers c{{customers}} ON c.id = j.value "
                f"{joins} {grouped}")
 
 
 _MANY = _many(_INPUT_FIELDS, _MANY_TAIL, 9)
-#: the same for a consent purpose (R-GATE-03): grouped by notice version too, and each id
-#: joined with its state's ledger event and receipt as "id:event:receipt" (UUIDs, so
-#: neither separator can occur in them): still one row per distinct input, not per id
+#: the same for a consent purpose (R-GATE-03): grouped by notice version too, with each
+#: customer's ledger event and receipt as "event:receipt" (UUIDs: neither separator can
+#: occur in them) joined beside the ids: still one row per distinct input, not per id
 _MANY_CONSENT = _many(_INPUT_FIELDS + ", s.notice_version", _MANY_TAIL, 10,
-                      ids="c.id || ':' || COALESCE(s.last_event_id, '') || ':' "
-                          "|| COALESCE(s.receipt_id, '')")
+                      extra="COALESCE(s.last_event_id, '') || ':' || COALESCE(s.receipt_id, '')")
 #: the same for a purpose on the soft opt-in, with whether each customer bought something
 _MANY_SOFT = _many(_INPUT_FIELDS + ", r.customer_id IS NOT NULL",
                    _MANY_TAIL + " LEFT JOIN customer_relationships r ON r.customer_id = c.id", 10)
@@ -274,13 +277,9 @@ class Checker:
                 notice = row[9] if consent else None
                 key = (cstatus, status, pversion, expires, restricted, erased, relationship,
                        suppressed, notice)
-                if consent:
-                    parts = [item.partition(":") for item in joined.split(",")]
-                    group = [p[0] for p in parts]
-                    if status is not None and proofs is not None:
-                        proofs.update({p[0]: p[2] for p in parts})
-                else:
-                    group = joined.split(",")
+                group = joined.split(",")
+                if consent and status is not None and proofs is not None:
+                    proofs.update(zip(group, row[-2].split(","), strict=True))
                 if opurpose is not None:  # rare: decided below with all of its objections
                     for cid in group:
                         objected.setdefault(cid, []).append((opurpose, grounds))
