@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -196,6 +196,29 @@ def enqueue_mail(session: Session, *, template: str, customer_id: str | None = N
     payload = {"template": template, "customer_id": customer_id, "to_staff": to_staff,
                "data": dict(data), "secrets": dict(secrets or {})}
     return enqueue(session, MAIL, payload, run_at, customer_id=customer_id)
+
+
+def enqueue_mails(session: Session, *, template: str, customer_ids: Sequence[str],
+                  data: Mapping[str, JSONValue], event_type: str | None = None) -> int:
+    """Queue the same mail to each of ``customer_ids`` in one insert (a caller with many
+    customers passes them in batches); returns how many. ``event_type`` names what the
+    jobs are about (listed with them), as an emitted event's mail does."""
+    if template not in _templates():
+        raise OutboxError(f"unknown mail template {template!r}")
+    aead, now = _aead(type(session)), utcnow()
+    rows = [_row(aead, MAIL, {"template": template, "customer_id": cid, "to_staff": None,
+                              "data": dict(data), "secrets": {}},
+                 now=now, customer_id=cid, event_type=event_type) for cid in customer_ids]
+    if rows:
+        session.execute(insert(OutboxJob), rows)
+        wake_worker_after_commit(session)
+    return len(rows)
+
+
+def _templates() -> Mapping[str, object]:
+    from privacy_hub.jobs.mail import TEMPLATES
+
+    return TEMPLATES
 
 
 def enqueue_webhook(session: Session, *, system_id: str, event_type: str,
