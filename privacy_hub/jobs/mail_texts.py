@@ -34,8 +34,8 @@ from privacy_hub.jobs.mail_parts import (
     ACKNOWLEDGEMENT,
     FOOTER,
     HELLO,
-    Link,
     N_,
+    Link,
     Paragraph,
     Template,
     When,
@@ -43,8 +43,17 @@ from privacy_hub.jobs.mail_parts import (
 from privacy_hub.jobs.notice_texts import FIELD_LABELS, NOTICE_TEMPLATES
 from privacy_hub.languages import DEFAULT
 
-__all__ = ["FOOTER", "HELLO", "TEMPLATES", "Link", "N_", "Paragraph", "Template", "When",
-           "render"]
+__all__ = [
+    "FOOTER",
+    "HELLO",
+    "N_",
+    "TEMPLATES",
+    "Link",
+    "Paragraph",
+    "Template",
+    "When",
+    "render",
+]
 
 TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
 

@@ -9,7 +9,7 @@ privacy_hub/jobs/mail_texts.py.
 
 from __future__ import annotations
 
-from privacy_hub.jobs.mail_parts import ACKNOWLEDGEMENT, HELLO, Link, N_, Template, When
+from privacy_hub.jobs.mail_parts import ACKNOWLEDGEMENT, HELLO, N_, Link, Template, When
 
 #: the customer fields (privacy_hub.vault.models.PERSONAL_FIELDS) as categories of data,
 #: named in a mail: ``data.categories`` lists field names, the mail their labels

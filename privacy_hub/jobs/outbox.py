@@ -198,27 +198,31 @@ def enqueue_mail(session: Session, *, template: str, customer_id: str | None = N
     return enqueue(session, MAIL, payload, run_at, customer_id=customer_id)
 
 
-def enqueue_mails(session: Session, *, template: str, customer_ids: Sequence[str],
-                  data: Mapping[str, JSONValue], event_type: str | None = None) -> int:
-    """Queue the same mail to each of ``customer_ids`` in one insert (a caller with many
-    customers passes them in batches); returns how many. ``event_type`` names what the
-    jobs are about (listed with them), as an emitted event's mail does."""
-    if template not in _templates():
-        raise OutboxError(f"unknown mail template {template!r}")
+def enqueue_many(session: Session, kind: str, items: Sequence[tuple[str, Mapping[str, Any]]],
+                 run_at: datetime | None = None, *, event_type: str | None = None) -> list[str]:
+    """Queue one job per (customer id, payload) of ``items`` in one insert (a caller with
+    many passes them in batches); returns their ids, in order."""
     aead, now = _aead(type(session)), utcnow()
-    rows = [_row(aead, MAIL, {"template": template, "customer_id": cid, "to_staff": None,
-                              "data": dict(data), "secrets": {}},
-                 now=now, customer_id=cid, event_type=event_type) for cid in customer_ids]
+    rows = [_row(aead, kind, payload, now=now, run_at=run_at, customer_id=cid,
+                 event_type=event_type) for cid, payload in items]
     if rows:
         session.execute(insert(OutboxJob), rows)
         wake_worker_after_commit(session)
-    return len(rows)
+    return [str(row["id"]) for row in rows]
 
 
-def _templates() -> Mapping[str, object]:
+def enqueue_mails(session: Session, *, template: str, customer_ids: Sequence[str],
+                  data: Mapping[str, JSONValue], event_type: str | None = None) -> int:
+    """Queue the same mail to each of ``customer_ids`` (enqueue_many); returns how many.
+    ``event_type`` names what the jobs are about, as an emitted event's mail does."""
     from privacy_hub.jobs.mail import TEMPLATES
 
-    return TEMPLATES
+    if template not in TEMPLATES:
+        raise OutboxError(f"unknown mail template {template!r}")
+    return len(enqueue_many(session, MAIL, [
+        (cid, {"template": template, "customer_id": cid, "to_staff": None,
+               "data": dict(data), "secrets": {}}) for cid in customer_ids],
+        event_type=event_type))
 
 
 def enqueue_webhook(session: Session, *, system_id: str, event_type: str,
