@@ -26,10 +26,10 @@ BATCH = 1000
 
 
 def notify_reconsent(session: Session, purpose: Purpose, *, actor: audit.Actor,
-                     batch: int = BATCH) -> int:
+                     batch: int | None = None) -> int:
     """Queue the mail to every customer whose consent to an older version of ``purpose``
     (now in its new version) still stood: granted and not expired. Returns how many."""
-    now = utcnow()
+    now, batch = utcnow(), batch or BATCH
     translations: dict[str, JSONValue] = {
         "purpose_title": {lang: t.title for lang, t in purpose.translations.items()},
         "description": {lang: t.description for lang, t in purpose.translations.items()}}
