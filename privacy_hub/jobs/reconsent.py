@@ -27,8 +27,10 @@ BATCH = 1000
 
 def notify_reconsent(session: Session, purpose: Purpose, *, actor: audit.Actor,
                      batch: int | None = None) -> int:
-    """Queue the mail to every customer whose consent to an older version of ``purpose``
-    (now in its new version) still stood: granted and not expired. Returns how many."""
+    """Queue the mail to every customer whose consent to the version before ``purpose``'s
+    new one still stood (granted, not expired): those this change invalidates. A consent
+    to an even older version was invalidated, and told, by an earlier change. Returns
+    how many."""
     now, batch = utcnow(), batch or BATCH
     translations: dict[str, JSONValue] = {
         "purpose_title": {lang: t.title for lang, t in purpose.translations.items()},
@@ -39,7 +41,7 @@ def notify_reconsent(session: Session, purpose: Purpose, *, actor: audit.Actor,
                                   "translated": translations}
     stmt = (select(ConsentState.customer_id)
             .where(ConsentState.purpose == purpose.key, ConsentState.status == "granted",
-                   ConsentState.purpose_version < purpose.version,
+                   ConsentState.purpose_version == purpose.version - 1,
                    or_(ConsentState.expires_at.is_(None), ConsentState.expires_at > now))
             .order_by(ConsentState.customer_id).limit(batch))
     count, after = 0, ""
