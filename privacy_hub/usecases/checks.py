@@ -20,8 +20,8 @@ from audit.ids import new_id
 from consent import flags as flag_service
 from consent.gate import Answer
 from privacy_hub.gate.checks import Checker, Reader
-from privacy_hub.jobs import art14
 from privacy_hub.hub import Hub
+from privacy_hub.jobs import art14
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
 from privacy_hub.usecases.errors import Invalid, Refused
