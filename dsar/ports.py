@@ -7,6 +7,7 @@ objects that satisfy these (privacy_hub/rights/adapters.py), and tests may pass 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -38,6 +39,10 @@ class SubjectDirectory(Protocol):
     def erase(self, session: Session, customer_id: str, *, actor: audit.Actor,
               request_id: str) -> None:
         """Crypto-shred the customer: their key, blind indexes and live data go."""
+
+    def contact(self, session: Session, customer_id: str) -> tuple[str | None, str | None]:
+        """The customer's email address and the language of their profile (either None
+        when not held): for a mail that must leave after their record is gone."""
 
     def suppress(self, session: Session, customer_id: str, *, reason: str,
                  actor: audit.Actor) -> None:
@@ -72,19 +77,39 @@ class Exporter(Protocol):
         """Build the export (encrypted at rest) and tell the subject where to get it."""
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """What acknowledges a request (R-DSAR-02, Art. 12(3)): its id, type, receipt and due
+    dates, and the language it was made in (a portal page's; None when not known)."""
+
+    request_id: str
+    type: str
+    received_at: datetime
+    due_at: datetime
+    language: str | None = None
+
+
 class Notifier(Protocol):
     """Mails to the subject, queued in the caller's transaction."""
 
-    def verification_link(self, session: Session, *, request_id: str, customer_id: str | None,
+    def verification_link(self, session: Session, *, receipt: Receipt, customer_id: str | None,
                           token: str) -> None:
         """Send the customer the single-use link that proves the requester controls their
-        address (an address nobody has gets ``no_account`` instead)."""
+        address (an address nobody has gets ``no_account`` instead), with the request's
+        acknowledgement."""
 
-    def no_account(self, session: Session, *, request_id: str, address: str,
+    def acknowledge(self, session: Session, *, receipt: Receipt, customer_id: str,
+                    address: str | None = None, locale: str | None = None) -> None:
+        """Acknowledge a request verified when it arrived (R-DSAR-02). ``address`` and
+        ``locale``: where and in which language, when the customer's record will be gone
+        before the mail leaves (an erasure carried out at once)."""
+
+    def no_account(self, session: Session, *, receipt: Receipt, address: str,
                    closes_at: datetime) -> None:
         """Tell the address's owner (only them) that no customer is known under it, and
         invite them to ask again with another email address, a phone or an order number
-        (Art. 11(2), 12(2)); without an answer the request closes at ``closes_at``."""
+        (Art. 11(2), 12(2)); without an answer the request closes at ``closes_at``. It
+        acknowledges the request too."""
 
     def schedule_close_unidentified(self, session: Session, *, request_id: str,
                                     at: datetime) -> None:

@@ -28,7 +28,7 @@ from dsar.deadlines import WorkingDays, due_at, reminder_times
 from dsar.errors import InvalidRequest, RequestNotFound
 from dsar.lifecycle import add_history, move, snapshot
 from dsar.models import DataSubjectRequest, RequestSystem, details_label, system_data_label
-from dsar.ports import Downstream, Exporter, Notifier, SubjectDirectory
+from dsar.ports import Downstream, Exporter, Notifier, Receipt, SubjectDirectory
 from dsar.workflow import (
     Action,
     RejectionGround,
@@ -65,12 +65,14 @@ class Requests:
                email: str | None = None, customer_id: str | None = None,
                details: Mapping[str, Any] | None = None, channel: str = "api",
                received_at: datetime | None = None, verified: bool = False,
-               verification_method: str | None = None) -> DataSubjectRequest:
+               verification_method: str | None = None,
+               language: str | None = None) -> DataSubjectRequest:
         """Accept a request. Unknown emails are accepted the same way (no enumeration).
 
-        Unverified requests send a single-use verification link to the subject; an
-        address no customer has is told so instead, and the request closes unanswered
-        (R-DSAR-05).
+        Every request is acknowledged with its id, type, receipt and due dates (R-DSAR-02),
+        in the subject's language (their profile's, else ``language``, the one they asked
+        in). Unverified requests send it with a single-use verification link; an address
+        no customer has is told so instead, and the request closes unanswered (R-DSAR-05).
         """
         now = utcnow()
         checked = intake.check(session, type=type, details=dict(details or {}),
@@ -100,21 +102,35 @@ class Requests:
         if checked.kind is RequestType.OBJECTION and customer_id is not None:
             effects.object_at_once_to_direct_marketing(session, req, checked.plain, actor,
                                                        self.directory)
+        receipt = Receipt(req.id, req.type, received, req.due_at, language)
         if verified:
+            if customer_id is not None:
+                self._acknowledge(session, receipt, customer_id)
             self.verify(session, req.id, method=verification_method or "authenticated",
                         actor=actor)
         elif customer_id is None and email is not None:
             # Only the mailbox's owner learns that nobody is known under it (R-DSAR-05):
             # the caller's answer is the same as for a customer.
             closes_at = min(now + UNIDENTIFIED_WAIT, req.due_at)
-            self.notifier.no_account(session, request_id=req.id, address=email,
+            self.notifier.no_account(session, receipt=receipt, address=email,
                                      closes_at=closes_at)
             self.notifier.schedule_close_unidentified(session, request_id=req.id, at=closes_at)
         else:
             token = verification.issue_token(session, req.id, now)
-            self.notifier.verification_link(session, request_id=req.id, customer_id=customer_id,
+            self.notifier.verification_link(session, receipt=receipt, customer_id=customer_id,
                                             token=token)
         return req
+
+    def _acknowledge(self, session: Session, receipt: Receipt, customer_id: str) -> None:
+        if receipt.type == RequestType.ERASURE:
+            # Carried out in this transaction: the address must travel with the mail,
+            # sealed in its job, for the record it would be read from is shredded.
+            address, locale = self.directory.contact(session, customer_id)
+            if address:
+                self.notifier.acknowledge(session, receipt=receipt, customer_id=customer_id,
+                                          address=address, locale=locale)
+            return
+        self.notifier.acknowledge(session, receipt=receipt, customer_id=customer_id)
 
     def _remind(self, session: Session, req: DataSubjectRequest) -> None:
         self.notifier.schedule_reminders(
@@ -122,12 +138,15 @@ class Requests:
             times=reminder_times(req.due_at, working_days=self.working_days))
 
     def submit_signed_in(self, session: Session, *, customer_id: str, type: str,
-                         details: Mapping[str, Any] | None = None) -> DataSubjectRequest:
+                         details: Mapping[str, Any] | None = None,
+                         language: str | None = None) -> DataSubjectRequest:
         """A customer signed in to the portal asks: their session proves who they are, so
-        the request is verified at once (no emailed link), on their own record only."""
+        the request is verified at once (no emailed link), on their own record only.
+        ``language``: the portal page's."""
         return self.submit(session, type=type, actor=audit.Actor("customer", customer_id),
                            customer_id=customer_id, details=details, channel="portal",
-                           verified=True, verification_method="portal_session")
+                           verified=True, verification_method="portal_session",
+                           language=language)
 
     # -- verification -------------------------------------------------------------------
     def verify_with_token(self, session: Session, request_id: str, token: str) -> DataSubjectRequest:

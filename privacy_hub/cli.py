@@ -337,16 +337,32 @@ def mail_show(which: str) -> None:
     click.echo(plain_text(found))
 
 
+def _import_source(_ctx: click.Context, _param: click.Parameter,
+                   value: str | None) -> str | None:
+    """An organisation's name for the Art. 14 notice and the audit log: never an address."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not 0 < len(value) <= 100 or "@" in value or not value.isprintable():
+        raise click.BadParameter("the name of who the data came from (1 to 100 printable "
+                                 "characters), e.g. partner; not an email address")
+    return value
+
+
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 50_000))
-def import_(file: Path, batch_size: int) -> None:
+@click.option("--source", callback=_import_source, metavar="NAME",
+              help="Who the data came from, when not from the customers themselves (e.g. "
+                   "partner): each customer loaded is sent the Art. 14 notice within days, "
+                   "or at the first direct marketing use if that comes first")
+def import_(file: Path, batch_size: int, source: str | None) -> None:
     """Bulk-load customers from a CSV file (header row; see the README for columns)."""
     from privacy_hub.importer import import_csv
 
     hub = _open_hub()
     try:
-        report = import_csv(hub, file, batch_size=batch_size,
+        report = import_csv(hub, file, batch_size=batch_size, source=source,
                             progress=lambda n: click.echo(f"{n} rows read", err=True))
     finally:
         hub.close()

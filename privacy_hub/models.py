@@ -124,3 +124,23 @@ class ScheduledRun(AppBase):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Art14Notice(AppBase):
+    """R-DEAD-05, Art. 14: a customer whose data came from someone other than them (an
+    import with a named source) and who has not yet been told so. The row goes when the
+    notice is handed to the mail outbox; while it exists, the first direct-marketing use
+    of their data sends it at once (privacy_hub/jobs/art14.py)."""
+
+    __tablename__ = "art14_notices"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    #: who the data came from, as the import named it (an organisation, never a person)
+    source: Mapped[str] = mapped_column(String(100))
+    obtained_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Art. 14(3)(a): one month after the data was obtained, at the latest
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the outbox job that sends it (privacy_hub.jobs.art14.ART14_NOTICE)
+    job_id: Mapped[str] = mapped_column(String(36))
+    #: set when a direct-marketing use brought the notice forward
+    triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -120,7 +120,8 @@ class PurposePatch(PurposeFields):
     legal_basis = ma.fields.String(validate=validate.OneOf([str(b) for b in LegalBasis]),
                                    metadata={"description": "Never changes: a different value is 409"})
     material = ma.fields.Boolean(load_default=False, metadata={
-        "description": "A material change raises the version; older consents stop counting"})
+        "description": "A material change raises the version; older consents stop counting, "
+                       "and each customer who had given one is mailed (R-CONSENT-09)"})
 
 
 class PurposeTextSchema(ma.Schema):
@@ -161,6 +162,15 @@ class PurposeSchema(ma.Schema):
     updated_at = ma.fields.DateTime(format="iso")
 
 
+class PurposeUpdated(PurposeSchema):
+    notified = ma.fields.Integer(metadata={
+        "description": "R-CONSENT-09: how many customers were sent a mail because this "
+                       "change invalidates their consent (a material change: granted to an "
+                       "older version and not expired); queued in the same transaction as "
+                       "the change, so before it takes effect. 0 for a change that is not "
+                       "material"})
+
+
 class PurposeList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(PurposeSchema))
     next_cursor = next_cursor_field()
@@ -196,9 +206,12 @@ class PurposeItem(MethodView):
     @require("purposes:manage")
     @idempotent
     @blp.arguments(PurposePatch)
-    @blp.response(200, PurposeSchema)
+    @blp.response(200, PurposeUpdated)
     def patch(self, changes: dict[str, Any], key: str) -> dict[str, Any]:
-        """Change a purpose; `"material": true` raises its version (re-consent needed)."""
+        """Change a purpose; `"material": true` raises its version (re-consent needed).
+
+        A material change mails every customer whose consent it invalidates, in the same
+        transaction (R-CONSENT-09); `notified` says how many."""
         return purposes.update(db(), key, changes, actor=current_principal().actor)
 
 

@@ -66,6 +66,13 @@ class RequestCreate(Strict):
         ["api", "portal", "email", "letter", "phone", "console"]))
     received_at = UtcDateTime(metadata={
         "description": "The real receipt date of a request logged by a DPO (requests:manage)"})
+    language = ma.fields.String(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"),
+                                metadata={"description": (
+                                    "The language the subject made the request in (a BCP 47 "
+                                    "tag, e.g. `de`). The acknowledgement mail (id, type, "
+                                    "received and due dates, R-DSAR-02) is written in the "
+                                    "customer's own language, else in this one, else in "
+                                    "English"), "example": "de"})
 
     @ma.validates_schema
     def _who(self, data: dict[str, Any], **_: Any) -> None:
@@ -165,7 +172,10 @@ class RequestCollection(MethodView):
     @blp.arguments(RequestCreate)
     @blp.response(201, Created)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Receive a request. An unknown email is accepted the same way and never completes."""
+        """Receive a request. An unknown email is accepted the same way and never completes.
+
+        The subject is sent an acknowledgement with the request's id, type, received and
+        due dates (R-DSAR-02): with the verification link when it must still be verified."""
         principal = current_principal()
         manage = "requests:manage" in principal.scopes
         _limit(body, trusted=manage)
@@ -182,7 +192,7 @@ class RequestCollection(MethodView):
             customer_id=str(body["customer_id"]) if body.get("customer_id") else None,
             details=body["details"], channel=body["channel"],
             received_at=body.get("received_at"), verified=body["identity_verified"],
-            verification_method=body.get("verification_method"))
+            verification_method=body.get("verification_method"), language=body.get("language"))
 
     @require("requests:read")
     @blp.arguments(ListQuery, location="query")

@@ -178,6 +178,11 @@ def purpose(key: str) -> str:
                           "count, so customers are asked again."),
             "changed": _("The change is saved; the version stays the same.")}.get(
         request.args.get("done", ""))
+    notified = request.args.get("notified", type=int)
+    if done and notified is not None and request.args.get("done") == "material":
+        # R-CONSENT-09: how many customers were told, queued with the change
+        done += " " + _("Customers sent a mail because this change invalidates their "
+                        "consent: %(num)d.", num=notified)
     return render_template("console/purpose.html", nav="purposes", purpose=found,
                            history=purpose_cases.history(db(), key), done=done)
 
@@ -226,8 +231,10 @@ def purpose_edit(key: str) -> str | Response | tuple[str, int]:
                     form.form_errors.append(str(exc))
                     status = 409
                 else:
-                    done = "material" if updated["version"] > current["version"] else "changed"
-                    return redirect(url_for("console.purpose", key=key, done=done), 303)
+                    if updated["version"] > current["version"]:
+                        return redirect(url_for("console.purpose", key=key, done="material",
+                                                notified=updated["notified"]), 303)
+                    return redirect(url_for("console.purpose", key=key, done="changed"), 303)
     if form.errors and status == 200:
         status = 422
     return render_template("console/purpose_form.html", nav="purposes", form=form,

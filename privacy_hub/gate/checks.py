@@ -79,11 +79,14 @@ _RELATIONSHIP = ("EXISTS (SELECT 1 FROM customer_relationships r "
 #: one round trip for a single check: the purpose, and the customer's inputs if they exist
 #: (two rows when the customer objects both to this purpose and to all direct marketing);
 #: the customer relationship is looked up only for a purpose on the soft opt-in; the
-#: state's ledger event, receipt and notice version come from the check index (R-GATE-03)
+#: state's ledger event, receipt and notice version come from the check index (R-GATE-03);
+#: for a direct-marketing purpose, the job of a pending Art. 14 notice (R-DEAD-05)
 _SINGLE = _sql(
-    'SELECT p.legal_basis, p.version, p.direct_marketing, ' + _INPUT_COLUMNS + ', '
+    'SELECT p.legal_basis, p.version, p.direct_marketing, ' + _INPUT_COLUMNS + ', '  # noqa: S608
     f'p.soft_opt_in, CASE WHEN p.soft_opt_in THEN {_RELATIONSHIP} END, '
-    's.last_event_id, s.receipt_id, s.notice_version '
+    's.last_event_id, s.receipt_id, s.notice_version, '
+    'CASE WHEN p.direct_marketing THEN (SELECT n.job_id FROM art14_notices n '
+    'WHERE n.customer_id = c.id AND n.triggered_at IS NULL) END '
     'FROM purposes p '
     'LEFT JOIN customers c{customers} ON c.id = :customer_id '
     'LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose '
@@ -226,13 +229,17 @@ class Checker:
 
     # -- one customer ----------------------------------------------------------------
     def decide_one(self, reader: Reader, customer_id: str | None, purpose: str,
-                   now: datetime) -> Answer:
-        """The decision for one customer (None: an id no customer can have)."""
+                   now: datetime, art14_jobs: list[str] | None = None) -> Answer:
+        """The decision for one customer (None: an id no customer can have). Given
+        ``art14_jobs``, the job of the customer's pending Art. 14 notice is appended to it
+        when the purpose is direct marketing (R-DEAD-05: its first use sends the notice)."""
         rows = reader.rows(_SINGLE, {"purpose": purpose, "customer_id": customer_id or ""})
         if not rows:
             raise UnknownPurpose(purpose)
         basis, version, dm, cid, cstatus, status, pversion, expires, restricted, erased, \
-            suppressed, _, _, soft, relationship, event_id, receipt_id, notice = rows[0]
+            suppressed, _, _, soft, relationship, event_id, receipt_id, notice, art14 = rows[0]
+        if art14 is not None and art14_jobs is not None:
+            art14_jobs.append(str(art14))
         rule = _rule(purpose, basis, version, dm, soft)
         if cid is None:
             return decide(rule, None, UNKNOWN, now)

@@ -39,19 +39,21 @@ PARALLEL_FROM_BYTES = 1 << 20
 
 def import_csv(hub: Hub, path: str | os.PathLike[str], *, batch_size: int = 1000,
                progress: Callable[[int], None] | None = None,
-               parallel: bool | None = None) -> ImportReport:
+               parallel: bool | None = None, source: str | None = None) -> ImportReport:
     """Load a UTF-8 CSV of customers; bad rows are reported and never stop the import.
 
     Raises ImportFileError, before loading anything, when the header is unusable.
     ``progress`` gets the number of rows read after each committed batch. ``parallel``
     checks and seals in worker processes (default: for files over PARALLEL_FROM_BYTES).
+    ``source`` names who the data came from when not from the subjects themselves (e.g.
+    ``partner``): each customer loaded is then sent the Art. 14 notice (R-DEAD-05).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     if parallel is None:
         parallel = os.path.getsize(path) >= PARALLEL_FROM_BYTES
     parallel = parallel and (os.cpu_count() or 1) > 1 and can_fork()
-    loader = BatchLoader(hub)
+    loader = BatchLoader(hub, source=source)
     try:
         return _import(hub, path, loader, batch_size, progress, parallel)
     finally:

@@ -11,6 +11,7 @@ import audit
 from audit.ids import new_id
 from privacy_hub.db import transaction
 from privacy_hub.importer.checking import CheckedRow, may_be_new, vault_error_messages
+from privacy_hub.jobs import art14
 from privacy_hub.vault.bulk import insert_customers, store_data_keys
 from privacy_hub.vault.cells import TABLE as CUSTOMERS
 from privacy_hub.vault.errors import VaultError
@@ -41,8 +42,10 @@ class ImportReport:
 class BatchLoader:
     """Loads checked batches, one transaction each, and keeps the report."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, *, source: str | None = None) -> None:
         self.hub = hub
+        #: who the data came from when not from the subject (R-DEAD-05: Art. 14 notice)
+        self.source = source
         self.report = ImportReport(0, 0, [])
         self.seen: dict[str, dict[str, int]] = {name: {} for name in IDENTIFIERS}
         #: customers this import created; no later row can match them (see _claim)
@@ -82,6 +85,7 @@ class BatchLoader:
                 rows = self._sealed(session, rows)
         created = updated = 0
         rejected: list[tuple[int, list[str]]] = []
+        upserted: list[str] = []
         with transaction(hub.sessions) as session:
             if self.tune_sqlite:
                 conn = session.connection(bind_arguments={"mapper": Customer})
@@ -107,10 +111,11 @@ class BatchLoader:
                     if self.keys_first and row.sealed:  # its stored key stays unused
                         hub.keyring.destroy_data_key(session, row.sealed["id"])
                     try:
-                        _, was_created = vault.upsert(session, data, actor=IMPORT_ACTOR)
+                        profile, was_created = vault.upsert(session, data, actor=IMPORT_ACTOR)
                     except VaultError as exc:
                         rejected.append((row.line, vault_error_messages(exc)))
                         continue
+                    upserted.append(str(profile["id"]))
                     created += was_created
                     updated += not was_created
                 elif may_be_new(row):
@@ -120,11 +125,16 @@ class BatchLoader:
                                                 "(no customer has this external_id)"]))
             if not self.keys_first:
                 new = self._sealed(session, new)
+            details: dict[str, object] = {"source": "import"}
+            if self.source:
+                details["import_source"] = self.source
             ids = insert_customers(session, [r.sealed for r in new if r.sealed],
-                                   actor=IMPORT_ACTOR, details={"source": "import"})
+                                   actor=IMPORT_ACTOR, details=details)
             if vault.suppression is not None:  # R-ERASE-05: listed identifiers, flagged
                 vault.suppression.screen(session, {r.sealed["id"]: r.data for r in new
                                                    if r.sealed and r.data}, actor=IMPORT_ACTOR)
+            if self.source:  # R-DEAD-05: not from the subject, so they must be told
+                art14.schedule(session, [*ids, *upserted], source=self.source)
         self.created_ids.update(ids)
         self.report.created += created + len(ids)
         self.report.updated += updated

@@ -104,13 +104,15 @@ def send_mail(context: JobContext, job: ClaimedJob, payload: dict[str, Any]) -> 
     hub = context.hub
     customer_id = payload.get("customer_id")
     data = dict(payload.get("data", {}))
-    # The language of the page the person asked from wins, then their profile's.
+    # The language of the page the person asked from wins, then their profile's, then a
+    # fallback (the language a request was made in: R-DSAR-02).
     asked_in = data.pop("locale", None)
+    fallback = data.pop("fallback_locale", None)
     to: str | None = payload.get("to_staff")
-    language = languages.choose(asked_in)
+    language = languages.choose(asked_in, fallback)
     if customer_id:
         recipient = customer_recipient(hub, customer_id)
-        to, language = recipient.email, languages.choose(asked_in, recipient.locale)
+        to, language = recipient.email, languages.choose(asked_in, recipient.locale, fallback)
     if not to:
         raise JobCancelled("the mail has no recipient")
     # values the sender knew in several languages (a purpose's title): the mail's own

@@ -1,8 +1,8 @@
 """Every kind of background job and the handler that runs it, registered in one place.
 
 A kind's name is defined where its jobs are queued (privacy_hub/jobs/outbox.py,
-privacy_hub/jobs/retention.py, privacy_hub/rights/exports.py); the worker looks
-handlers up here only.
+privacy_hub/jobs/retention.py, privacy_hub/rights/exports.py, privacy_hub/jobs/art14.py);
+the worker looks handlers up here only.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from privacy_hub.jobs import outbox
+from privacy_hub.jobs import art14, outbox
 from privacy_hub.jobs.delivery import deliver_webhook, send_mail
 from privacy_hub.jobs.handler import Handler
 from privacy_hub.jobs.retention import (
@@ -31,4 +31,5 @@ HANDLERS: Mapping[str, Handler] = MappingProxyType({
     EXPORT_DELETE: delete_exports,
     REQUEST_REMINDER: remind_dpo,
     REQUEST_UNIDENTIFIED: close_unidentified,
+    art14.ART14_NOTICE: art14.send_notice,
 })

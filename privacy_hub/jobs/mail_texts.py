@@ -30,46 +30,33 @@ from jinja2 import Environment, StrictUndefined
 from jinja2 import Template as JinjaTemplate
 from markupsafe import Markup, escape
 
+from privacy_hub.jobs.mail_parts import (
+    ACKNOWLEDGEMENT,
+    FOOTER,
+    HELLO,
+    N_,
+    Link,
+    Paragraph,
+    Template,
+    When,
+)
+from privacy_hub.jobs.notice_texts import FIELD_LABELS, NOTICE_TEMPLATES
 from privacy_hub.languages import DEFAULT
+
+__all__ = [
+    "FOOTER",
+    "HELLO",
+    "N_",
+    "TEMPLATES",
+    "Link",
+    "Paragraph",
+    "Template",
+    "When",
+    "render",
+]
 
 TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
 
-
-def N_(message: str) -> str:
-    """Mark a mail sentence for extraction (babel.cfg: ``-k N_``); translated at render time."""
-    return message
-
-
-@dataclass(frozen=True)
-class Link:
-    """The mail's link: alone on its line in the text part, an anchor with ``label`` in HTML."""
-
-    label: str
-
-
-@dataclass(frozen=True)
-class When:
-    """A paragraph shown only when the context holds ``name`` (and it is not None)."""
-
-    name: str
-    text: str
-
-
-Paragraph = str | Link | When
-
-
-@dataclass(frozen=True)
-class Template:
-    """A mail: its subject, its paragraphs, and how to build the link it carries."""
-
-    subject: str
-    paragraphs: tuple[Paragraph, ...]
-    #: builds the link from the context; a ``link`` given in the job's secrets wins
-    link: str | None = None
-
-
-HELLO = N_("Hello,")
-FOOTER = N_("This message was sent by the privacy service of the shop.")
 
 TEMPLATES: dict[str, Template] = {
     # Double opt-in (DESIGN.md "Consent and the gate"): data.purpose_title, secrets.token.
@@ -111,7 +98,8 @@ TEMPLATES: dict[str, Template] = {
         ),
     ),
     # Identity check for a data subject request: data.request_id, data.request_type,
-    # secrets.token (or a ready secrets.link).
+    # secrets.token (or a ready secrets.link); with data.received_at and data.due_at it is
+    # the request's acknowledgement too (R-DSAR-02).
     "request_verification": Template(
         subject=N_("Confirm your privacy request"),
         paragraphs=(
@@ -119,13 +107,15 @@ TEMPLATES: dict[str, Template] = {
             N_("we received a request ({{ request_type }}) for the data we hold about this "
                "address. Open this link to confirm it was you:"),
             Link(N_("Confirm it was me")),
+            ACKNOWLEDGEMENT,
             N_("If you did not make this request, ignore this message."),
         ),
         link="{{ base_url }}/requests/{{ request_id | urlencode }}/verify?token={{ token | urlencode }}",
     ),
     # R-DSAR-05, Art. 11(2): a request for an address no customer has. Only the mailbox's
     # owner reads this (the caller's answer is the same as for a customer): no customer is
-    # known under it; they may ask again with other details. data.closes_at (a date).
+    # known under it; they may ask again with other details. data.closes_at (a date); the
+    # acknowledgement's data.request_type, received_at and due_at (R-DSAR-02).
     "request_no_account": Template(
         subject=N_("Your privacy request"),
         paragraphs=(
@@ -133,6 +123,7 @@ TEMPLATES: dict[str, Template] = {
             N_("we received a privacy request for the data we hold about this email "
                "address, but we hold no customer account under it, so we cannot tell whose "
                "data the request is about."),
+            ACKNOWLEDGEMENT,
             N_("If you shop with us under another email address, please make your request "
                "again with that address, or give us your phone number or an order number: "
                "reply to this message, or ask our customer service."),
@@ -211,6 +202,7 @@ TEMPLATES: dict[str, Template] = {
         ),
         link="{{ base_url }}/console/requests/{{ request_id | urlencode }}",
     ),
+    **NOTICE_TEMPLATES,
 }
 
 #: request types as a sentence names them (the workflow's values are English keys)
@@ -275,7 +267,7 @@ def format_when(value: Any, language: str, *, with_time: bool) -> Any:
 
 
 #: payload values that are moments: a deadline is a day, a link's end a time of day
-_DATES = {"due_at": False, "expires_at": True, "closes_at": False}
+_DATES = {"due_at": False, "expires_at": True, "closes_at": False, "received_at": False}
 
 
 @dataclass(frozen=True)
@@ -299,6 +291,10 @@ def render(template: str, values: Mapping[str, Any], language: str,
             context[name] = format_when(context[name], language, with_time=with_time)
     if isinstance(context.get("request_type"), str) and context["request_type"] in REQUEST_TYPES:
         context["request_type"] = words.gettext(REQUEST_TYPES[context["request_type"]])
+    if isinstance(context.get("categories"), list):
+        context["categories"] = ", ".join(
+            words.gettext(FIELD_LABELS[c]) if c in FIELD_LABELS else str(c)
+            for c in context["categories"])
     if isinstance(context.get("ground"), str):
         ground = REJECTION_GROUNDS.get(context["ground"])
         context["ground"] = words.gettext(ground) if ground else None

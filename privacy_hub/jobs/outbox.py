@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -196,6 +196,33 @@ def enqueue_mail(session: Session, *, template: str, customer_id: str | None = N
     payload = {"template": template, "customer_id": customer_id, "to_staff": to_staff,
                "data": dict(data), "secrets": dict(secrets or {})}
     return enqueue(session, MAIL, payload, run_at, customer_id=customer_id)
+
+
+def enqueue_many(session: Session, kind: str, items: Sequence[tuple[str, Mapping[str, Any]]],
+                 run_at: datetime | None = None, *, event_type: str | None = None) -> list[str]:
+    """Queue one job per (customer id, payload) of ``items`` in one insert (a caller with
+    many passes them in batches); returns their ids, in order."""
+    aead, now = _aead(type(session)), utcnow()
+    rows = [_row(aead, kind, payload, now=now, run_at=run_at, customer_id=cid,
+                 event_type=event_type) for cid, payload in items]
+    if rows:
+        session.execute(insert(OutboxJob), rows)
+        wake_worker_after_commit(session)
+    return [str(row["id"]) for row in rows]
+
+
+def enqueue_mails(session: Session, *, template: str, customer_ids: Sequence[str],
+                  data: Mapping[str, JSONValue], event_type: str | None = None) -> int:
+    """Queue the same mail to each of ``customer_ids`` (enqueue_many); returns how many.
+    ``event_type`` names what the jobs are about, as an emitted event's mail does."""
+    from privacy_hub.jobs.mail import TEMPLATES
+
+    if template not in TEMPLATES:
+        raise OutboxError(f"unknown mail template {template!r}")
+    return len(enqueue_many(session, MAIL, [
+        (cid, {"template": template, "customer_id": cid, "to_staff": None,
+               "data": dict(data), "secrets": {}}) for cid in customer_ids],
+        event_type=event_type))
 
 
 def enqueue_webhook(session: Session, *, system_id: str, event_type: str,

@@ -74,7 +74,7 @@ def start_download() -> Redirect:
     kind = request.form.get("kind")
     if kind not in ("access", "portability"):
         abort(400)
-    subject.file_request(hub(), db(), _me(), kind)
+    subject.file_request(hub(), db(), _me(), kind, language=_language())
     return redirect(url_for("portal.download"), 303)
 
 
@@ -104,7 +104,7 @@ def confirm_erase() -> str | tuple[str, int]:
     if request.form.get("confirm") != "erase":
         return render_template("portal/erase.html", holds=subject.erasure_holds(db(), _language()),
                                form=ActionForm(), nav="requests", error=True), 422
-    req = subject.file_request(hub(), db(), _me(), "erasure")
+    req = subject.file_request(hub(), db(), _me(), "erasure", language=_language())
     logout_user()  # the customer no longer exists here: their session ends with them
     # The outcome records the default titles; the page names them in its own language.
     titles = {h["purpose"]: h["title"] for h in subject.erasure_holds(db(), _language())}
@@ -120,7 +120,8 @@ def restrict() -> str | Redirect | tuple[str, int]:
         _checked()
         ground = request.form.get("ground")
         if ground in subject.RESTRICTION_GROUNDS:
-            subject.file_request(hub(), db(), _me(), "restriction", {"ground": ground})
+            subject.file_request(hub(), db(), _me(), "restriction", {"ground": ground},
+                                 language=_language())
             return redirect(url_for("portal.requests", done="restriction"), 303)
         error = _("Choose why you want the use of your data restricted.")
     return render_template("portal/restrict.html", form=ActionForm(), grounds=subject.RESTRICTION_GROUNDS,
@@ -135,7 +136,8 @@ def object_to() -> str | Redirect | tuple[str, int]:
         _checked()
         chosen = request.form.getlist("purpose")
         if chosen and set(chosen) <= {p.key for p in purposes}:
-            subject.file_request(hub(), db(), _me(), "objection", {"purposes": chosen})
+            subject.file_request(hub(), db(), _me(), "objection", {"purposes": chosen},
+                                 language=_language())
             return redirect(url_for("portal.requests", done="objection"), 303)
         error = _("Choose at least one use of your data you object to.")
     return render_template("portal/object.html", form=ActionForm(), purposes=purposes,
@@ -153,7 +155,7 @@ def correct() -> str | Redirect | tuple[str, int]:
             errors["form"] = [_("Change at least one field, or go back.")]
         else:
             try:
-                subject.correct(hub(), db(), _me(), changes)
+                subject.correct(hub(), db(), _me(), changes, language=_language())
             except (Invalid, InvalidRequest, InvalidCustomerData) as exc:
                 errors = {k.split(".")[-1]: list(v) for k, v in exc.errors.items()}
             except DuplicateIdentifier as exc:

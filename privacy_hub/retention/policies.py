@@ -153,6 +153,13 @@ RULES: tuple[Rule, ...] = (
          "the job's end (cancelled or dead: its queuing)", DELETE,
          "Other finished background work (retention holds, export deletion, reminders), "
          "kept for inspection, then deleted."),
+    Rule("art14_notices", ("art14_notices",), None,
+         "the import that obtained the data", DELETE,
+         "R-DEAD-05, Art. 14(3)(a): a pending notice to a customer whose data came from "
+         "someone else (customer id, the source's name and dates only); the row is deleted "
+         "when the notice is handed to the mail outbox, within a month of the import at "
+         "the latest, or when its job finds the customer erased.",
+         "the Art. 14 notice job (R-DEAD-05)"),
     Rule("check_log", ("consent_checks",), "retention_check_log_days", "the check", DELETE,
          "R-GATE-08: who asked about whom, for what, and the answer; a year answers "
          "questions about a campaign or a complaint, and each batch's digest stays in the "

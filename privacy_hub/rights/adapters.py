@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import utcnow
+from consent.domain_events import JSONValue
+from dsar.ports import Receipt
 from dsar.requests import Requests
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
@@ -54,6 +56,12 @@ class VaultDirectory:
         row = self.hub.vault.get_row(session, customer_id)
         profile = self.hub.vault.profile(session, row, only=["email", "phone", "external_id"])
         return {k: str(profile[k]) for k in ("email", "phone", "external_id") if profile.get(k)}
+
+    def contact(self, session: Session, customer_id: str) -> tuple[str | None, str | None]:
+        row = self.hub.vault.get_row(session, customer_id)
+        profile = self.hub.vault.profile(session, row, only=["email", "locale"])
+        email, locale = profile.get("email"), profile.get("locale")
+        return (str(email) if email else None, locale if isinstance(locale, str) else None)
 
     def retain(self, session: Session, customer_id: str, *, purpose: str, legal_basis: str,
                fields: Sequence[str], hold_until: datetime, actor: audit.Actor) -> list[str]:
@@ -117,22 +125,35 @@ class RegisteredSystems:
 class OutboxNotifier:
     """dsar's Notifier port: mails to the subject and deadline reminders, via the outbox."""
 
-    def verification_link(self, session: Session, *, request_id: str, customer_id: str | None,
+    def verification_link(self, session: Session, *, receipt: Receipt, customer_id: str | None,
                           token: str) -> None:
         if customer_id is None:
             return  # nobody identified: no_account told the address's owner
         outbox.enqueue_mail(session, template="request_verification", customer_id=customer_id,
-                            data={"request_id": request_id, "request_type": "privacy"},
-                            secrets={"token": token})
+                            data=_acknowledgement(receipt), secrets={"token": token})
 
-    def no_account(self, session: Session, *, request_id: str, address: str,
+    def acknowledge(self, session: Session, *, receipt: Receipt, customer_id: str,
+                    address: str | None = None, locale: str | None = None) -> None:
+        if address is None:
+            outbox.enqueue_mail(session, template="request_received", customer_id=customer_id,
+                                data=_acknowledgement(receipt))
+            return
+        try:
+            normalised = normalise_email(address)
+        except NormalisationError:
+            return  # not an address: nobody to tell
+        # The profile's language first, as a customer's own mail would have it.
+        outbox.enqueue_mail(session, template="request_received", to_staff=normalised,
+                            data=_acknowledgement(receipt, locale))
+
+    def no_account(self, session: Session, *, receipt: Receipt, address: str,
                    closes_at: datetime) -> None:
         try:
             normalised = normalise_email(address)
         except NormalisationError:
             return  # not an address: nobody to tell
         outbox.enqueue_mail(session, template="request_no_account", to_staff=normalised,
-                            data={"request_id": request_id,
+                            data={**_acknowledgement(receipt),
                                   "closes_at": closes_at.date().isoformat()})
 
     def schedule_close_unidentified(self, session: Session, *, request_id: str,
@@ -153,6 +174,15 @@ class OutboxNotifier:
             return  # nobody identified, no address kept: nothing to send to
         outbox.enqueue_mail(session, template=template, customer_id=customer_id,
                             data={"request_id": request_id, **data})
+
+
+def _acknowledgement(receipt: Receipt, locale: str | None = None) -> dict[str, JSONValue]:
+    """A mail's data acknowledging a request (R-DSAR-02): its language is the customer's
+    profile's, else ``locale``, else the one the request was made in."""
+    return {"request_id": receipt.request_id, "request_type": receipt.type,
+            "received_at": receipt.received_at.date().isoformat(),
+            "due_at": receipt.due_at.date().isoformat(),
+            "fallback_locale": locale or receipt.language}
 
 
 def requests_service(hub: Hub) -> Requests:

@@ -21,6 +21,7 @@ from consent import flags as flag_service
 from consent.gate import Answer
 from privacy_hub.gate.checks import Checker, Reader
 from privacy_hub.hub import Hub
+from privacy_hub.jobs import art14
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
 from privacy_hub.usecases.errors import Invalid, Refused
@@ -51,8 +52,12 @@ def check(hub: Hub, customer_id: str, purpose: str, *, actor: audit.Actor) -> An
     """The hot path: the answer now, from one statement on a pooled driver connection
     outside any transaction (it sees every committed write). Unknown purpose: 404."""
     valid = is_uuid(customer_id)
+    art14_jobs: list[str] = []  # R-DEAD-05: a marketing use sends the Art. 14 notice
     with Reader.connect(hub.engine) as reader:
-        answer = checker.decide_one(reader, customer_id if valid else None, purpose, utcnow())
+        answer = checker.decide_one(reader, customer_id if valid else None, purpose, utcnow(),
+                                    art14_jobs)
+    if answer.allowed and art14_jobs:
+        art14.on_marketing_check(hub, customer_id, art14_jobs[0])
     hub.checklog.add(_system(actor), customer_id if valid else None, purpose, answer.allowed,
                      str(answer.reason), "check")
     return answer
@@ -137,6 +142,8 @@ def read_for_purpose(hub: Hub, session: Session, customer_id: str, purpose: str,
                      details={"purpose": purpose, "reason": str(answer.reason)})
         raise Refused(f"The gate does not allow {purpose!r} for this customer.",
                       type_="gate-denied", reason=str(answer.reason))
+    if info.rule.direct_marketing:  # R-DEAD-05: before the first marketing use
+        art14.on_marketing_use(session, cid, purpose)
     fields = json.loads(info.fields)
     profile = hub.vault.read(session, cid, actor=actor, purpose=purpose, only=fields)
     return {"customer_id": cid, "purpose": purpose,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 import audit
 from consent import notices
 from consent import purposes as registry
+from privacy_hub.jobs.reconsent import notify_reconsent
 from privacy_hub.usecases.access import PurposeFilter, any_purpose
 from privacy_hub.usecases.errors import Refused
 from privacy_hub.vault.models import PERSONAL_FIELDS
@@ -38,9 +39,12 @@ def create(session: Session, values: Mapping[str, Any], *,
 
 def update(session: Session, key: str, changes: Mapping[str, Any], *,
            actor: audit.Actor) -> dict[str, Any]:
-    """Change a purpose; a material change raises its version (re-consent needed)."""
-    return registry.update(session, key, changes, actor=actor,
-                           allowed_fields=PERSONAL_FIELDS).public()
+    """Change a purpose; a material change raises its version (re-consent needed) and,
+    in the same transaction, queues a mail to each customer whose consent it invalidates
+    (R-CONSENT-09): how many is the answer's ``notified``."""
+    purpose = registry.update(session, key, changes, actor=actor, allowed_fields=PERSONAL_FIELDS)
+    notified = notify_reconsent(session, purpose, actor=actor) if changes.get("material") else 0
+    return {**purpose.public(), "notified": notified}
 
 
 def _notice(n: Any) -> dict[str, Any]:

@@ -36,13 +36,15 @@ def submit(hub: Hub, session: Session, *, type: str, actor: audit.Actor,
            email: str | None = None, customer_id: str | None = None,
            details: Mapping[str, Any] | None = None, channel: str = "api",
            received_at: datetime | None = None, verified: bool = False,
-           verification_method: str | None = None) -> dict[str, Any]:
+           verification_method: str | None = None,
+           language: str | None = None) -> dict[str, Any]:
     """Receive a request; an unknown email is accepted the same way and never completes.
-    Returns its id, type, status, receipt and due dates."""
+    Returns its id, type, status, receipt and due dates, which the subject's
+    acknowledgement mail says too (R-DSAR-02; ``language``: the one they asked in)."""
     req = requests_service(hub).submit(
         session, type=type, actor=actor, email=email, customer_id=customer_id,
         details=details, channel=channel, received_at=received_at, verified=verified,
-        verification_method=verification_method)
+        verification_method=verification_method, language=language)
     full = _public(session, req)
     return {k: full[k] for k in _CREATED}
 

@@ -134,23 +134,26 @@ def open_statuses() -> set[str]:
 
 
 def file_request(hub: Hub, session: Session, customer_id: str, kind: str,
-                 details: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A request the signed-in session verifies at once; it takes effect as the API's."""
+                 details: Mapping[str, Any] | None = None,
+                 language: str | None = None) -> dict[str, Any]:
+    """A request the signed-in session verifies at once; it takes effect as the API's.
+    ``language``: the page's, for the acknowledgement when the profile names none."""
     if kind not in SELF_SERVICE:
         raise Invalid("Unknown kind of request.", errors={"type": ["not a kind of request"]})
     req = requests_service(hub).submit_signed_in(session, customer_id=customer_id, type=kind,
-                                                 details=details)
+                                                 details=details, language=language)
     return Requests.public(session, req)
 
 
 def correct(hub: Hub, session: Session, customer_id: str,
-            changes: Mapping[str, Any]) -> dict[str, Any]:
+            changes: Mapping[str, Any], language: str | None = None) -> dict[str, Any]:
     """Rectification (Art. 16) under the API's rules for the same fields."""
     try:
         CustomerPatchSchema().load(dict(changes))
     except ma.ValidationError as exc:
         raise Invalid("Some fields are invalid.", errors=_flat(exc.messages)) from None
-    return file_request(hub, session, customer_id, "rectification", {"changes": dict(changes)})
+    return file_request(hub, session, customer_id, "rectification", {"changes": dict(changes)},
+                        language=language)
 
 
 def _flat(messages: Any) -> dict[str, list[str]]:

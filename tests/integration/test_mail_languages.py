@@ -125,7 +125,9 @@ def test_request_mails_reach_a_german_customer_in_german(hub: Hub, inbox: Inbox)
     assert set(by_subject) == {"Bestätigen Sie Ihre Datenschutzanfrage",
                                "Ihre Datenschutzanfrage braucht mehr Zeit"}
     verify = text_of(by_subject["Bestätigen Sie Ihre Datenschutzanfrage"])
-    assert "wir haben eine Anfrage (Datenschutz) zu den Daten erhalten" in verify
+    # R-DSAR-02: the verification mail is the acknowledgement too, with the request's type
+    assert "wir haben eine Anfrage (Auskunft) zu den Daten erhalten" in verify
+    assert f"Ihre Anfrage: Auskunft. Aktenzeichen: {req['id']}." in verify
     later = text_of(by_subject["Ihre Datenschutzanfrage braucht mehr Zeit"])
     assert "Begründung: Sehr viele Anfragen" in later
     due = extended["due_at"]

@@ -34,10 +34,15 @@ CONTEXTS: dict[str, dict[str, str | int]] = {
                              "expires_at": "2026-12-01T09:30:00Z"},
     "portal_sign_in": {"minutes": 15, "token": "t"},
     "portal_no_account": {},
-    "request_verification": {"request_id": "r-1", "request_type": "privacy", "token": "t"},
+    "request_verification": {"request_id": "r-1", "request_type": "access", "token": "t",
+                             "received_at": "2026-11-23", "due_at": "2026-12-23"},
+    "request_received": {"request_id": "r-1", "request_type": "erasure",
+                         "received_at": "2026-11-23", "due_at": "2026-12-23"},
     "request_extended": {"request_id": "r-1", "due_at": "2027-03-31T10:00:00Z",
                          "reason": "many requests"},
-    "request_no_account": {"request_id": "r-1", "closes_at": "2027-01-06"},
+    "request_no_account": {"request_id": "r-1", "closes_at": "2027-01-06",
+                           "request_type": "access", "received_at": "2026-12-07",
+                           "due_at": "2027-01-07"},
     "request_rejected": {"request_id": "r-1", "ground": "excessive",
                          "reason": "the same request three times this week"},
     "request_completed": {"request_id": "r-1", "expires_at": "2026-12-08T10:00:00Z",
@@ -45,6 +50,10 @@ CONTEXTS: dict[str, dict[str, str | int]] = {
     "restriction_lifting": {"note": "the dispute is settled"},
     "deadline_reminder": {"request_id": "r-1", "request_type": "access", "due_at": "2026-12-23"},
     "deadline_overdue": {"request_id": "r-1", "request_type": "access", "due_at": "2026-12-23"},
+    "purpose_reconsent": {"purpose_title": "Newsletter", "version": 2,
+                          "description": "Weekly offers, now also by text message."},
+    "art14_notice": {"source": "partner", "categories": ["email", "first_name"],
+                     "purposes": "Newsletter"},
 }
 
 
@@ -78,7 +87,8 @@ def test_every_mail_is_written_wholly_in_german_for_a_german_recipient(template:
     assert de_subject != en_subject
     english = set(_sentences(en_text))
     leftover = [s for s in _sentences(de_text) if s in english
-                and s != "the dispute is settled"]  # the DPO's own note is not translated
+                and s not in ("the dispute is settled",  # the DPO's own note is not translated
+                              "Weekly offers, now also by text message.")]  # nor a purpose's
     assert not leftover, leftover
     assert "Diese Nachricht wurde vom Datenschutzdienst des Shops gesendet." in de_text
 
@@ -178,3 +188,36 @@ def test_the_no_account_mail_invites_other_details_and_carries_no_link() -> None
     assert "order number" in text
     assert "If we hear nothing from you by January 6, 2027, we close this request." in text
     assert "http" not in text and "<a " not in html
+
+
+@pytest.mark.parametrize("template", ["request_verification", "request_received",
+                                      "request_no_account"])
+def test_every_request_acknowledgement_names_id_type_received_and_due_dates(template: str) -> None:
+    """R-DSAR-02: the mail answering a request's receipt says its id, its type, when it
+    was received and when it is due, with dates written for the language."""
+    _, en, _, _ = _render(template, "en")
+    _, de, _, _ = _render(template, "de")
+    context = CONTEXTS[template]
+    received, due = str(context["received_at"]), str(context["due_at"])
+    names = {"access": ("access", "Auskunft"), "erasure": ("erasure", "Löschung")}
+    english, german = names[str(context["request_type"])]
+    assert f"Your request: {english}. Reference: r-1." in en
+    assert f"Ihre Anfrage: {german}. Aktenzeichen: r-1." in de
+    assert {"2026-11-23": "November 23, 2026", "2026-12-07": "December 7, 2026"}[received] in en
+    assert {"2026-12-23": "December 23, 2026", "2027-01-07": "January 7, 2027"}[due] in en
+    assert {"2026-11-23": "23. November 2026", "2026-12-07": "7. Dezember 2026"}[received] in de
+    assert {"2026-12-23": "23. Dezember 2026", "2027-01-07": "7. Januar 2027"}[due] in de
+
+
+def test_the_art14_notice_names_the_source_the_categories_and_the_right_to_object() -> None:
+    """R-DEAD-05, Art. 14(1)(d), 14(2)(c),(f): the source, the categories held (in the
+    mail's words), the purposes and how to object."""
+    _, en, _, _ = _render("art14_notice", "en")
+    _, de, _, _ = _render("art14_notice", "de")
+    assert "from partner, not from you" in en
+    assert "The categories of data we hold about you: Email address, First name." in en
+    assert "What we use it for: Newsletter." in en
+    assert "object at any time" in en and "https://hub.example/portal/" in en
+    assert "von partner erhalten" in de
+    assert "E-Mail-Adresse, Vorname" in de
+    assert "widersprechen" in de

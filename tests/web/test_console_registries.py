@@ -254,6 +254,10 @@ def test_a_purpose_is_created_with_errors_beside_its_fields_then_versioned_mater
         **NEWSLETTER, "description": "News and offers from partner shops, weekly.",
         "data_categories": "contact data\nname", "material": "y"})
     assert changed.status_code == 303  # type: ignore[attr-defined]
+    # R-CONSENT-09: the page says how many customers were mailed (nobody had consented)
+    assert "notified=0" in changed.headers["Location"]  # type: ignore[attr-defined]
+    told = _text(console.get(changed.headers["Location"]))  # type: ignore[attr-defined]
+    assert "Customers sent a mail because this change invalidates their consent: 0." in told
     detail = _text(console.get("/console/purposes/marketing.newsletter"))
     assert "partner shops" in detail and "material: asked again" in detail
     api = hub_client(hub)

@@ -188,3 +188,31 @@ def test_a_consent_purpose_says_what_it_is_for_and_which_data(
     assert blanked.status_code == 422 and "description" in blanked.json["errors"]
     contract = {k: v for k, v in NEW.items() if k not in ("description", "data_categories")}
     assert client.post("/api/v1/purposes", json=contract, headers=auth).status_code == 201
+
+
+def test_a_material_change_answers_how_many_customers_were_mailed(
+        client: FlaskClient, auth: dict[str, str], customer_id: str) -> None:
+    """R-CONSENT-09: the PATCH answer counts the customers whose consent the change
+    invalidates (each mailed in the same transaction); the OpenAPI document says so."""
+    body = {**NEW, "key": "newsletter", "legal_basis": "consent"}
+    assert client.post("/api/v1/purposes", json=body, headers=auth).status_code == 201
+    granted = client.post(f"/api/v1/customers/{customer_id}/consents",
+                          json={"purpose": "newsletter", "granted": True,
+                                "collection_method": "web_form"}, headers=auth)
+    assert granted.status_code == 201, granted.json
+    minor = client.patch("/api/v1/purposes/newsletter", json={"title": "Our newsletter"},
+                         headers=auth)
+    assert minor.json["notified"] == 0
+    major = client.patch("/api/v1/purposes/newsletter",
+                         json={"description": "Now by text message too", "material": True},
+                         headers=auth)
+    assert major.status_code == 200 and major.json["version"] == 2
+    assert major.json["notified"] == 1
+    again = client.patch("/api/v1/purposes/newsletter",
+                         json={"description": "And by post", "material": True}, headers=auth)
+    assert again.json["notified"] == 0  # the consent to version 1 was told once already
+    spec = client.get("/api/openapi.json").json
+    patch = spec["paths"]["/api/v1/purposes/{key}"]["patch"]
+    ref = patch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert "R-CONSENT-09" in schema["properties"]["notified"]["description"]

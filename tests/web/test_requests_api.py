@@ -454,3 +454,21 @@ def test_compelling_grounds_only_for_legitimate_interests(
     gate = client.get(f"/api/v1/consent-check?customer_id={customer_id}&purpose=fraud_prevention",
                       headers=auth).json
     assert gate["allowed"] is True
+
+
+def test_the_acknowledgement_mail_carries_the_answers_facts_in_the_requests_language(
+        client: FlaskClient, auth: dict[str, str], hub: Hub) -> None:
+    """R-DSAR-02: the mail queued with the request holds the id, type, received and due
+    dates of the answer, and the language the request was made in; a malformed language
+    is 422."""
+    resp = submit(client, auth, type="access", email="nobody@example.net", language="de-AT")
+    assert resp.status_code == 201
+    body = resp.json
+    (mail,) = [m for m in mails(hub) if m["data"].get("request_id") == body["id"]]
+    assert mail["template"] == "request_no_account"
+    assert mail["data"]["request_type"] == "access"
+    assert mail["data"]["received_at"] == body["received_at"][:10]
+    assert mail["data"]["due_at"] == body["due_at"][:10]
+    assert mail["data"]["fallback_locale"] == "de-AT"
+    bad = submit(client, auth, type="access", email="nobody@example.net", language="<b>")
+    assert bad.status_code == 422 and "language" in bad.json["errors"]

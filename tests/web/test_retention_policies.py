@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from privacy_hub.config import ConfigError, Settings
 from privacy_hub.hub import Hub
 from privacy_hub.migrations import keystore_metadata, main_metadata
-from privacy_hub.retention.policies import ACTIONS, KEEP, RULES, tables_named
+from privacy_hub.retention.policies import ACTIONS, DAILY_SWEEP, KEEP, RULES, tables_named
 from tests.web.conftest import new_key
 from tests.web.test_retention import ANALYTICS_DAYS, INVOICING_DAYS, _counts, _seed_all
 
@@ -35,7 +35,10 @@ def test_every_rule_states_an_action_and_a_reason_and_a_kept_store_has_no_period
     """R-RET-01: none is kept indefinitely without a recorded justification."""
     for rule in RULES:
         assert rule.action in ACTIONS and len(rule.reason) > 40, rule.store
-        assert (rule.action == KEEP) == (rule.setting is None and not rule.per_purpose), rule
+        # a store that goes at the end of a period has one, unless its own job removes
+        # each row at a point the law sets (a pending Art. 14 notice, once it is sent)
+        periodic = rule.setting is not None or rule.per_purpose
+        assert (rule.action == KEEP) == (not periodic and rule.enforced_by == DAILY_SWEEP), rule
     audit_rule = next(r for r in RULES if r.store == "audit_log")
     longest = max(int(getattr(Settings, r.setting)) for r in RULES if r.setting)
     assert int(Settings.retention_audit_days) == longest  # kept longest
@@ -80,7 +83,9 @@ def test_the_api_lists_every_store_with_its_period_and_reason(
     assert items["customer_profiles"]["config_variable"] == "PRIVACY_HUB_INACTIVITY_DAYS"
     for item in items.values():
         assert item["reason"] and item["action"] in ACTIONS
-        assert (item["days"] is None) == (item["action"] == KEEP)
+        assert (item["days"] is None) == (item["action"] == KEEP
+                                          or (item["enforced_by"] != DAILY_SWEEP and
+                                          item["store"] == "art14_notices"))
     spec = client.get("/api/openapi.json").json
     assert "/api/v1/retention-policies" in spec["paths"]
 
