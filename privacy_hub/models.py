@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, LargeBinary, String, Text
+from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from audit.sql import UTCDateTime, new_metadata
@@ -69,6 +69,33 @@ class ExportFile(AppBase):
     #: the file is deleted then (30 days)
     delete_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Disclosure(AppBase):
+    """One disclosure of a customer's data to a registered system (Art. 15(1)(c), R-ACC-03):
+    a purpose-bound read of fields or a delivered webhook naming the customer. Gate answers
+    are the check log's rows (consent_checks), merged in when the log is read
+    (privacy_hub/rights/disclosures.py). Names only: no personal value is kept here."""
+
+    __tablename__ = "disclosures"
+    __table_args__ = (
+        Index("ix_disclosures_customer", "customer_id", "disclosed_at"),
+        CheckConstraint("kind IN ('data_read', 'webhook')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    #: the receiving system's name (as the check log names it)
+    system: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str | None] = mapped_column(String(100))
+    #: "data_read" (GET /customers/{id}/data) or "webhook" (a delivered webhook)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: JSON list of the field names disclosed (reads: the purpose's fields; webhooks: the
+    #: personal fields the event carried), never their values
+    fields: Mapped[str | None] = mapped_column(Text)
+    #: webhooks: the event type, e.g. ``consent.changed``
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    disclosed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class SignInLink(AppBase):
