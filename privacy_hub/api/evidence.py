@@ -89,8 +89,10 @@ class DisclosureSchema(ma.Schema):
         "description": "`data_read`: the purpose's fields read through `data:read`; "
                        "`webhook`: a delivered webhook about the customer; `check`: a gate "
                        "answer about the customer (from the check log)"})
-    fields = ma.fields.List(ma.fields.String(), metadata={
-        "description": "The names of the fields disclosed (never their values)"})
+    # (``fields`` is the name of a Schema's own attribute: declared under another one)
+    field_names = ma.fields.List(ma.fields.String(), data_key="fields", attribute="fields",
+                                 metadata={"description": "The names of the fields disclosed "
+                                                          "(never their values)"})
     event_type = ma.fields.String(allow_none=True, metadata={"description": "Webhooks: its type"})
     answer = ma.fields.String(allow_none=True, metadata={
         "description": "Checks: `allowed` or `denied (<reason>)`"})

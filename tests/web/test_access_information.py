@@ -197,6 +197,8 @@ def test_the_disclosure_log_is_in_the_export_and_the_evidence_pack(
     kinds = {(d["system"], d["kind"]) for d in pack.json["disclosures"]}
     assert {("sms-gateway", "data_read"), ("sms-gateway", "check"), ("crm", "webhook")} <= kinds
     assert all(d["purpose"] == "marketing.sms" for d in pack.json["disclosures"])
+    (read,) = [d for d in pack.json["disclosures"] if d["kind"] == "data_read"]
+    assert read["fields"] == ["first_name", "phone"] and read["answer"] is None
     assert pack.json["disclosures_capped"] is False
 
 
