@@ -7,14 +7,17 @@ from typing import Any
 
 ECOMMERCE: list[dict[str, Any]] = [
     {"key": "orders.fulfilment", "title": "Order fulfilment and delivery",
-     "description": "Process your orders, take payment, deliver them and handle returns.",
+     "description": "Process your orders, take payment, deliver them (checking your age for "
+                    "age-restricted products) and handle returns.",
      "translations": {"de": {
          "title": "Bestellabwicklung und Lieferung",
          "description": (
-             "Wir bearbeiten Ihre Bestellungen, wickeln die Zahlung ab, liefern die Ware und "
-             "bearbeiten Rücksendungen.")}},
-     "legal_basis": "contract", "fields": ["email", "first_name", "last_name", "phone", "address"],
-     "retention_days": 1095, "data_categories": ["contact data", "address", "order history"],
+             "Wir bearbeiten Ihre Bestellungen, wickeln die Zahlung ab, liefern die Ware (bei "
+             "Produkten mit Altersgrenze prüfen wir Ihr Alter) und bearbeiten Rücksendungen.")}},
+     "legal_basis": "contract",
+     "fields": ["email", "first_name", "last_name", "phone", "address", "birth_date"],
+     "retention_days": 1095,
+     "data_categories": ["contact data", "address", "order history", "date of birth"],
      "recipients": ["payment provider", "carrier"], "dpv": "dpv:DeliveryOfGoods"},
     {"key": "customer_service", "title": "Customer service",
      "description": "Answer your questions and complaints about orders and your account.",

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
+import audit
+from consent import purposes as registry
+from consent.errors import DpiaRequired, InvalidInput
+from privacy_hub.db import transaction
+from privacy_hub.hub import Hub
+from privacy_hub.usecases import purposes
 from tests.web.test_purposes_api import NEW
 
 TRANSFER = {"recipient": "Support desk Inc.", "country": "US",
@@ -121,3 +128,27 @@ def test_the_new_fields_are_in_the_openapi_document(client: FlaskClient) -> None
                       "dpia_ref"):
             assert field in props, (name, field)
         assert props["risk"]["enum"] == ["standard", "high"], name
+
+
+def test_the_registry_refuses_a_purpose_reading_a_field_the_vault_does_not_have(
+        hub: Hub) -> None:
+    """R-DPBD-02: behind every interface (API, console, CLI), a purpose's ``fields`` name
+    stored customer fields only; the registry's own check, not just the API schema's."""
+    with pytest.raises(InvalidInput) as refused, transaction(hub.sessions) as session:
+        purposes.create(session, {**NEW, "fields": ["email", "shoe_size"]},
+                        actor=audit.Actor("cli", "tests"))
+    assert list(refused.value.errors) == ["fields"]
+    with hub.sessions() as session:
+        assert registry.all_purposes(session) == []
+
+
+def test_the_registry_checks_the_new_fields_behind_the_api_schema(hub: Hub) -> None:
+    """The CLI and the demo catalogue reach the registry without the API's schema: it names
+    the same fields, and a high-risk purpose needs its DPIA there too (R-DPBD-03)."""
+    bad = {"transfers": [{**TRANSFER, "country": "FR"}], "automated_decisions": {"logic": ""},
+           "data_subject_categories": [""], "risk": "extreme"}
+    with pytest.raises(InvalidInput) as refused, transaction(hub.sessions) as session:
+        purposes.create(session, {**NEW, **bad}, actor=audit.Actor("cli", "tests"))
+    assert sorted(refused.value.errors) == sorted(bad)
+    with pytest.raises(DpiaRequired), transaction(hub.sessions) as session:
+        purposes.create(session, {**NEW, "risk": "high"}, actor=audit.Actor("cli", "tests"))
