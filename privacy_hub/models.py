@@ -1,4 +1,5 @@
-"""Tables owned by the application layer itself: registered systems and idempotency records."""
+"""Tables owned by the application layer itself: registered systems, idempotency records,
+exports, sign-in links, staff and the versions of the records of processing."""
 
 from __future__ import annotations
 
@@ -138,3 +139,20 @@ class StaffMember(AppBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RopaVersion(AppBase):
+    """One version of the records of processing (Art. 30(1), 5(2)): stored whenever the
+    generated record differs from the last version (a purpose or system was created or
+    changed, the configuration changed), never changed afterwards."""
+
+    __tablename__ = "ropa_versions"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: SHA-256 of ``record``: the generated record without its generation time
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: the record as JSON (canonical: sorted keys)
+    record: Mapped[str] = mapped_column(Text)
+    #: what changed it: purpose keys and system names, or the configuration at a start
+    cause: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
