@@ -17,6 +17,7 @@ Every section is present; an empty one says "none".
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -119,17 +120,15 @@ def information(hub: Hub, session: Session, customer_id: str, *,
 
 
 # -- the purpose registry's fields of Art. 15(1)(h) and 15(2) ---------------------------
-# TODO(h13-ropa): read ``Purpose.transfers`` and ``Purpose.automated_decisions`` directly
-# once the "Purpose registry fields" commit is merged; until then a purpose has none.
 def transfers(purpose: Purpose) -> list[dict[str, Any]]:
     """The purpose's transfers outside the EEA: recipient, country, safeguard."""
-    return [dict(t) for t in getattr(purpose, "transfers", None) or ()]
+    return [asdict(t) for t in purpose.transfers]
 
 
 def automated_decisions(purpose: Purpose) -> dict[str, Any] | None:
     """The purpose's automated decision-making (Art. 22): logic, significance, consequences."""
-    found = getattr(purpose, "automated_decisions", None)
-    return dict(found) if found else None
+    found = purpose.automated_decisions
+    return asdict(found) if found is not None else None
 
 
 # -- purposes -----------------------------------------------------------------------------

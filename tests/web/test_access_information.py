@@ -152,6 +152,30 @@ def test_every_mandatory_section_is_present_and_an_empty_one_says_none(
     assert page.count("<p>none.</p>") == 4
 
 
+def test_transfers_and_automated_decisions_come_from_the_purposes_that_apply(
+        client: FlaskClient, auth: dict[str, str], catalogue: None) -> None:
+    """R-ACC-01, R-ACC-02 (Art. 15(1)(h), 15(2)): from the registry, for this customer's
+    purposes only."""
+    sharer = client.post("/api/v1/customers", json={"email": "sharer@example.org"},
+                         headers=auth).json["id"]
+    for purpose in ("advertising.partners", "personalisation.recommendations"):
+        _grant(client, auth, sharer, purpose)
+    other = client.post("/api/v1/customers", json={"email": "other@example.org"},
+                        headers=auth).json["id"]
+    info = json.loads(_export(client, auth, _access(client, auth, sharer)["id"])
+                      ["information.json"])
+    other_info = json.loads(_export(client, auth, _access(client, auth, other)["id"])
+                            ["information.json"])
+    assert [(t["purpose"], t["country"]) for t in info["transfers"]] == [
+        ("advertising.partners", "US")]
+    assert "adequacy decision" in info["transfers"][0]["safeguard"]
+    assert other_info["transfers"] == "none"
+    decided = {d["purpose"]: d for d in info["automated_decisions"]}
+    assert set(decided) == {"fraud_prevention", "personalisation.recommendations"}
+    assert decided["personalisation.recommendations"]["logic"].startswith("Products are ranked")
+    assert {d["purpose"] for d in other_info["automated_decisions"]} == {"fraud_prevention"}
+
+
 def test_the_disclosure_log_is_in_the_export_and_the_evidence_pack(
         client: FlaskClient, auth: dict[str, str], catalogue: None, hub: Hub,
         sink: WebhookSink) -> None:

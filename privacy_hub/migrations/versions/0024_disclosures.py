@@ -1,7 +1,7 @@
 """disclosures: the log of which system received which customer's data, for which purpose and when
 
 Revision ID: 0024
-Revises: 0020
+Revises: 0025 (after merging h13-ropa; the lead re-chains)
 Create Date: 2026-12-10 10:00:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import audit.sql
 
 revision = '0024'
-down_revision = '0020'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
