@@ -24,9 +24,10 @@ PROFILE_WRITES = ("customer.created", "customer.updated", "customer.rectified")
 EVENTS_INGESTED = "events.ingested"
 #: the importer's actor (privacy_hub/importer/loading.py IMPORT_ACTOR)
 IMPORT = ("cli", "import")
-#: the keys of the importer's audit details that may name the import's source (its
-#: ``"source": "import"`` says only that it was one)
-_SOURCE_NAME_KEYS = ("source_name", "named_source")
+#: the key of the importer's audit details naming the source of an import run with
+#: ``privacy-hub import --source NAME`` (h13-notices, R-DEAD-05); ``"source": "import"``
+#: says only that it was an import
+IMPORT_SOURCE = "import_source"
 
 
 def origin(actor_type: str, actor_id: str | None,
@@ -36,9 +37,8 @@ def origin(actor_type: str, actor_id: str | None,
     if actor_type == "customer":
         return "you", None
     if (actor_type, actor_id) == IMPORT:
-        named = next((details[k] for k in _SOURCE_NAME_KEYS
-                      if details and isinstance(details.get(k), str)), None)
-        return "import", named
+        named = (details or {}).get(IMPORT_SOURCE)
+        return "import", named if isinstance(named, str) else None
     if actor_type == "system":
         return "system", actor_id
     if actor_type == "staff":
@@ -110,8 +110,3 @@ def sources(session: Session, customer_id: str, held: Iterable[str]) -> list[dic
     for actor_type, actor_id, first, last in decisions:
         found.add("consent decisions", origin(actor_type, actor_id), first, last)
     return found.rows()
-
-
-def collected_from_you_only(rows: Iterable[Mapping[str, Any]]) -> bool:
-    """Every item came from the subject (then Art. 14's source duty does not arise)."""
-    return all(r["from"] == "you" for r in rows)
