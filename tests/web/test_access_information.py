@@ -152,6 +152,24 @@ def test_every_mandatory_section_is_present_and_an_empty_one_says_none(
     assert page.count("<p>none.</p>") == 4
 
 
+def test_a_restricted_customer_is_told_only_the_purposes_still_allowed(
+        client: FlaskClient, auth: dict[str, str], catalogue: None) -> None:
+    """R-ACC-02: the purposes are the gate's answer now: under restriction (Art. 18) only
+    legal-obligation purposes apply, whatever consents were given before."""
+    cid = client.post("/api/v1/customers", json={"email": SEED_EMAIL}, headers=auth).json["id"]
+    _grant(client, auth, cid, "marketing.sms")
+    restricted = client.post("/api/v1/requests", json={
+        "type": "restriction", "customer_id": cid, "identity_verified": True,
+        "verification_method": "signed_in", "details": {"ground": "accuracy_contested"}},
+        headers=auth)
+    assert restricted.status_code == 201, restricted.json
+    info = json.loads(_export(client, auth, _access(client, auth, cid)["id"])
+                      ["information.json"])
+    assert [(p["purpose"], p["legal_basis"], p["applies_because"]) for p in info["purposes"]] \
+        == [("invoicing", "legal_obligation", "legal_basis")]
+    assert {r["category"] for r in info["retention"]} >= {"contact data", "consent decisions"}
+
+
 def test_transfers_and_automated_decisions_come_from_the_purposes_that_apply(
         client: FlaskClient, auth: dict[str, str], catalogue: None) -> None:
     """R-ACC-01, R-ACC-02 (Art. 15(1)(h), 15(2)): from the registry, for this customer's
