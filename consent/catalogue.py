@@ -7,14 +7,17 @@ from typing import Any
 
 ECOMMERCE: list[dict[str, Any]] = [
     {"key": "orders.fulfilment", "title": "Order fulfilment and delivery",
-     "description": "Process your orders, take payment, deliver them and handle returns.",
+     "description": "Process your orders, take payment, deliver them (checking your age for "
+                    "age-restricted products) and handle returns.",
      "translations": {"de": {
          "title": "Bestellabwicklung und Lieferung",
          "description": (
-             "Wir bearbeiten Ihre Bestellungen, wickeln die Zahlung ab, liefern die Ware und "
-             "bearbeiten Rücksendungen.")}},
-     "legal_basis": "contract", "fields": ["email", "first_name", "last_name", "phone", "address"],
-     "retention_days": 1095, "data_categories": ["contact data", "address", "order history"],
+             "Wir bearbeiten Ihre Bestellungen, wickeln die Zahlung ab, liefern die Ware (bei "
+             "Produkten mit Altersgrenze prüfen wir Ihr Alter) und bearbeiten Rücksendungen.")}},
+     "legal_basis": "contract",
+     "fields": ["email", "first_name", "last_name", "phone", "address", "birth_date"],
+     "retention_days": 1095,
+     "data_categories": ["contact data", "address", "order history", "date of birth"],
      "recipients": ["payment provider", "carrier"], "dpv": "dpv:DeliveryOfGoods"},
     {"key": "customer_service", "title": "Customer service",
      "description": "Answer your questions and complaints about orders and your account.",
@@ -25,7 +28,8 @@ ECOMMERCE: list[dict[str, Any]] = [
              "Kundenkonto.")}},
      "legal_basis": "contract", "fields": ["email", "first_name", "last_name", "phone"],
      "retention_days": 730, "data_categories": ["contact data", "correspondence"],
-     "recipients": ["customer-service"], "dpv": "dpv:CustomerCare"},
+     "recipients": ["customer-service"], "dpv": "dpv:CustomerCare",
+     "data_subject_categories": ["customers", "people who contact customer service"]},
     {"key": "invoicing", "title": "Invoicing and accounting records",
      "description": "Keep invoices and accounting records as commercial and tax law requires.",
      "translations": {"de": {
@@ -47,7 +51,14 @@ ECOMMERCE: list[dict[str, Any]] = [
      "lia_ref": "LIA-2026-03: fraud prevention balancing test, DPO file 12",
      "fields": ["email", "phone", "address"], "retention_days": 365,
      "data_categories": ["contact data", "address", "order history", "device data"],
-     "recipients": ["fraud-screening provider"], "dpv": "dpv:FraudPreventionAndDetection"},
+     "recipients": ["fraud-screening provider"], "dpv": "dpv:FraudPreventionAndDetection",
+     "automated_decisions": {
+         "logic": "A score from the order's value, the delivery and billing addresses and "
+                  "the device, compared with patterns of known fraud.",
+         "significance": "An order with a high score is held for a person to check before "
+                         "it ships; no order is refused without that check.",
+         "consequences": "A held order ships later, or is cancelled after the check."},
+     "data_subject_categories": ["customers", "people who order as guests"]},
     {"key": "marketing.email", "title": "Newsletter and offers by email",
      "description": "Send you our newsletter and personalised offers by email.",
      "translations": {"de": {
@@ -90,7 +101,15 @@ ECOMMERCE: list[dict[str, Any]] = [
      "legal_basis": "consent", "fields": ["first_name", "locale", "attributes"],
      "retention_days": 365, "consent_lifetime_days": 365,
      "data_categories": ["browsing behaviour", "order history", "inferred preferences"],
-     "recipients": ["recommendations"], "dpv": "dpv:ProvidePersonalisedRecommendations"},
+     "recipients": ["recommendations"], "dpv": "dpv:ProvidePersonalisedRecommendations",
+     "automated_decisions": {
+         "logic": "Products are ranked by how often customers who viewed or bought the same "
+                  "products bought them too, weighted towards your recent views.",
+         "significance": "Decides which products you are shown first in the shop and in "
+                         "emails; it never decides prices, payment options or whether you "
+                         "may order.",
+         "consequences": "You may see some products more and others less often."},
+     "risk": "high", "dpia_ref": "DPIA-2026-02: personalised recommendations, DPO file 9"},
     {"key": "analytics.behaviour", "title": "Behavioural analytics",
      "description": "Measure visits, product views and carts to improve the shop.",
      "translations": {"de": {
@@ -100,7 +119,8 @@ ECOMMERCE: list[dict[str, Any]] = [
      "legal_basis": "consent", "cookie_category": "statistics", "fields": [],
      "retention_days": 395, "consent_lifetime_days": 395,
      "data_categories": ["browsing behaviour", "device data"], "recipients": ["analytics"],
-     "dpv": "dpv:ImproveExistingProductsAndServices"},
+     "dpv": "dpv:ImproveExistingProductsAndServices",
+     "data_subject_categories": ["customers", "visitors of the shop"]},
     {"key": "advertising.partners", "title": "Advertising with partners",
      "description": "Share data with advertising partners to show you targeted ads elsewhere.",
      "translations": {"de": {
@@ -111,5 +131,9 @@ ECOMMERCE: list[dict[str, Any]] = [
      "legal_basis": "consent", "sale_or_sharing": True, "cookie_category": "marketing",
      "direct_marketing": True, "fields": ["email"], "retention_days": 180,
      "consent_lifetime_days": 395, "data_categories": ["contact data", "browsing behaviour"],
-     "recipients": ["advertising partners (third parties)"], "dpv": "dpv:PersonalisedAdvertising"},
+     "recipients": ["advertising partners (third parties)"], "dpv": "dpv:PersonalisedAdvertising",
+     "transfers": [{"recipient": "advertising partners (third parties)", "country": "US",
+                    "safeguard": "adequacy decision (EU-US Data Privacy Framework, "
+                                 "2023/1795)"}],
+     "data_subject_categories": ["customers", "visitors of the shop"]},
 ]

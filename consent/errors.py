@@ -33,3 +33,8 @@ class Conflict(ConsentError):
 
 class TokenInvalid(ConsentError):
     """A confirmation token is unknown, used or expired."""
+
+
+class DpiaRequired(Conflict):
+    """R-DPBD-03: a high-risk purpose cannot run without a data protection impact
+    assessment (Art. 35(1)); the 409 names ``dpia_ref``."""

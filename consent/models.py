@@ -56,6 +56,19 @@ class PurposeRow(ConsentBase):
     #: JSON {"de": {"title": ..., "description": ...}}: the texts in other languages
     #: (Art. 12(1)); title and description above stay the default text
     translations: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    #: JSON [{"recipient", "country", "safeguard"}]: transfers to third countries
+    #: (Art. 15(2), 30(1)(e))
+    transfers: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    #: JSON {"logic", "significance", "consequences"} or NULL: automated decision-making
+    #: (Art. 22, 15(1)(h))
+    automated_decisions: Mapped[str | None] = mapped_column(Text)
+    #: JSON list: the categories of data subjects (Art. 30(1)(c))
+    data_subject_categories: Mapped[str] = mapped_column(
+        Text, default='["customers"]', server_default='["customers"]')
+    #: "standard" or "high" (Art. 35(1)); a high risk needs dpia_ref
+    risk: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
+    #: where the data protection impact assessment is documented
+    dpia_ref: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

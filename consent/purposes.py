@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 import audit
 from audit.clock import utcnow
 from consent import dpv as vocabulary
+from consent import purpose_record
 from consent.errors import Conflict, InvalidInput, UnknownPurpose
 from consent.models import PurposeRow, PurposeVersion
+from consent.purpose_record import AutomatedDecision, Risk, Transfer
 from consent.purpose_texts import (
     PurposeText,
     check_translations,
@@ -83,6 +85,15 @@ class Purpose:
     updated_at: datetime
     #: title and description by language code; the fields above are the default text
     translations: Mapping[str, PurposeText] = field(default_factory=dict, hash=False)
+    #: Art. 15(2), 30(1)(e): transfers to third countries, each with its safeguard
+    transfers: tuple[Transfer, ...] = ()
+    #: Art. 22, 15(1)(h): the automated decision-making it involves (None: none)
+    automated_decisions: AutomatedDecision | None = None
+    #: Art. 30(1)(c): whose data it processes
+    data_subject_categories: tuple[str, ...] = purpose_record.DEFAULT_SUBJECT_CATEGORIES
+    #: Art. 35(1): a high risk needs a DPIA (``dpia_ref``) before the purpose runs
+    risk: Risk = Risk.STANDARD
+    dpia_ref: str | None = None
 
     def text(self, language: str | None) -> PurposeText:
         """Title and description in ``language`` (a tag like ``de`` or ``de-AT``), or the
@@ -105,8 +116,10 @@ class Purpose:
         """The API's JSON of the purpose, with its DPV IRIs."""
         data = asdict(self)
         data["legal_basis"] = str(self.legal_basis)
-        for name in ("fields", "data_categories", "recipients"):
+        for name in ("fields", "data_categories", "recipients", "transfers",
+                     "data_subject_categories"):
             data[name] = list(data[name])
+        data["risk"] = str(self.risk)
         data["translations"] = {lang: asdict(t) for lang, t in sorted(self.translations.items())}
         data["dpv_iri"] = vocabulary.purpose_iri(self.dpv)
         data["dpv_legal_basis"] = vocabulary.LEGAL_BASES[str(self.legal_basis)]
@@ -119,6 +132,7 @@ EDITABLE = (
     "consent_lifetime_days", "double_opt_in", "direct_marketing", "sale_or_sharing",
     "data_categories", "recipients", "special_category", "lia_ref", "dpv",
     "source_purpose", "compatibility_ref", "soft_opt_in", "translations",
+    *purpose_record.FIELDS,
 )
 #: fixed at creation, like the legal basis: they are the ground the purpose stands on
 FIXED = ("soft_opt_in",)
@@ -141,6 +155,7 @@ def from_row(row: PurposeRow) -> Purpose:
         updated_at=row.updated_at,
         translations={lang: PurposeText(t["title"], t["description"])
                       for lang, t in json.loads(row.translations or "{}").items()},
+        **purpose_record.loaded(row),
     )
 
 
@@ -193,6 +208,7 @@ def _check_rules(values: Mapping[str, Any], allowed_fields: Collection[str] | No
         if problems:
             errors["soft_opt_in"] = problems
     errors.update(check_translations(values.get("translations"), values.get("description")))
+    errors.update(purpose_record.check(values))
     term = values.get("dpv")
     if term is not None and vocabulary.purpose_term(term) is None:
         errors["dpv"] = ["a purpose term of the W3C Data Privacy Vocabulary, e.g. "
@@ -246,6 +262,7 @@ def create(session: Session, values: Mapping[str, Any], *, actor: audit.Actor,
         raise InvalidInput({"legal_basis": ["one of " + ", ".join(LegalBasis)]}) from None
     merged: dict[str, Any] = {**{k: values.get(k) for k in EDITABLE}, "legal_basis": basis}
     _check_rules(merged, allowed_fields)
+    purpose_record.require_dpia(merged)
     if session.get(PurposeRow, key) is not None:
         raise Conflict(f"a purpose {key!r} already exists")
     _check_source(session, key, merged.get("source_purpose"))
@@ -266,6 +283,8 @@ def create(session: Session, values: Mapping[str, Any], *, actor: audit.Actor,
         compatibility_ref=merged.get("compatibility_ref"),
         translations=translations_json(merged.get("translations")),
         **{name: json.dumps(list(merged.get(name) or [])) for name in _LIST_FIELDS},
+        **{name: purpose_record.stored(name, merged.get(name))
+           for name in purpose_record.FIELDS},
     )
     session.add(row)
     session.flush()
@@ -293,6 +312,7 @@ def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: aud
     merged.update({k: v for k, v in changes.items() if k in EDITABLE})
     merged["legal_basis"] = current.legal_basis
     _check_rules(merged, allowed_fields)
+    purpose_record.require_dpia(merged)
     if changes.get("source_purpose") is not None:
         _check_source(session, key, changes["source_purpose"])
     material = bool(changes.get("material"))
@@ -304,6 +324,8 @@ def update(session: Session, key: str, changes: Mapping[str, Any], *, actor: aud
             value = json.dumps(list(value or []))
         elif name == "translations":
             value = translations_json(value)
+        elif name in purpose_record.FIELDS:
+            value = purpose_record.stored(name, value)
         elif name in ("double_opt_in", "direct_marketing", "sale_or_sharing", "special_category",
                       "soft_opt_in"):
             value = bool(value)

@@ -83,6 +83,7 @@ class Settings:
     retention_check_log_days: int = 365
     retention_idempotency_days: int = 7
     retention_banner_choices_days: int = 3 * 365
+    retention_disclosures_days: int = 3 * 365
     #: rows one transaction of the retention pass deletes at most (a short write lock)
     retention_batch_size: int = 500
     testing: bool = False
@@ -217,6 +218,7 @@ RETENTION_VARIABLES = {
     "retention_check_log_days": "PRIVACY_HUB_RETENTION_CHECK_LOG_DAYS",
     "retention_idempotency_days": "PRIVACY_HUB_RETENTION_IDEMPOTENCY_DAYS",
     "retention_banner_choices_days": "PRIVACY_HUB_RETENTION_BANNER_CHOICES_DAYS",
+    "retention_disclosures_days": "PRIVACY_HUB_RETENTION_DISCLOSURES_DAYS",
     "retention_batch_size": "PRIVACY_HUB_RETENTION_BATCH_SIZE",
 }
 

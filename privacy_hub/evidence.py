@@ -4,7 +4,8 @@ For one customer and one purpose: what the customer was told (the purpose's vers
 the notice texts, with their hashes recomputed), what they decided and how (the ledger
 events with the shop's UI evidence, its hash recomputed, or when it was purged, R-CREC-06;
 the signed receipts, verified here), what the gate
-answered (the check log, and its answer now as ``current_decision``), what limited
+answered (the check log, and its answer now as ``current_decision``), which systems
+received the customer's data for the purpose (the disclosure log, R-ACC-03), what limited
 processing (restriction, objection, erasure) and the audit entries that corroborate it
 all, each entry's hash recomputed. Customer ids only: nothing in the pack is decrypted.
 """
@@ -35,6 +36,7 @@ from consent.receipts import verify as verify_jws
 from privacy_hub.config import Settings
 from privacy_hub.gate.checklog import CheckLog
 from privacy_hub.gate.checks import Checker
+from privacy_hub.rights import disclosures
 from privacy_hub.vault.errors import CustomerNotFound
 from privacy_hub.vault.models import Customer
 from privacy_hub.vault.proof import ProofVault
@@ -93,6 +95,8 @@ def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: 
               if e["purpose"] == purpose_key]
     checks, checks_capped = _checks(session, customer_id, purpose_key)
     entries, entries_capped = _audit_entries(session, customer_id, purpose)
+    disclosed, disclosed_capped = disclosures.for_customer(session, customer_id,
+                                                           purpose=purpose_key, limit=MAX_CHECKS)
     answer = checker.check(session, customer_id, purpose_key, now)
     return {
         "customer_id": customer_id,
@@ -109,6 +113,8 @@ def assemble(session: Session, customer_id: str, purpose_key: str, *, settings: 
         "notices": _notices(session, events),
         "checks": checks,
         "checks_capped": checks_capped,
+        "disclosures": disclosed,
+        "disclosures_capped": disclosed_capped,
         "processing_flags": _flag_history(session, customer_id, purpose),
         "audit_entries": entries,
         "audit_entries_capped": entries_capped,

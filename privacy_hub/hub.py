@@ -167,7 +167,7 @@ class Hub:
                 policy_url=settings.controller_policy_url,
                 jurisdiction=settings.controller_jurisdiction),
             proof=proof)
-        return cls(
+        hub = cls(
             ledger=ledger,
             checklog=CheckLog(sessions),
             working_days=days,
@@ -177,6 +177,13 @@ class Hub:
             systems=SystemRegistry(keys["app_secrets"]), audit_signer=signer,
             staff=StaffDirectory(keys["app_secrets"]),
         )
+        # R-ROPA-01: the records of processing are versioned at every change of a purpose or
+        # system, and at this start for the configuration. Imported here: the use cases
+        # import the hub.
+        from privacy_hub.usecases import ropa_versions
+
+        ropa_versions.install(hub)
+        return hub
 
     def audit_public_keys(self) -> dict[str, Ed25519PublicKey]:
         """The audit checkpoint keys by key id, to verify the chain."""

@@ -1,11 +1,12 @@
 """Tables owned by the application layer itself: registered systems, idempotency records,
-exports, sign-in links, staff, and when scheduled work last ran."""
+exports, sign-in links, staff, when scheduled work last ran, pending Art. 14 notices and
+the versions of the records of processing."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, LargeBinary, String, Text
+from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from audit.sql import UTCDateTime, new_metadata
@@ -70,6 +71,33 @@ class ExportFile(AppBase):
     #: the file is deleted then (30 days)
     delete_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Disclosure(AppBase):
+    """One disclosure of a customer's data to a registered system (Art. 15(1)(c), R-ACC-03):
+    a purpose-bound read of fields or a delivered webhook naming the customer. Gate answers
+    are the check log's rows (consent_checks), merged in when the log is read
+    (privacy_hub/rights/disclosures.py). Names only: no personal value is kept here."""
+
+    __tablename__ = "disclosures"
+    __table_args__ = (
+        Index("ix_disclosures_customer", "customer_id", "disclosed_at"),
+        CheckConstraint("kind IN ('data_read', 'webhook')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    #: the receiving system's name (as the check log names it)
+    system: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str | None] = mapped_column(String(100))
+    #: "data_read" (GET /customers/{id}/data) or "webhook" (a delivered webhook)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: JSON list of the field names disclosed (reads: the purpose's fields; webhooks: the
+    #: personal fields the event carried), never their values
+    fields: Mapped[str | None] = mapped_column(Text)
+    #: webhooks: the event type, e.g. ``consent.changed``
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    disclosed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class SignInLink(AppBase):
@@ -144,3 +172,20 @@ class Art14Notice(AppBase):
     job_id: Mapped[str] = mapped_column(String(36))
     #: set when a direct-marketing use brought the notice forward
     triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RopaVersion(AppBase):
+    """One version of the records of processing (Art. 30(1), 5(2)): stored whenever the
+    generated record differs from the last version (a purpose or system was created or
+    changed, the configuration changed), never changed afterwards."""
+
+    __tablename__ = "ropa_versions"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: SHA-256 of ``record``: the generated record without its generation time
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: the record as JSON (canonical: sorted keys)
+    record: Mapped[str] = mapped_column(Text)
+    #: what changed it: purpose keys and system names, or the configuration at a start
+    cause: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -80,6 +80,24 @@ class CheckEntrySchema(ma.Schema):
     via = ma.fields.String()
 
 
+class DisclosureSchema(ma.Schema):
+    disclosed_at = ma.fields.String(metadata={"format": "date-time"})
+    system = ma.fields.String(metadata={"description": "The registered system that received it"})
+    purpose = ma.fields.String(allow_none=True)
+    kind = ma.fields.String(metadata={
+        "enum": ["data_read", "webhook", "check"],
+        "description": "`data_read`: the purpose's fields read through `data:read`; "
+                       "`webhook`: a delivered webhook about the customer; `check`: a gate "
+                       "answer about the customer (from the check log)"})
+    # (``fields`` is the name of a Schema's own attribute: declared under another one)
+    field_names = ma.fields.List(ma.fields.String(), data_key="fields", attribute="fields",
+                                 metadata={"description": "The names of the fields disclosed "
+                                                          "(never their values)"})
+    event_type = ma.fields.String(allow_none=True, metadata={"description": "Webhooks: its type"})
+    answer = ma.fields.String(allow_none=True, metadata={
+        "description": "Checks: `allowed` or `denied (<reason>)`"})
+
+
 class FlagEventSchema(ma.Schema):
     kind = ma.fields.String(metadata={"enum": ["restricted", "restriction_lifted", "objected",
                                                "grounds_recorded", "erased", "suppressed",
@@ -127,6 +145,11 @@ class EvidencePackSchema(ma.Schema):
     checks = ma.fields.List(ma.fields.Nested(CheckEntrySchema), metadata={
         "description": f"Newest first, at most {evidence.MAX_CHECKS}"})
     checks_capped = ma.fields.Boolean()
+    disclosures = ma.fields.List(ma.fields.Nested(DisclosureSchema), metadata={
+        "description": "The disclosure log for this purpose (R-ACC-03): which system received "
+                       f"the customer's data and when, oldest first; at most the newest "
+                       f"{evidence.MAX_CHECKS} stored disclosures and gate answers each"})
+    disclosures_capped = ma.fields.Boolean()
     check_log_flushed = ma.fields.Boolean(metadata={
         "description": "This process's buffered checks were written first"})
     processing_flags = ma.fields.List(ma.fields.Nested(FlagEventSchema))

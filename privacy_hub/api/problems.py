@@ -10,8 +10,8 @@ from flask import Response
 from werkzeug.exceptions import HTTPException
 
 from consent.errors import Conflict as ConsentConflict
+from consent.errors import DpiaRequired, TokenInvalid, UnknownNotice, UnknownPurpose
 from consent.errors import InvalidInput as ConsentInvalid
-from consent.errors import TokenInvalid, UnknownNotice, UnknownPurpose
 from dsar.errors import InvalidRequest, RequestNotFound, TransitionRefused, VerificationFailed
 from privacy_hub.systems import InvalidSystem, SystemExists
 from privacy_hub.usecases import errors as usecase
@@ -118,6 +118,9 @@ def from_domain_error(exc: Exception) -> Response | None:
         return problem_response(404, "No purpose with this key.", type_="unknown-purpose")
     if isinstance(exc, UnknownNotice):
         return problem_response(404, "No notice with this version and language.")
+    if isinstance(exc, DpiaRequired):  # R-DPBD-03
+        return problem_response(409, str(exc).capitalize() + ".", type_="dpia-required",
+                                errors={"dpia_ref": ["required while risk is high"]})
     if isinstance(exc, ConsentConflict):
         return problem_response(409, str(exc), type_="conflict")
     if isinstance(exc, TokenInvalid):

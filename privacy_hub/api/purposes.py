@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from consent import purpose_texts
+from consent import purpose_record, purpose_texts
 from consent import purposes as registry
 from consent.purposes import CookieCategory, LegalBasis
 from privacy_hub.api.auth import current_principal, require
@@ -62,6 +62,38 @@ _TRANSLATIONS_HELP = (
     "changes what customers agree to needs `\"material\": true`.")
 
 
+class TransferFields(Strict):
+    recipient = ma.fields.String(required=True, validate=validate.Length(
+        min=1, max=purpose_record.TEXT_MAX), metadata={"description": "Who receives the data"})
+    country = ma.fields.String(required=True, validate=validate.OneOf(
+        sorted(purpose_record.ISO_COUNTRIES - purpose_record.EEA),
+        error="an ISO 3166-1 alpha-2 code of a country outside the EEA, e.g. US"),
+        metadata={"description": "ISO 3166-1 alpha-2, outside the EEA (within it, sending "
+                                 "data is no transfer)"})
+    safeguard = ma.fields.String(required=True, validate=validate.Length(
+        min=1, max=purpose_record.TEXT_MAX), metadata={"description": (
+            "What makes the transfer lawful (Art. 45-49), e.g. \"adequacy decision\" or "
+            "\"standard contractual clauses (2021/914)\"")})
+
+
+class AutomatedDecisionFields(Strict):
+    logic = ma.fields.String(required=True, validate=validate.Length(
+        min=1, max=purpose_record.LONG_TEXT_MAX),
+        metadata={"description": "Meaningful information about the logic involved"})
+    significance = ma.fields.String(required=True, validate=validate.Length(
+        min=1, max=purpose_record.LONG_TEXT_MAX),
+        metadata={"description": "What the decision means for the person"})
+    consequences = ma.fields.String(required=True, validate=validate.Length(
+        min=1, max=purpose_record.LONG_TEXT_MAX),
+        metadata={"description": "The envisaged consequences for the person"})
+
+
+_RISK_HELP = ("Art. 35(1): `high` for large-scale profiling or segmentation with significant "
+              "effects, large-scale special-category data, systematic monitoring, or an item "
+              "on the supervisory authority's DPIA list. A `high` purpose needs `dpia_ref`: "
+              "without it, creating or changing it is 409 (R-DPBD-03)")
+
+
 class PurposeFields(Strict):
     title = ma.fields.String(validate=validate.Length(min=1, max=purpose_texts.TITLE_MAX))
     description = ma.fields.String(validate=validate.Length(max=purpose_texts.DESCRIPTION_MAX))
@@ -103,6 +135,25 @@ class PurposeFields(Strict):
                                              "Where the compatibility assessment is documented; "
                                              "required with source_purpose unless the legal "
                                              "basis is consent")})
+    transfers = ma.fields.List(ma.fields.Nested(TransferFields),
+                               validate=validate.Length(max=purpose_record.MAX_ITEMS),
+                               metadata={"description": (
+                                   "Transfers to third countries with their safeguards "
+                                   "(Art. 15(2), 30(1)(e)); default none")})
+    automated_decisions = ma.fields.Nested(AutomatedDecisionFields, allow_none=True, metadata={
+        "description": "Automated decision-making, including profiling (Art. 22, 15(1)(h)); "
+                       "default null: none"})
+    data_subject_categories = ma.fields.List(
+        ma.fields.String(validate=validate.Length(min=1, max=200)),
+        validate=validate.Length(min=1, max=purpose_record.MAX_ITEMS),
+        metadata={"description": "Whose data it processes (Art. 30(1)(c)); default "
+                                 "[\"customers\"]"})
+    risk = ma.fields.String(validate=validate.OneOf([str(r) for r in purpose_record.Risk]),
+                            metadata={"description": _RISK_HELP + "; default standard"})
+    dpia_ref = ma.fields.String(allow_none=True, validate=validate.Length(
+        min=1, max=purpose_record.TEXT_MAX), metadata={
+            "description": "Where the data protection impact assessment (Art. 35) is "
+                           "documented; required when risk is high"})
 
 
 class PurposeCreate(PurposeFields):
@@ -127,6 +178,18 @@ class PurposePatch(PurposeFields):
 class PurposeTextSchema(ma.Schema):
     title = ma.fields.String()
     description = ma.fields.String()
+
+
+class TransferSchema(ma.Schema):
+    recipient = ma.fields.String()
+    country = ma.fields.String(metadata={"description": "ISO 3166-1 alpha-2, outside the EEA"})
+    safeguard = ma.fields.String()
+
+
+class AutomatedDecisionSchema(ma.Schema):
+    logic = ma.fields.String()
+    significance = ma.fields.String()
+    consequences = ma.fields.String()
 
 
 class PurposeSchema(ma.Schema):
@@ -158,6 +221,17 @@ class PurposeSchema(ma.Schema):
                        "https://w3id.org/dpv/legal/eu/gdpr#A6-1-a for consent"})
     source_purpose = ma.fields.String(allow_none=True)
     compatibility_ref = ma.fields.String(allow_none=True)
+    transfers = ma.fields.List(ma.fields.Nested(TransferSchema), metadata={
+        "description": "Transfers to third countries with their safeguards (Art. 15(2), "
+                       "30(1)(e)); [] when there are none"})
+    automated_decisions = ma.fields.Nested(AutomatedDecisionSchema, allow_none=True, metadata={
+        "description": "Automated decision-making (Art. 22, 15(1)(h)); null when there is none"})
+    data_subject_categories = ma.fields.List(ma.fields.String(), metadata={
+        "description": "Whose data it processes (Art. 30(1)(c))"})
+    risk = ma.fields.String(metadata={"description": _RISK_HELP,
+                                      "enum": [str(r) for r in purpose_record.Risk]})
+    dpia_ref = ma.fields.String(allow_none=True, metadata={
+        "description": "Where the DPIA (Art. 35) is documented"})
     created_at = ma.fields.DateTime(format="iso")
     updated_at = ma.fields.DateTime(format="iso")
 

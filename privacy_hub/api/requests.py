@@ -272,7 +272,9 @@ class RequestCancel(MethodView):
 
 class ReportBody(Strict):
     status = ma.fields.String(required=True, validate=validate.OneOf(["done", "failed"]))
-    data = ma.fields.Dict(metadata={"description": "access/portability: what the system holds"})
+    data = ma.fields.Dict(metadata={"description": (
+        "access/portability: what the system holds about the subject, merged into the "
+        "export. " + requests.THIRD_PARTY_MARKING)})
 
 
 class CloseBody(Strict):

@@ -16,7 +16,8 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from consent.errors import Conflict as ConsentConflict
-from consent.errors import InvalidInput, UnknownNotice, UnknownPurpose
+from consent.errors import DpiaRequired, InvalidInput, UnknownNotice, UnknownPurpose
+from consent.purpose_record import DEFAULT_SUBJECT_CATEGORIES
 from privacy_hub.api.purposes import NoticeCreate, PurposeCreate, PurposePatch
 from privacy_hub.console import actor, bp, requires
 from privacy_hub.console.registry_forms import (
@@ -25,6 +26,7 @@ from privacy_hub.console.registry_forms import (
     PurposeVersionForm,
     basis_names,
     cookie_names,
+    risk_names,
 )
 from privacy_hub.usecases import purposes as purpose_cases
 from privacy_hub.web.context import db
@@ -56,12 +58,14 @@ def _add_errors(form: Any, errors: dict[str, list[str]]) -> None:
 
 @bp.context_processor
 def _registry_names() -> dict[str, object]:
-    return {"basis_names": basis_names(), "cookie_names": cookie_names()}
+    return {"basis_names": basis_names(), "cookie_names": cookie_names(),
+            "risk_names": risk_names()}
 
 
 # -- purposes ---------------------------------------------------------------------------
 
-_OPTIONAL_TEXT = ("lia_ref", "dpv", "source_purpose", "compatibility_ref")
+_OPTIONAL_TEXT = ("lia_ref", "dpv", "source_purpose", "compatibility_ref", "dpia_ref")
+_DECISION = ("logic", "significance", "consequences")
 _FLAGS = ("double_opt_in", "direct_marketing", "sale_or_sharing", "special_category")
 _LISTS = ("data_categories", "recipients")
 
@@ -77,6 +81,23 @@ def _number(text: str | None) -> int | str | None:
         return text
 
 
+def _transfers(text: str | None) -> list[dict[str, str]]:
+    """Transfers one a line, as ``recipient; country; safeguard`` (commas may appear in a
+    safeguard); a line with parts missing is passed on for the schema to name."""
+    found = []
+    for line in (text or "").splitlines():
+        if line.strip():
+            parts = [p.strip() for p in line.split(";", 2)] + ["", ""]
+            found.append({"recipient": parts[0], "country": parts[1].upper(),
+                          "safeguard": parts[2]})
+    return found
+
+
+def _transfer_lines(transfers: list[dict[str, str]] | None) -> str:
+    return "\n".join(f"{t['recipient']}; {t['country']}; {t['safeguard']}"
+                     for t in transfers or [])
+
+
 def _purpose_values(form: Any) -> dict[str, Any]:
     """The form as the API's purpose body (PurposeFields): empty optional fields are null."""
     values: dict[str, Any] = {
@@ -87,7 +108,14 @@ def _purpose_values(form: Any) -> dict[str, Any]:
         **{name: bool(getattr(form, name).data) for name in _FLAGS},
         **{name: _lines(getattr(form, name).data) for name in _LISTS},
         **{name: (getattr(form, name).data or "").strip() or None for name in _OPTIONAL_TEXT},
+        # empty: the registry's default, the shop's customers
+        "data_subject_categories": _lines(form.data_subject_categories.data)
+        or list(DEFAULT_SUBJECT_CATEGORIES),
+        "transfers": _transfers(form.transfers.data), "risk": form.risk.data or "standard",
     }
+    decision = {k: (getattr(form, f"adm_{k}").data or "").strip() for k in _DECISION}
+    # none of the three: no automated decision; some: the schema names the missing ones
+    values["automated_decisions"] = decision if any(decision.values()) else None
     german = {"title": (form.title_de.data or "").strip(),
               "description": (form.description_de.data or "").strip()}
     # the German text is one of the purpose's translations (API.md "Purposes"): none when
@@ -98,7 +126,9 @@ def _purpose_values(form: Any) -> dict[str, Any]:
 
 #: the console's inputs for the fields a use case's error names
 _FIELD_OF = {"translations": "title_de", "translations.de": "title_de",
-             "translations.de.title": "title_de", "translations.de.description": "description_de"}
+             "translations.de.title": "title_de", "translations.de.description": "description_de",
+             "automated_decisions": "adm_logic",
+             **{f"automated_decisions.{k}": f"adm_{k}" for k in _DECISION}}
 
 
 def _flat(messages: Any) -> list[str]:
@@ -121,6 +151,11 @@ def _validated(schema: Any, body: dict[str, Any], form: Any) -> dict[str, Any] |
             errors |= {f"translations.de.{k}": v for k, v in german["de"].items()}
         elif german is not None:
             errors["translations"] = german
+        decision = errors.pop("automated_decisions", None)
+        if isinstance(decision, dict):
+            errors |= {f"automated_decisions.{k}": v for k, v in decision.items()}
+        elif decision is not None:
+            errors["automated_decisions"] = decision
         _add_errors(form, {name: _flat(m) for name, m in errors.items()})
         return None
     return loaded
@@ -157,6 +192,9 @@ def purpose_new() -> str | Response | tuple[str, int]:
                 created = purpose_cases.create(db(), values, actor=actor())
             except InvalidInput as exc:
                 _add_errors(form, exc.errors)
+            except DpiaRequired as exc:  # R-DPBD-03
+                form.dpia_ref.errors = [*form.dpia_ref.errors, str(exc)]
+                status = 409
             except ConsentConflict as exc:
                 form.key.errors = [*form.key.errors, str(exc)]
                 status = 409
@@ -195,7 +233,12 @@ def _form_data(current: dict[str, Any]) -> dict[str, Any]:
     data.update(cookie_category=current.get("cookie_category") or "",
                 retention_days=str(current["retention_days"]),
                 consent_lifetime_days=str(current.get("consent_lifetime_days") or ""),
-                **{name: "\n".join(current.get(name) or []) for name in _LISTS})
+                **{name: "\n".join(current.get(name) or []) for name in _LISTS},
+                data_subject_categories="\n".join(current.get("data_subject_categories") or []),
+                transfers=_transfer_lines(current.get("transfers")),
+                risk=current.get("risk") or "standard",
+                **{f"adm_{k}": (current.get("automated_decisions") or {}).get(k, "")
+                   for k in _DECISION})
     german = (current.get("translations") or {}).get("de") or {}
     data.update(title_de=german.get("title", ""), description_de=german.get("description", ""))
     return data
@@ -227,6 +270,9 @@ def purpose_edit(key: str) -> str | Response | tuple[str, int]:
                     updated = purpose_cases.update(db(), key, values, actor=actor())
                 except InvalidInput as exc:
                     _add_errors(form, exc.errors)
+                except DpiaRequired as exc:  # R-DPBD-03
+                    form.dpia_ref.errors = [*form.dpia_ref.errors, str(exc)]
+                    status = 409
                 except ConsentConflict as exc:
                     form.form_errors.append(str(exc))
                     status = 409

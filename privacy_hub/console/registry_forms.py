@@ -18,6 +18,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
+from consent.purpose_record import Risk
 from consent.purposes import CookieCategory, LegalBasis
 from privacy_hub.systems import SCOPES
 from privacy_hub.vault.models import PERSONAL_FIELDS
@@ -63,6 +64,17 @@ def cookie_names() -> dict[str, str]:
             "statistics": str(_l("Statistics")), "marketing": str(_l("Marketing"))}
 
 
+def risk_names() -> dict[str, str]:
+    """Each risk level's name for people (Art. 35(1))."""
+    return {"standard": str(_l("Standard")),
+            "high": str(_l("High: needs a data protection impact assessment (Art. 35)"))}
+
+
+def _risk_choices() -> list[tuple[str, str]]:
+    names = risk_names()
+    return [(str(r), names[str(r)]) for r in Risk]
+
+
 def _basis_choices() -> list[tuple[str, str]]:
     names = basis_names()
     return [(str(b), names[str(b)]) for b in LegalBasis]
@@ -102,6 +114,18 @@ class PurposeFieldsForm(FlaskForm):  # type: ignore[misc]
     source_purpose = StringField(_l("Collected first for purpose (optional)"),
                                  render_kw={"spellcheck": "false"})
     compatibility_ref = StringField(_l("Compatibility assessment (reference)"))
+    data_subject_categories = TextAreaField(_l("Categories of data subjects"),
+                                            render_kw={"rows": 2})
+    transfers = TextAreaField(_l("Transfers to third countries"), validators=[Length(max=20000)],
+                              render_kw={"rows": 3, "spellcheck": "false"})
+    adm_logic = TextAreaField(_l("Automated decision: the logic involved"),
+                              validators=[Length(max=2000)], render_kw={"rows": 2})
+    adm_significance = TextAreaField(_l("Automated decision: its significance"),
+                                     validators=[Length(max=2000)], render_kw={"rows": 2})
+    adm_consequences = TextAreaField(_l("Automated decision: the envisaged consequences"),
+                                     validators=[Length(max=2000)], render_kw={"rows": 2})
+    risk = SelectField(_l("Risk"), choices=_risk_choices, default="standard")
+    dpia_ref = StringField(_l("Data protection impact assessment (reference)"))
 
 
 class NewPurposeForm(PurposeFieldsForm):

@@ -7,23 +7,28 @@ from __future__ import annotations
 from flask import Response, jsonify, render_template
 
 from privacy_hub.console import bp, requires
-from privacy_hub.usecases import accountability
+from privacy_hub.usecases import accountability, ropa_versions
 from privacy_hub.web.context import db, hub
+
+#: the newest versions listed on the page; GET /api/v1/ropa/versions has them all
+VERSIONS_SHOWN = 20
 
 
 @bp.get("/ropa/")
 @requires("ropa:read")
 def ropa() -> str:
-    """One section per processing activity, with the controller and the DPO first."""
-    record = accountability.records_of_processing(hub(), db())
-    return render_template("console/ropa.html", nav="ropa", record=record)
+    """One section per processing activity, with the controller and the DPO first, and the
+    latest versions of the record (R-ROPA-01)."""
+    record = ropa_versions.named_record(hub(), db())
+    versions, _more = ropa_versions.versions(db(), before=None, limit=VERSIONS_SHOWN)
+    return render_template("console/ropa.html", nav="ropa", record=record, versions=versions)
 
 
 @bp.get("/ropa/ropa.json")
 @requires("ropa:read")
 def ropa_json() -> Response:
     """The record as GET /api/v1/ropa gives it."""
-    response = jsonify(accountability.records_of_processing(hub(), db()))
+    response = jsonify(ropa_versions.named_record(hub(), db()))
     response.headers["Content-Disposition"] = 'attachment; filename="ropa.json"'
     return response
 

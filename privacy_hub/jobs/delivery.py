@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import audit
+from audit.clock import utcnow
 from privacy_hub import languages
 from privacy_hub.db import transaction
 from privacy_hub.jobs import mail, webhooks
 from privacy_hub.jobs.handler import ClaimedJob, JobCancelled, JobContext, JobFailed
 from privacy_hub.models import System
+from privacy_hub.rights import disclosures
 from privacy_hub.vault.errors import CustomerNotFound, KeyDestroyed
 
 if TYPE_CHECKING:
@@ -90,12 +92,19 @@ def deliver_webhook(context: JobContext, job: ClaimedJob, payload: dict[str, Any
             raise JobCancelled("the system is disabled")
         if not system.webhook_url:
             raise JobCancelled("the system has no webhook URL")
-        url, secret = system.webhook_url, hub.systems.webhook_secret(system)
+        url, secret, name = system.webhook_url, hub.systems.webhook_secret(system), system.name
     # The session is closed: no transaction is held open while posting.
     event_id = job.event_id or job.id
     body = webhooks.body(event_id, payload["type"], payload["created_at"], payload["data"])
     headers = webhooks.headers(secret, body, event_id, timestamp=int(time.time()))
     post(url, body, headers, timeout=context.timeout)
+    if job.customer_id:
+        # R-ACC-03: the system now has what the event says about the customer. (A crash
+        # before this commit loses the row; the job then runs again and writes it then.)
+        with transaction(hub.sessions) as session:
+            disclosures.record_webhook(session, customer_id=job.customer_id, system=name,
+                                       event_type=payload["type"], data=payload["data"],
+                                       at=utcnow())
 
 
 def send_mail(context: JobContext, job: ClaimedJob, payload: dict[str, Any]) -> None:

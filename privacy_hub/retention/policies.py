@@ -160,6 +160,12 @@ RULES: tuple[Rule, ...] = (
          "when the notice is handed to the mail outbox, within a month of the import at "
          "the latest, or when its job finds the customer erased.",
          "the Art. 14 notice job (R-DEAD-05)"),
+    Rule("disclosures", ("disclosures",), "retention_disclosures_days", "the disclosure",
+         DELETE,
+         "R-ACC-03, Art. 15(1)(c), 19, 5(2): which system received which customer's data, "
+         "for which purpose and when (names only, never values): three years, the regular "
+         "limitation period (§ 195 BGB) for a claim about a disclosure; the consent checks "
+         "it shows beside them follow the check log's period."),
     Rule("check_log", ("consent_checks",), "retention_check_log_days", "the check", DELETE,
          "R-GATE-08: who asked about whom, for what, and the answer; a year answers "
          "questions about a campaign or a complaint, and each batch's digest stays in the "
@@ -185,11 +191,13 @@ RULES: tuple[Rule, ...] = (
          "would resurrect the address; the list holds only a keyed hash, a date and a "
          "reason, no customer id."),
     Rule("registries",
-         ("purposes", "purpose_versions", "notices", "systems", "consent_receipt_keys"),
+         ("purposes", "purpose_versions", "notices", "systems", "consent_receipt_keys",
+          "ropa_versions"),
          None, "(no period)", KEEP,
          "No personal data: the purposes and their history, the notices, the registered "
-         "systems and the receipt keys' public halves, which receipts and the records of "
-         "processing are read against."),
+         "systems, the receipt keys' public halves and the versions of the records of "
+         "processing (Art. 30: kept as the record's history), which receipts and the "
+         "records of processing are read against."),
     Rule("keys_and_chain",
          ("audit_head", "audit_checkpoints", "keystore_keks", "keystore_hub_keys",
           "scheduled_runs"),

@@ -27,7 +27,7 @@ from privacy_hub.db import transaction
 from privacy_hub.jobs import outbox
 from privacy_hub.jobs.mail import OUTBOX_FOLDER
 from privacy_hub.jobs.outbox import OutboxJob
-from privacy_hub.models import ExportFile, IdempotencyRecord, SignInLink
+from privacy_hub.models import Disclosure, ExportFile, IdempotencyRecord, SignInLink
 from privacy_hub.rights.exports import Exports
 from privacy_hub.vault.models import CustomerEvent, RetainedRecord
 
@@ -209,6 +209,10 @@ def dated(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> dict[str, in
         "banner_choices": sweep(
             hub, BannerChoice,
             BannerChoice.expires_at <= now - _days(s.retention_banner_choices_days),
+            dry_run=dry_run, batch=batch),
+        "disclosures": sweep(
+            hub, Disclosure,
+            Disclosure.disclosed_at <= now - _days(s.retention_disclosures_days),
             dry_run=dry_run, batch=batch),
     }
 

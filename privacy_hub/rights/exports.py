@@ -1,7 +1,8 @@
 """Answers to access (Art. 15) and portability (Art. 20) requests.
 
 A ZIP with ``data.json`` (everything held, decrypted), one CSV per table, and
-``information.json`` (the Art. 15(1)(a)-(h) items, drawn from the registries). The file
+``information.json`` (the Art. 15(1)(a)-(h) items, tailored to the subject's records:
+privacy_hub/rights/information.py). The file
 is encrypted at rest under a random key, reachable by the subject through a signed link
 for 7 days, and deleted after 30.
 """
@@ -30,11 +31,13 @@ import audit
 from audit.clock import rfc3339, utcnow
 from consent import ledger_reads
 from consent import purposes as registry
-from consent.models import ConsentState, Receipt
+from consent.models import Receipt
 from dsar.models import DataSubjectRequest, RequestSystem, system_data_label
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
-from privacy_hub.models import ExportFile, System
+from privacy_hub.models import ExportFile
+from privacy_hub.rights import disclosures, third_party
+from privacy_hub.rights.information import information
 from privacy_hub.vault import crypto, tc_strings
 from privacy_hub.vault.models import CustomerEvent
 
@@ -46,21 +49,6 @@ def keep_for(hub: Hub) -> timedelta:
 
 
 EXPORT_DELETE = "export_delete"
-RIGHTS = {
-    "access": "Art. 15: a copy of your data and this information, free of charge",
-    "rectification": "Art. 16: have inaccurate data corrected and incomplete data completed",
-    "erasure": "Art. 17: have your data erased",
-    "restriction": "Art. 18: have processing restricted",
-    "portability": "Art. 20: receive the data you provided in a machine-readable format",
-    "objection": "Art. 21: object to processing on legitimate interests, and to direct "
-                 "marketing at any time",
-    "withdraw_consent": "Art. 7(3): withdraw consent at any time, as easily as you gave it",
-}
-COMPLAINT = ("You may lodge a complaint with a supervisory authority (Art. 77 GDPR), in "
-             "particular in the member state where you live or work, and seek a judicial "
-             "remedy (Art. 79).")
-
-
 class ExportGone(Exception):
     """The export was deleted after its retention period, or never built."""
 
@@ -102,12 +90,15 @@ def collect(hub: Hub, session: Session, req: DataSubjectRequest, *, portability:
         profile = {k: v for k, v in profile.items() if k != "attributes"}
     systems = []
     for part in session.scalars(select(RequestSystem).where(RequestSystem.request_id == req.id)):
-        data = None
+        data, redacted = None, 0
         if part.data_ct:
-            data = json.loads(hub.vault.keyring.data_key(session, cid).open(
-                "requests", "details_ct", system_data_label(req.id, part.system_id),
-                part.data_ct))
-        systems.append({"system": part.system, "status": part.status, "data": data})
+            # R-ACC-07: what the system marked as other people's data stays out
+            data, redacted = third_party.redact_report(json.loads(
+                hub.vault.keyring.data_key(session, cid).open(
+                    "requests", "details_ct", system_data_label(req.id, part.system_id),
+                    part.data_ct)))
+        systems.append({"system": part.system, "status": part.status, "data": data,
+                        "redacted_third_party": redacted})
     requests = [{"id": r.id, "type": r.type, "status": r.status,
                  "received_at": rfc3339(r.received_at), "due_at": rfc3339(r.due_at),
                  "completed_at": rfc3339(r.completed_at)}
@@ -129,34 +120,9 @@ def collect(hub: Hub, session: Session, req: DataSubjectRequest, *, portability:
         data["supplementary_statements"] = [
             {k: v for k, v in s.items() if k != "customer_id"}
             for s in hub.vault.statements(session, cid)]
+        # Art. 15(1)(c), R-ACC-03: who received their data, for what and when
+        data["disclosures"], data["disclosures_capped"] = disclosures.for_customer(session, cid)
     return data
-
-
-def information(hub: Hub, session: Session, customer_id: str) -> dict[str, Any]:
-    """Art. 15(1)(a)-(h), tailored to this customer's actual processing."""
-    states = {s.purpose: s.status for s in session.scalars(
-        select(ConsentState).where(ConsentState.customer_id == customer_id))}
-    applied = [p for p in registry.all_purposes(session)
-               if not p.needs_consent or states.get(p.key) == "granted"]
-    systems = sorted(s.name for s in session.scalars(select(System)))
-    return {
-        "confirmation": True,
-        "controller": {"name": hub.settings.controller_name,
-                       "contact": hub.settings.controller_email,
-                       "dpo": hub.settings.dpo_email or hub.settings.controller_email},
-        "purposes": [{"purpose": p.key, "title": p.title, "description": p.description,
-                      "legal_basis": str(p.legal_basis), "legitimate_interest": p.lia_ref}
-                     for p in applied],
-        "categories": sorted({c for p in applied for c in p.data_categories}),
-        "recipients": sorted({r for p in applied for r in p.recipients} | set(systems)),
-        "retention": [{"purpose": p.key, "period": f"{p.retention_days} days"} for p in applied],
-        "rights": RIGHTS,
-        "complaint": COMPLAINT,
-        "source": "collected from you, through the shop and its services",
-        "automated_decisions": "none: no decision with legal or similarly significant effect "
-                               "is based solely on automated processing",
-        "transfers": "none outside the EU/EEA",
-    }
 
 
 #: the columns of each table's CSV, so that one without rows still has its header row: a
@@ -174,7 +140,9 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
                    "recorded_by"),
     "events": ("id", "type", "purpose", "occurred_at", "properties"),
     "requests": ("id", "type", "status", "received_at", "due_at", "completed_at"),
-    "downstream_systems": ("system", "status", "data"),
+    "downstream_systems": ("system", "status", "data", "redacted_third_party"),
+    "disclosures": ("disclosed_at", "system", "purpose", "kind", "fields", "event_type",
+                    "answer"),
     "supplementary_statements": ("id", "concerns", "text", "added_at", "added_by"),
 }
 
@@ -240,8 +208,10 @@ class Exports:
         req = session.get(DataSubjectRequest, request_id)
         if req is None:
             raise ExportGone(request_id)
-        archive = build_zip(collect(self.hub, session, req, portability=portability),
-                            information(self.hub, session, customer_id))
+        data = collect(self.hub, session, req, portability=portability)
+        archive = build_zip(data, information(self.hub, session, customer_id,
+                                              log=data.get("disclosures")))
+        redacted = sum(s["redacted_third_party"] for s in data["downstream_systems"])
         key = os.urandom(32)
         name = f"{request_id}.zip.enc"
         blob = crypto.wrap(AESGCM(key), archive, f"export|{request_id}".encode())
@@ -265,7 +235,7 @@ class Exports:
         audit.record(session, actor=audit.Actor("job", "exports"), action="export.built",
                      customer_id=customer_id,
                      details={"request_id": request_id, "bytes": len(archive),
-                              "portability": portability})
+                              "portability": portability, "redacted_third_party": redacted})
 
     def read(self, session: Session, request_id: str) -> bytes:
         """The decrypted ZIP of a request's export; ExportGone once it is deleted."""

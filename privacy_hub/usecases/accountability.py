@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
+from dataclasses import asdict
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -24,16 +26,12 @@ from privacy_hub.usecases import rights_record, suppression
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
 from privacy_hub.usecases.retention import current_policies
+from privacy_hub.usecases.security_measures import measures_text, security_measures
 
-SECURITY_MEASURES = (
-    "Field-level AES-256-GCM encryption under one key per customer, keys wrapped under "
-    "versioned key-encryption keys and a separate root key; erasure by destroying the key; "
-    "keyed blind indexes for lookups; scoped, hashed API keys; tamper-evident audit log "
-    "with signed checkpoints; TLS in transit.")
 _CSV_COLUMNS = ["purpose", "name", "version", "legal_basis", "lia_ref", "further_processing_of",
                 "compatibility_ref", "categories_of_data_subjects",
                 "categories_of_personal_data", "recipients", "third_country_transfers",
-                "retention", "security_measures", "consent_proof_retention"]
+                "retention", "security_measures", "consent_proof_retention", "risk", "dpia_ref"]
 
 
 def audit_entries(session: Session, *, since_seq: int | None, action: str | None,
@@ -116,8 +114,12 @@ def evidence_pack(hub: Hub, session: Session, customer_id: str, purpose: str, *,
 
 
 def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
-    """The Art. 30(1) record, generated from the purpose and system registries."""
-    systems = {s.name for s in session.scalars(select(System))}
+    """The Art. 30(1) record, generated from the purpose and system registries and the
+    configuration (the security measures)."""
+    registered = list(session.scalars(select(System).order_by(System.name)))
+    systems = {s.name for s in registered}
+    measures = security_measures(hub)
+    measures_said = measures_text(measures)
     retention = current_policies(hub, session)  # R-RET-01: the one retention table
     items = []
     for p in registry.all_purposes(session):
@@ -127,22 +129,42 @@ def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
             "dpv": p.dpv, "dpv_legal_basis": dpv.LEGAL_BASES[str(p.legal_basis)],
             "further_processing_of": p.source_purpose,
             "compatibility_ref": p.compatibility_ref,
-            "categories_of_data_subjects": ["customers and prospects"],
+            "categories_of_data_subjects": list(p.data_subject_categories),
             "categories_of_personal_data": list(p.data_categories),
             "special_category": p.special_category,
             "recipients": list(p.recipients),
             "internal_systems": sorted(r for r in p.recipients if r in systems),
-            "third_country_transfers": "none",
+            "third_country_transfers": transfers_text(p.transfers),
+            "transfers": [asdict(t) for t in p.transfers],
+            "automated_decisions": (None if p.automated_decisions is None
+                                    else asdict(p.automated_decisions)),
+            "risk": str(p.risk), "dpia_ref": p.dpia_ref,
             "retention": purpose_retention(retention, p.key),
-            "security_measures": SECURITY_MEASURES,
+            "security_measures": measures_said,
             "consent_proof_retention": consent_proof_retention(hub, p.needs_consent),
         })
-    items.append(suppression.ropa_activity(SECURITY_MEASURES))  # R-ERASE-05
+    items.append(suppression.ropa_activity(measures_said))  # R-ERASE-05
     return {"controller": hub.settings.controller, "generated_at": rfc3339(utcnow()),
             "activities": items,
+            "security_measures": measures,
+            "systems": [registered_system(s) for s in registered],
             "consent_proof_retention_days": hub.settings.consent_proof_retention_days,
             "retention_policies": [r.public() for r in retention],
             "data_subject_requests": rights_record.request_handling(hub.working_days)}
+
+
+def transfers_text(transfers: Any) -> str:
+    """Art. 30(1)(e) in words: each transfer with its country and safeguard, or none."""
+    return "; ".join(f"{t.recipient} ({t.country}): {t.safeguard}" for t in transfers) or "none"
+
+
+def registered_system(system: System) -> dict[str, Any]:
+    """A downstream system as the record names it (Art. 30(1)(d)): the purposes it is
+    limited to (null: any), whether it receives webhooks, whether it is disabled."""
+    return {"name": system.name,
+            "purposes": None if system.purposes is None else json.loads(system.purposes),
+            "webhooks": system.webhook_url is not None,
+            "disabled": system.disabled_at is not None}
 
 
 def consent_proof_retention(hub: Hub, needs_consent: bool) -> str | None:

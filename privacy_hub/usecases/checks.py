@@ -22,6 +22,7 @@ from consent.gate import Answer
 from privacy_hub.gate.checks import Checker, Reader
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import art14
+from privacy_hub.rights import disclosures
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
 from privacy_hub.usecases.errors import Invalid, Refused
@@ -146,6 +147,9 @@ def read_for_purpose(hub: Hub, session: Session, customer_id: str, purpose: str,
         art14.on_marketing_use(session, cid, purpose)
     fields = json.loads(info.fields)
     profile = hub.vault.read(session, cid, actor=actor, purpose=purpose, only=fields)
+    # R-ACC-03: the disclosure log, in the read's transaction (one row, names only)
+    disclosures.record_read(session, customer_id=cid, system=_system(actor), purpose=purpose,
+                            fields=fields, at=utcnow())
     return {"customer_id": cid, "purpose": purpose,
             "data": {k: profile.get(k) for k in fields}}
 

@@ -21,9 +21,13 @@ from dsar.requests import Requests
 from dsar.workflow import RejectionGround
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
+from privacy_hub.rights import third_party
 from privacy_hub.rights.adapters import requests_service
 from privacy_hub.rights.exports import ExportGone, Exports
 from privacy_hub.usecases.errors import Conflict, Gone, NotFound
+
+#: how a system marks data about other people in its report (R-ACC-07), for the API
+THIRD_PARTY_MARKING = third_party.DESCRIPTION
 
 _CREATED = ("id", "type", "status", "received_at", "due_at", "extended")
 

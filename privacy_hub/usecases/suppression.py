@@ -53,6 +53,10 @@ def ropa_activity(security_measures: str) -> dict[str, Any]:
         "recipients": [],
         "internal_systems": [],
         "third_country_transfers": "none",
+        "transfers": [],
+        "automated_decisions": None,
+        "risk": "standard",
+        "dpia_ref": None,
         "retention": (
             "until the person gives a fresh consent to direct marketing themselves (the "
             "entries of their identifiers are then deleted); otherwise for as long as the "

@@ -362,3 +362,43 @@ def test_a_purpose_gets_its_german_text_through_the_pages(console: FlaskClient, 
     assert body["translations"] == {"de": {"title": "Rundbrief",
                                            "description": "Monatliche Neuigkeiten."}}
     assert body["version"] == 1  # not ticked material: the same version
+
+
+def test_a_purposes_transfers_automated_decision_and_risk_are_set_through_the_form(
+        console: FlaskClient, hub: Hub) -> None:
+    """R-ROPA-01 and R-DPBD-03 in the console: a high-risk purpose needs its DPIA (409
+    beside the field); transfers, automated decision and subject categories round-trip."""
+    page = "/console/purposes/-/new"
+    given = {**NEWSLETTER, "description": "Monthly news.", "data_categories": "contact data",
+             "data_subject_categories": "customers\nnewsletter subscribers",
+             "transfers": "Mailer Inc.; us; standard contractual clauses (2021/914), module 2",
+             "adm_logic": "Send times from past opens.", "adm_significance": "",
+             "adm_consequences": "", "risk": "high", "dpia_ref": ""}
+    incomplete = _post(console, page, page, **given)
+    assert incomplete.status_code == 422  # type: ignore[attr-defined]
+    assert 'id="adm_significance-error"' in _text(incomplete)
+    given |= {"adm_significance": "Only when a mail arrives.", "adm_consequences": "None."}
+    refused = _post(console, page, page, **given)
+    assert refused.status_code == 409  # type: ignore[attr-defined]
+    assert 'id="dpia_ref-error"' in _text(refused)
+    created = _post(console, page, page, **{**given, "dpia_ref": "DPIA-2026-11"})
+    assert created.status_code == 303  # type: ignore[attr-defined]
+    reader = {"Authorization": f"Bearer {_api_key(hub)}"}
+    body = hub_client(hub).get("/api/v1/purposes/marketing.newsletter", headers=reader).json
+    assert body["transfers"] == [{"recipient": "Mailer Inc.", "country": "US", "safeguard":
+                                  "standard contractual clauses (2021/914), module 2"}]
+    assert body["automated_decisions"] == {"logic": "Send times from past opens.",
+                                           "significance": "Only when a mail arrives.",
+                                           "consequences": "None."}
+    assert body["data_subject_categories"] == ["customers", "newsletter subscribers"]
+    assert (body["risk"], body["dpia_ref"]) == ("high", "DPIA-2026-11")
+    detail = _text(console.get("/console/purposes/marketing.newsletter"))
+    assert "Mailer Inc. (US)" in detail and "DPIA-2026-11" in detail
+    edit = "/console/purposes/marketing.newsletter/new-version"
+    form = _text(console.get(edit))
+    assert "Mailer Inc.; US; standard contractual clauses (2021/914), module 2" in form
+    dropped = _post(console, edit, edit, **{**given, "dpia_ref": "DPIA-2026-11",
+                                            "transfers": "", "data_subject_categories": ""})
+    assert dropped.status_code == 303  # type: ignore[attr-defined]
+    body = hub_client(hub).get("/api/v1/purposes/marketing.newsletter", headers=reader).json
+    assert (body["transfers"], body["data_subject_categories"]) == ([], ["customers"])

@@ -135,7 +135,8 @@ def test_export_waits_for_systems_and_merges_what_they_send(
     data = json.loads(_zip(client.get(f"/api/v1/requests/{req['id']}/export",
                                       headers=auth).data)["data.json"])
     assert data["downstream_systems"] == [{"system": "shop-orders", "status": "done",
-                                           "data": {"orders": [{"id": "A-1", "total": "19.90"}]}}]
+                                           "data": {"orders": [{"id": "A-1", "total": "19.90"}]},
+                                           "redacted_third_party": 0}]
 
 
 def test_access_export_has_a_readable_html_summary_with_everything_escaped(

@@ -28,7 +28,7 @@ from privacy_hub.db import transaction
 from privacy_hub.hub import Hub
 from privacy_hub.jobs.outbox import OutboxJob
 from privacy_hub.jobs.worker import Worker
-from privacy_hub.models import ExportFile, IdempotencyRecord, SignInLink
+from privacy_hub.models import Disclosure, ExportFile, IdempotencyRecord, SignInLink
 from privacy_hub.usecases.retention import AUDIT_ACTION, run_retention
 from privacy_hub.vault.models import CustomerEvent, RetainedRecord
 from tests.conftest import SEED_EMAIL
@@ -149,6 +149,11 @@ def _banner(_hub: Hub, s: Session, when: datetime) -> None:
                        created_at=when - 390 * DAY, expires_at=when))
 
 
+def _disclosure(_hub: Hub, s: Session, when: datetime) -> None:
+    s.add(Disclosure(customer_id=_id(), system="crm", purpose="marketing.email",
+                     kind="data_read", fields='["email"]', disclosed_at=when))
+
+
 def stores(hub: Hub) -> dict[str, Store]:
     """Every store the pass sweeps on a date of its own (consent evidence: see
     tests/web/test_consent_proof.py; the audit log: below)."""
@@ -175,12 +180,14 @@ def stores(hub: Hub) -> dict[str, Store]:
               lambda s: _n(s, IdempotencyRecord)),
         Store("banner_choices", lambda st: st.retention_banner_choices_days, _banner,
               lambda s: _n(s, BannerChoice)),
+        Store("disclosures", lambda st: st.retention_disclosures_days, _disclosure,
+              lambda s: _n(s, Disclosure)),
     )}
 
 
 STORES = ["customer_events", "legal_retention", "exports", "dsar_records",
           "verification_tokens", "webhook_deliveries", "mail_outbox", "background_jobs",
-          "check_log", "idempotency_records", "banner_choices"]
+          "check_log", "idempotency_records", "banner_choices", "disclosures"]
 
 
 def _seed_all(hub: Hub, when: datetime) -> None:
