@@ -72,6 +72,11 @@ class Settings:
     #: (superseded, withdrawn or expired), then purged; three years by default, the
     #: regular limitation period (§ 195 BGB)
     consent_proof_retention_days: int = 3 * 365
+    inactivity_days: int = 3 * 365
+    inactivity_notice_days: int = 30
+    # R-RET-02: a customer with no purchase, sign-in, consent decision or request for
+    # inactivity_days is erased (privacy_hub/usecases/inactivity.py), after a mail
+    # inactivity_notice_days before that lets them keep their account.
     testing: bool = False
 
     @property
@@ -130,6 +135,9 @@ class Settings:
             shop_origins=_origins(env, "PRIVACY_HUB_SHOP_ORIGINS"),
             consent_proof_retention_days=_int(env, "PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS",
                                               3 * 365, minimum=1),
+            inactivity_days=_int(env, "PRIVACY_HUB_INACTIVITY_DAYS", 3 * 365, minimum=1),
+            inactivity_notice_days=_int(env, "PRIVACY_HUB_INACTIVITY_NOTICE_DAYS", 30,
+                                        minimum=1),
         ).with_(**{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
                    for name in ("name", "email", "address", "policy_url", "jurisdiction")
                    if env.get(f"PRIVACY_HUB_CONTROLLER_{name.upper()}")})
@@ -151,6 +159,9 @@ class Settings:
                 )
             secret = path.read_bytes().strip()
         check_secret("PRIVACY_HUB_SECRET_KEY", secret)
+        if self.inactivity_notice_days >= self.inactivity_days:
+            raise ConfigError("PRIVACY_HUB_INACTIVITY_NOTICE_DAYS must be fewer than "
+                              "PRIVACY_HUB_INACTIVITY_DAYS: the notice comes before the erasure")
         if not self.embedded and self.root_key_file is None:
             # Never a root.key of the instance folder: a second node would make its own,
             # which opens none of the database's keys.
