@@ -1,4 +1,5 @@
-"""The `privacy-hub` command line: init, serve, staff, systems, keys, audit, import, db, mail."""
+"""The `privacy-hub` command line: init, serve, staff, systems, keys, audit, import, db, mail,
+retention."""
 
 from __future__ import annotations
 
@@ -355,6 +356,8 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 # The staff commands live in their own module; they join the group here, once `main` exists.
+from privacy_hub.cli_retention import retention  # noqa: E402
 from privacy_hub.cli_staff import staff  # noqa: E402
 
 main.add_command(staff)
+main.add_command(retention)

@@ -30,7 +30,7 @@ from sqlalchemy import CursorResult, or_, select, update
 
 from audit.clock import utcnow
 from privacy_hub.db import transaction
-from privacy_hub.jobs import mail, outbox, retention
+from privacy_hub.jobs import inactivity, mail, outbox, retention
 from privacy_hub.jobs.backoff import backoff_delay
 from privacy_hub.jobs.handler import ClaimedJob, JobCancelled, JobFailed
 from privacy_hub.jobs.kinds import HANDLERS
@@ -171,6 +171,7 @@ class Worker:
         """Work no job asks for: purge the proof of consents whose retention ended
         (R-CREC-06; idempotent, so any number of workers may do it). Returns how much
         was purged; a failure is logged, and tried again next time."""
+        inactivity.housekeeping(self.hub, self.clock(), worker=self.name)  # R-RET-02, guarded
         try:
             return retention.purge_consent_proof(self.hub, self.clock())
         except Exception as exc:
