@@ -10,7 +10,10 @@ spaces, ``recorded_at`` as RFC 3339 UTC with microseconds, ``details`` the store
 JSON text). The 0x00 prefix is RFC 6962's leaf domain separator, kept so that a Merkle
 layer can be added later without ambiguity (shared/research/crypto-audit.md, B.1, B.4).
 
-Checkpoints sign a C2SP tlog-checkpoint style note: origin, size, base64 hash, time.
+Checkpoints sign a C2SP tlog-checkpoint style note: origin, size, base64 hash, time. The
+checkpoint that anchors a pruned chain signs the same note under another origin
+(``prune_message``), so that only the key holder can declare where the kept chain starts:
+an ordinary checkpoint never stands in for one (audit/prune.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import NamedTuple
 
 GENESIS_HASH = "0" * 64
 CHECKPOINT_ORIGIN = "privacy-hub/audit"
+#: the origin of the note that anchors a pruned chain: "entries up to seq were pruned"
+PRUNE_ORIGIN = "privacy-hub/audit/pruned"
 
 _LEAF_PREFIX = b"\x00"
 # One encoder, built once: json.dumps() with options builds a new one on every call,
@@ -78,8 +83,18 @@ def entry_hash(
 
 def checkpoint_message(seq: int, hash: str, signed_at: datetime) -> bytes:
     """The note a checkpoint signs: origin, chain size, base64 head hash, time."""
+    return _note(CHECKPOINT_ORIGIN, seq, hash, signed_at)
+
+
+def prune_message(seq: int, hash: str, signed_at: datetime) -> bytes:
+    """The note that anchors a pruned chain: entries up to ``seq`` (whose hash is ``hash``)
+    were pruned at ``signed_at``; the kept chain goes on from ``seq + 1``."""
+    return _note(PRUNE_ORIGIN, seq, hash, signed_at)
+
+
+def _note(origin: str, seq: int, hash: str, signed_at: datetime) -> bytes:
     root = base64.b64encode(_hash_bytes(hash)).decode("ascii")
-    return f"{CHECKPOINT_ORIGIN}\n{seq}\n{root}\n{format_time(signed_at)}\n".encode()
+    return f"{origin}\n{seq}\n{root}\n{format_time(signed_at)}\n".encode()
 
 
 class Link(NamedTuple):
@@ -129,13 +144,15 @@ class Break:
 class ChainWalker:
     """Checks links fed in seq order: density from 1, back-links, hashes, time order.
 
-    Streaming, so a verifier can read the chain in batches of any size.
+    Streaming, so a verifier can read the chain in batches of any size. A pruned chain is
+    walked from its anchor: ``start_seq`` and ``start_hash`` are the seq and hash of the
+    last pruned entry, taken from the signed checkpoint that anchors the kept chain.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, start_seq: int = 0, start_hash: str = GENESIS_HASH) -> None:
         self.count = 0
-        self.last_seq = 0
-        self.last_hash = GENESIS_HASH
+        self.last_seq = start_seq
+        self.last_hash = start_hash
         self._last_time: datetime | None = None
 
     def feed(self, link: Link) -> Break | None:

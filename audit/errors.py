@@ -17,3 +17,13 @@ class PersonalDataInAudit(InvalidAuditEntry):
 
 class AuditNotInstalled(AuditError):
     """record() on a session whose factory was never passed to audit.install()."""
+
+
+class AuditChainBroken(AuditError):
+    """prune() found the chain it would cut does not verify: nothing is pruned, and nothing
+    is signed over it. ``seq`` and ``problem`` name seqs and key ids only."""
+
+    def __init__(self, seq: int | None, problem: str) -> None:
+        super().__init__(f"the audit chain does not verify: {problem}")
+        self.seq = seq
+        self.problem = problem

@@ -40,6 +40,11 @@ class CheckpointSigner:
         if not 0 < len(self.key_id) <= 64:
             raise ValueError("a checkpoint key id is 1 to 64 characters")
 
+    def sign(self, message: bytes) -> str:
+        """The signature of ``message``, base64url without padding, as in JWS."""
+        signature = self.private_key.sign(message)
+        return base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii")
+
 
 @dataclass(frozen=True)
 class Checkpoints:
@@ -131,14 +136,12 @@ def _checkpoint(
     )
     if not (crossed or stale):
         return None
-    message = checkpoint_message(last.seq, last.hash, recorded_at)
-    signature = signer.private_key.sign(message)
     return {
         "seq": last.seq,
         "hash": last.hash,
         "signed_at": recorded_at,
         "key_id": signer.key_id,
-        "signature": base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii"),
+        "signature": signer.sign(checkpoint_message(last.seq, last.hash, recorded_at)),
     }
 
 

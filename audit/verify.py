@@ -1,39 +1,41 @@
-"""Recomputing the chain and checking its signed checkpoints; exporting checkpoints.
+"""Recomputing the chain and checking its signed checkpoints.
 
 The verifier streams the entries in seq order in batches (keyset pages, so memory stays
 flat however long the log is) and names the first seq that is wrong. The head row and
 the checkpoints catch what a chain alone cannot: entries cut from the end, and a chain
 rewritten with fresh hashes after a checkpoint was signed (crypto-audit.md, B.4).
+
+A pruned chain (audit/prune.py) is verified from its anchor: the checkpoint below its
+first entry signed as a prune note, whose hash the first kept entry must chain to. With
+no such anchor the chain must start at entry 1, as before any prune.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import NamedTuple
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audit.chain import ChainWalker, Link, checkpoint_message
-from audit.clock import rfc3339
+from audit.chain import ChainWalker, Link
+from audit.checkpoints import (
+    CHECKPOINT_COLUMNS,
+    Checkpoint,
+    Failed,
+    check_signature,
+    checkpoints_between,
+    find_anchor,
+    kept_from,
+)
 from audit.models import AuditBase, AuditCheckpoint, AuditEntry, AuditHead
 
 _ENTRIES = AuditBase.metadata.tables["audit_entries"]
 _ENTRY_COLUMNS = tuple(_ENTRIES.c[name] for name in Link._fields)
-_CHECKPOINT_COLUMNS = (
-    AuditCheckpoint.seq,
-    AuditCheckpoint.hash,
-    AuditCheckpoint.signed_at,
-    AuditCheckpoint.key_id,
-    AuditCheckpoint.signature,
-)
+#: verifications started again when a prune committed while one ran (see verify_chain)
+_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -47,21 +49,11 @@ class VerifyReport:
     first_bad_seq: int | None
     problem: str | None
     checkpoints_verified: int
-
-
-class _Checkpoint(NamedTuple):
-    seq: int
-    hash: str
-    signed_at: datetime
-    key_id: str
-    signature: str
-
-
-class _Failed(Exception):
-    def __init__(self, seq: int | None, problem: str) -> None:
-        super().__init__(problem)
-        self.seq = seq
-        self.problem = problem
+    #: the first stored entry (None when none is stored)
+    first_seq: int | None = None
+    #: entries below this seq were pruned; the signed prune anchor is at this seq - 1
+    #: (None: nothing was pruned)
+    pruned_below_seq: int | None = None
 
 
 def verify_chain(
@@ -70,41 +62,87 @@ def verify_chain(
     """Recompute every hash, check density, the head and every checkpoint's signature.
 
     Entries appended while this runs (beyond the head read at the start) are left for the
-    next run, so verification can run beside live writers.
+    next run, so verification can run beside live writers. A prune that commits while it
+    runs (each statement may see a newer state: PostgreSQL's read sessions autocommit)
+    would look like entries missing at the start: a failed run whose chain now starts
+    further on is run again on the pruned chain, which must then verify on its own.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    report, start = _verify_once(session, public_keys, batch_size)
+    for _ in range(_RETRIES):
+        if report.ok or not _pruned_since(session, start):
+            break
+        report, start = _verify_once(session, public_keys, batch_size)
+    return report
+
+
+def _verify_once(
+    session: Session, public_keys: Mapping[str, Ed25519PublicKey], batch_size: int
+) -> tuple[VerifyReport, int | None]:
     row = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
     head = None if row is None else (int(row.seq), str(row.hash))
-    progress = _Progress()
-    failure: _Failed | None = None
+    start = kept_from(session)
+    progress = Progress(first_seq=start)
+    failure: Failed | None = None
     try:
-        _walk(session, progress, public_keys, None if head is None else head[0], batch_size)
+        if start is not None and start > 1:
+            start_at_anchor(session, progress, start, public_keys)
+        walk(session, progress, public_keys, None if head is None else head[0], batch_size)
         if head is not None:
             _check_head(progress.walker, *head)
         _check_tail(session, progress.walker, public_keys)
-    except _Failed as failed:
+    except Failed as failed:
         failure = failed
-    return _report(progress, head, failure)
+    return _report(progress, head, failure), start
+
+
+def _pruned_since(session: Session, start: int | None) -> bool:
+    now = kept_from(session)
+    return start is not None and now is not None and now > start
+
+
+def start_at_anchor(session: Session, progress: Progress, start: int,
+                    public_keys: Mapping[str, Ed25519PublicKey]) -> None:
+    """Start the walk from the signed prune anchor below ``start``: there must be one."""
+    anchor = find_anchor(session, start, public_keys)
+    if anchor is None:
+        raise Failed(1, f"entry 1 missing (no signed prune checkpoint anchors the chain "
+                        f"kept from entry {start})")
+    progress.walker = ChainWalker(anchor.seq, anchor.hash)
+    progress.anchor = anchor.seq
+    progress.checkpoints += 1
 
 
 @dataclass
-class _Progress:
+class Progress:
+    """A walk so far: the walker, checkpoints verified, and where the walk started."""
+
     walker: ChainWalker = field(default_factory=ChainWalker)
     checkpoints: int = 0
+    #: the first stored entry (the seq after the head when every entry was pruned)
+    first_seq: int | None = None
+    #: the seq of the prune anchor the walk started from (None: from genesis)
+    anchor: int | None = None
+    #: a seq whose hash to keep as the walk passes it (audit/prune.py), and that hash
+    watch: int | None = None
+    watched_hash: str | None = None
 
 
-def _walk(
+
+def walk(
     session: Session,
-    progress: _Progress,
+    progress: Progress,
     public_keys: Mapping[str, Ed25519PublicKey],
     upto: int | None,
     batch_size: int,
 ) -> None:
+    """Feed the stored entries after the walk's start (up to ``upto``) to its walker and
+    check each checkpoint on the way against its entry; raise Failed at the first fault."""
     # Core rows from the connection the session uses for these tables: the ORM's row
     # loading would cost a quarter of the time, and the entries are only read.
     connection = session.connection(bind_arguments={"mapper": AuditEntry})
-    after: int | None = None
+    after = progress.anchor
     while True:
         stmt = select(*_ENTRY_COLUMNS).order_by(_ENTRIES.c.seq).limit(batch_size)
         if after is not None:
@@ -115,12 +153,14 @@ def _walk(
         if not rows:
             return
         last = int(rows[-1].seq)
-        checkpoints = deque(_checkpoints_between(session, after, last))
+        checkpoints = deque(checkpoints_between(session, after, last))
         for row in rows:
             link = Link(*row)
             found = progress.walker.feed(link)
             if found is not None:
-                raise _Failed(found.seq, found.problem)
+                raise Failed(found.seq, found.problem)
+            if link.seq == progress.watch:
+                progress.watched_hash = link.hash
             while checkpoints and checkpoints[0].seq <= link.seq:
                 _check_checkpoint(checkpoints.popleft(), link, public_keys)
                 progress.checkpoints += 1
@@ -129,44 +169,25 @@ def _walk(
             return
 
 
-def _checkpoints_between(session: Session, after: int | None, upto: int) -> list[_Checkpoint]:
-    stmt = select(*_CHECKPOINT_COLUMNS).where(AuditCheckpoint.seq <= upto)
-    if after is not None:
-        stmt = stmt.where(AuditCheckpoint.seq > after)
-    return [_Checkpoint(*row) for row in session.execute(stmt.order_by(AuditCheckpoint.seq))]
-
 
 def _check_checkpoint(
-    checkpoint: _Checkpoint, link: Link, public_keys: Mapping[str, Ed25519PublicKey]
+    checkpoint: Checkpoint, link: Link, public_keys: Mapping[str, Ed25519PublicKey]
 ) -> None:
-    _check_signature(checkpoint, public_keys)
+    check_signature(checkpoint, public_keys)
     if checkpoint.seq != link.seq:
-        raise _Failed(checkpoint.seq, f"checkpoint at {checkpoint.seq}: no such entry")
+        raise Failed(checkpoint.seq, f"checkpoint at {checkpoint.seq}: no such entry")
     if checkpoint.hash != link.hash:
-        raise _Failed(
+        raise Failed(
             checkpoint.seq, f"checkpoint at {checkpoint.seq}: hash does not match the chain"
         )
-
-
-def _check_signature(checkpoint: _Checkpoint, public_keys: Mapping[str, Ed25519PublicKey]) -> None:
-    where = f"checkpoint at {checkpoint.seq}"
-    key = public_keys.get(checkpoint.key_id)
-    if key is None:
-        raise _Failed(checkpoint.seq, f"{where}: unknown key {checkpoint.key_id!r}")
-    try:
-        signature = _b64url_decode(checkpoint.signature)
-        message = checkpoint_message(checkpoint.seq, checkpoint.hash, checkpoint.signed_at)
-        key.verify(signature, message)
-    except (InvalidSignature, ValueError, TypeError):
-        raise _Failed(checkpoint.seq, f"{where}: bad signature") from None
 
 
 def _check_head(walker: ChainWalker, head_seq: int, head_hash: str) -> None:
     if walker.last_seq < head_seq:
         missing = walker.last_seq + 1
-        raise _Failed(missing, f"entry {missing} missing (the head is at {head_seq})")
+        raise Failed(missing, f"entry {missing} missing (the head is at {head_seq})")
     if walker.last_hash != head_hash:
-        raise _Failed(head_seq or None, f"the head does not match the hash of entry {head_seq}")
+        raise Failed(head_seq or None, f"the head does not match the hash of entry {head_seq}")
 
 
 def _check_tail(
@@ -183,29 +204,31 @@ def _check_tail(
     ).one()
     if max_entry is not None:
         if head_now is None:
-            raise _Failed(None, "the audit head is missing")
+            raise Failed(None, "the audit head is missing")
         if max_entry > head_now:
-            raise _Failed(head_now + 1, f"entry {head_now + 1} is beyond the head")
-    last = max_entry or 0
+            raise Failed(head_now + 1, f"entry {head_now + 1} is beyond the head")
+    # Every entry pruned: the chain ends at its anchor, and the head with it.
+    last = max(max_entry or 0, walker.last_seq)
     if max_checkpoint is not None and max_checkpoint > last:
         row = session.execute(
-            select(*_CHECKPOINT_COLUMNS)
+            select(*CHECKPOINT_COLUMNS)
             .where(AuditCheckpoint.seq > last)
             .order_by(AuditCheckpoint.seq)
             .limit(1)
         ).one()
-        checkpoint = _Checkpoint(*row)
-        _check_signature(checkpoint, public_keys)
-        raise _Failed(
+        checkpoint = Checkpoint(*row)
+        check_signature(checkpoint, public_keys)
+        raise Failed(
             last + 1, f"entry {last + 1} missing (checkpoint at {checkpoint.seq} covers it)"
         )
 
 
 def _report(
-    progress: _Progress, head: tuple[int, str] | None, failure: _Failed | None
+    progress: Progress, head: tuple[int, str] | None, failure: Failed | None
 ) -> VerifyReport:
     walker = progress.walker
     head_seq, head_hash = head if head is not None else (walker.last_seq, walker.last_hash)
+    first = progress.first_seq
     return VerifyReport(
         ok=failure is None,
         entries=walker.count,
@@ -214,31 +237,6 @@ def _report(
         first_bad_seq=None if failure is None else failure.seq,
         problem=None if failure is None else failure.problem,
         checkpoints_verified=progress.checkpoints,
+        first_seq=first if first is not None and first <= head_seq else None,
+        pruned_below_seq=None if progress.anchor is None else progress.anchor + 1,
     )
-
-
-def _b64url_decode(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except binascii.Error as exc:
-        raise ValueError("not base64url") from exc
-
-
-def export_checkpoints(session: Session) -> list[dict[str, object]]:
-    """Every checkpoint with its signed note, oldest first, to be kept outside this database."""
-    rows = session.execute(select(*_CHECKPOINT_COLUMNS).order_by(AuditCheckpoint.seq))
-    exported: list[dict[str, object]] = []
-    for row in rows:
-        checkpoint = _Checkpoint(*row)
-        note = checkpoint_message(checkpoint.seq, checkpoint.hash, checkpoint.signed_at)
-        exported.append(
-            {
-                "seq": checkpoint.seq,
-                "hash": checkpoint.hash,
-                "signed_at": rfc3339(checkpoint.signed_at),
-                "key_id": checkpoint.key_id,
-                "signature": checkpoint.signature,
-                "note": note.decode("utf-8"),
-            }
-        )
-    return exported

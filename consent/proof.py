@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Table, and_, exists, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 import audit
@@ -183,6 +183,11 @@ def purge_due(session: Session, now: datetime, cutoff: datetime, *, actor: audit
                          details={"purpose": purpose, "events": count, "reason": RETENTION,
                                   "retention_days": retention_days})
     return purged
+
+
+def count_due(session: Session, cutoff: datetime) -> int:
+    """How many evidence rows ``purge_due`` would purge for ``cutoff`` (a dry run)."""
+    return int(session.scalar(select(func.count()).select_from(_due(cutoff).subquery())) or 0)
 
 
 def purge_customer(session: Session, customer_id: str, now: datetime, *,

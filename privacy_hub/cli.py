@@ -286,6 +286,9 @@ def audit_verify() -> None:
     click.echo(f"entries: {report['entries']}")
     click.echo(f"head: seq={report['head']['seq']} hash={report['head']['hash']}")
     click.echo(f"checkpoints verified: {report['checkpoints_verified']}")
+    if report["pruned_below_seq"] is not None:
+        click.echo(f"pruned: entries below seq {report['pruned_below_seq']} (the kept chain "
+                   "starts at a signed checkpoint)")
     if report["ok"]:
         click.echo("ok: the chain is intact")
         return

@@ -77,6 +77,18 @@ class Settings:
     # R-RET-02: a customer with no purchase, sign-in, consent decision or request for
     # inactivity_days is erased (privacy_hub/usecases/inactivity.py), after a mail
     # inactivity_notice_days before that lets them keep their account.
+    #: R-RET-01: how long each store keeps what it holds (privacy_hub/retention/policies.py
+    #: says from when, why, and what happens at the end); days
+    retention_audit_days: int = 6 * 365
+    retention_requests_days: int = 3 * 365
+    retention_exports_days: int = 30
+    retention_tokens_days: int = 7
+    retention_outbox_days: int = 90
+    retention_check_log_days: int = 365
+    retention_idempotency_days: int = 7
+    retention_banner_choices_days: int = 3 * 365
+    #: rows one transaction of the retention pass deletes at most (a short write lock)
+    retention_batch_size: int = 500
     testing: bool = False
 
     @property
@@ -138,7 +150,7 @@ class Settings:
             inactivity_days=_int(env, "PRIVACY_HUB_INACTIVITY_DAYS", 3 * 365, minimum=1),
             inactivity_notice_days=_int(env, "PRIVACY_HUB_INACTIVITY_NOTICE_DAYS", 30,
                                         minimum=1),
-        ).with_(**{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
+        ).with_(**_retention(env)).with_(**{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
                    for name in ("name", "email", "address", "policy_url", "jurisdiction")
                    if env.get(f"PRIVACY_HUB_CONTROLLER_{name.upper()}")})
 
@@ -202,6 +214,25 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+#: R-RET-01: the Settings field of each PRIVACY_HUB_RETENTION_<STORE>_DAYS variable
+RETENTION_VARIABLES = {
+    "retention_audit_days": "PRIVACY_HUB_RETENTION_AUDIT_DAYS",
+    "retention_requests_days": "PRIVACY_HUB_RETENTION_REQUESTS_DAYS",
+    "retention_exports_days": "PRIVACY_HUB_RETENTION_EXPORTS_DAYS",
+    "retention_tokens_days": "PRIVACY_HUB_RETENTION_TOKENS_DAYS",
+    "retention_outbox_days": "PRIVACY_HUB_RETENTION_OUTBOX_DAYS",
+    "retention_check_log_days": "PRIVACY_HUB_RETENTION_CHECK_LOG_DAYS",
+    "retention_idempotency_days": "PRIVACY_HUB_RETENTION_IDEMPOTENCY_DAYS",
+    "retention_banner_choices_days": "PRIVACY_HUB_RETENTION_BANNER_CHOICES_DAYS",
+    "retention_batch_size": "PRIVACY_HUB_RETENTION_BATCH_SIZE",
+}
+
+
+def _retention(env: Mapping[str, str]) -> dict[str, int]:
+    return {name: _int(env, variable, int(getattr(Settings, name)), minimum=1)
+            for name, variable in RETENTION_VARIABLES.items()}
 
 
 def _colour(env: Mapping[str, str], name: str, default: str) -> str:

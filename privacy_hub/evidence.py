@@ -322,6 +322,13 @@ def _verify(session: Session, rows: Sequence[audit.AuditEntry]) -> dict[int, dic
         known.update({seq: (prev, own) for seq, prev, own in session.execute(
             select(audit.AuditEntry.seq, audit.AuditEntry.prev_hash, audit.AuditEntry.hash)
             .where(audit.AuditEntry.seq.in_(chunk)))})
+    # The first entry kept after a prune: its predecessor is the signed checkpoint (the
+    # prune note) at seq - 1, which GET /api/v1/audit/verify checks with its signature.
+    missing = [e.seq - 1 for e in rows if e.seq > 1 and e.seq - 1 not in known]
+    if missing:
+        known.update({seq: ("", own) for seq, own in session.execute(
+            select(audit.AuditCheckpoint.seq, audit.AuditCheckpoint.hash)
+            .where(audit.AuditCheckpoint.seq.in_(missing[:_IN_CHUNK])))})
     out = {}
     for e in rows:
         try:

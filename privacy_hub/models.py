@@ -1,4 +1,5 @@
-"""Tables owned by the application layer itself: registered systems and idempotency records."""
+"""Tables owned by the application layer itself: registered systems, idempotency records,
+exports, sign-in links, staff, and when scheduled work last ran."""
 
 from __future__ import annotations
 
@@ -111,3 +112,15 @@ class StaffMember(AppBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ScheduledRun(AppBase):
+    """When a piece of scheduled work (the daily retention pass) last started and ended,
+    so that any number of workers, and their restarts, run it once per period: a worker
+    runs it only if its conditional update of ``started_at`` wins (no personal data)."""
+
+    __tablename__ = "scheduled_runs"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -18,6 +18,7 @@ from privacy_hub.api import (
     processing,
     purposes,
     requests,
+    retention,
     ropa,
     systems,
     tcf,
@@ -109,7 +110,7 @@ def init_app(app: Flask) -> Api:
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
     })
     for module in (customers, consents, tcf, gate, purposes, requests, processing, systems,
-                   audit_log, evidence, webhooks, ropa, visitors):
+                   audit_log, evidence, webhooks, ropa, retention, visitors):
         api.register_blueprint(module.blp)
     _document_problems(api)
     app.register_blueprint(ropa.well_known)

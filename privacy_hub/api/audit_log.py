@@ -65,6 +65,16 @@ class VerifySchema(ma.Schema):
     first_bad_seq = ma.fields.Integer(allow_none=True)
     problem = ma.fields.String(allow_none=True)
     checkpoints_verified = ma.fields.Integer()
+    first_seq = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "The first entry kept: 1 unless older entries were pruned "
+                                 "under the retention rule; null when no entry is kept."})
+    pruned_below_seq = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "Entries below this seq were pruned under the retention "
+                                 "rule (R-RET-01); the kept chain is verified from the "
+                                 "checkpoint signed at this seq minus one. Null when none "
+                                 "was pruned."})
 
 
 @blp.route("")
@@ -98,5 +108,8 @@ class AuditVerify(MethodView):
     @require("audit:read")
     @blp.response(200, VerifySchema)
     def get(self) -> dict[str, Any]:
-        """Recompute the hash chain and check the signed checkpoints."""
+        """Recompute the hash chain and check the signed checkpoints.
+
+        Entries pruned under the retention rule are gone: the kept chain is verified from
+        the checkpoint signed where they were cut (see ``pruned_below_seq``)."""
         return accountability.verify_audit_chain(hub(), db())

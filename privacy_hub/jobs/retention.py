@@ -1,6 +1,7 @@
 """Scheduled jobs: end of legal retention, export deletion, DPO deadline reminders, the
-end of proof of consent (run by every worker's loop, ``Worker.housekeeping``), and the kind
-of the job that closes unidentified requests (privacy_hub/jobs/unidentified.py)."""
+end of proof of consent (a sweep of the daily retention pass, which every worker's
+``Worker.housekeeping`` starts when it is due), and the kind of the job that closes
+unidentified requests (privacy_hub/jobs/unidentified.py)."""
 
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ def purge_retained(context: JobContext, _job: ClaimedJob, _payload: dict[str, An
                                          actor=audit.Actor("job", "retention"))
 
 
-def purge_consent_proof(hub: Hub, now: datetime) -> int:
+def purge_consent_proof(hub: Hub, now: datetime, *, batch: int = 500) -> int:
     """R-CREC-06: purge the evidence of consents that ended more than
     PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS before ``now`` (and any left of erased
     customers), in batches of a transaction each; each purge audited with counts.
-    Returns how many were purged."""
+    Returns how many were purged. (A sweep of the retention pass:
+    privacy_hub/retention/stores.py.)"""
     days = hub.settings.consent_proof_retention_days
     cutoff = now - timedelta(days=days)
     actor = audit.Actor("job", "retention")
@@ -48,13 +50,10 @@ def purge_consent_proof(hub: Hub, now: datetime) -> int:
     while True:
         with transaction(hub.sessions) as session:
             done = proof.purge_due(session, now, cutoff, actor=actor, retention_days=days,
-                                   limit=_PURGE_BATCH)
+                                   limit=batch)
         total += done
-        if done < _PURGE_BATCH:
+        if done < batch:
             return total
-
-
-_PURGE_BATCH = 500
 
 
 def delete_exports(context: JobContext, _job: ClaimedJob, _payload: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy import CursorResult, or_, select, update
 
 from audit.clock import utcnow
 from privacy_hub.db import transaction
-from privacy_hub.jobs import inactivity, mail, outbox, retention
+from privacy_hub.jobs import inactivity, mail, outbox
 from privacy_hub.jobs.backoff import backoff_delay
 from privacy_hub.jobs.handler import ClaimedJob, JobCancelled, JobFailed
 from privacy_hub.jobs.kinds import HANDLERS
@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 
 #: an attempt never outlives half its lease, so a live worker keeps its jobs
 ATTEMPT_TIMEOUT = 10.0
-#: seconds between a running worker's housekeeping (retention of proof of consent)
-HOUSEKEEPING_INTERVAL = 6 * 3600.0
+#: seconds between a running worker's housekeeping: a look whether the daily retention
+#: pass is due (one conditional update), so it runs within the hour after it is
+HOUSEKEEPING_INTERVAL = 3600.0
 INTERRUPTED = "interrupted (the worker stopped during the attempt)"
 
 
@@ -167,17 +168,20 @@ class Worker:
             done += 1
         return done
 
-    def housekeeping(self) -> int:
-        """Work no job asks for: purge the proof of consents whose retention ended
-        (R-CREC-06; idempotent, so any number of workers may do it). Returns how much
-        was purged; a failure is logged, and tried again next time."""
+    def housekeeping(self) -> dict[str, int] | None:
+        """Work no job asks for: the daily retention pass (R-RET-01, the proof of consent
+        among it, R-CREC-06) when a day has passed since the last one began on any worker.
+        Returns its counts per store, or None when it was not due or failed (logged;
+        tried again next time)."""
+        from privacy_hub.usecases.retention import run_if_due
+
         inactivity.housekeeping(self.hub, self.clock(), worker=self.name)  # R-RET-02, guarded
         try:
-            return retention.purge_consent_proof(self.hub, self.clock())
+            return run_if_due(self.hub, self.clock())
         except Exception as exc:
             log.error("worker %s: %s in housekeeping; trying again later", self.name,
                       type(exc).__name__)
-            return 0
+            return None
 
     def run(self, stop: threading.Event, *, poll_interval: float = 1.0) -> None:
         """Run jobs as they fall due until ``stop`` is set; the current job is finished.

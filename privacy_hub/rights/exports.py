@@ -23,7 +23,7 @@ from typing import Any
 
 import jinja2
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 import audit
@@ -39,7 +39,12 @@ from privacy_hub.vault import crypto, tc_strings
 from privacy_hub.vault.models import CustomerEvent
 
 LINK_TTL = timedelta(days=7)
-KEEP_FOR = timedelta(days=30)
+#: the file is deleted this long after it was made (PRIVACY_HUB_RETENTION_EXPORTS_DAYS;
+#: privacy_hub/retention/policies.py)
+def keep_for(hub: Hub) -> timedelta:
+    return timedelta(days=hub.settings.retention_exports_days)
+
+
 EXPORT_DELETE = "export_delete"
 RIGHTS = {
     "access": "Art. 15: a copy of your data and this information, free of charge",
@@ -247,12 +252,13 @@ class Exports:
             fh.flush()
             os.fsync(fh.fileno())
         now = utcnow()
+        delete_at = now + keep_for(self.hub)
         session.merge(ExportFile(
             request_id=request_id, customer_id=customer_id, file=name,
             wrapped_key=crypto.wrap(self._app_aead(session), key, f"export-key|{request_id}".encode()),
             size=len(archive), created_at=now, link_expires_at=now + LINK_TTL,
-            delete_at=now + KEEP_FOR, deleted_at=None))
-        outbox.enqueue(session, EXPORT_DELETE, {"request_id": request_id}, run_at=now + KEEP_FOR)
+            delete_at=delete_at, deleted_at=None))
+        outbox.enqueue(session, EXPORT_DELETE, {"request_id": request_id}, run_at=delete_at)
         outbox.enqueue_mail(session, template="request_completed", customer_id=customer_id,
                             data={"request_id": request_id, "expires_at": rfc3339(now + LINK_TTL)},
                             secrets={"link": self.link(session, request_id, now + LINK_TTL)})
@@ -270,10 +276,13 @@ class Exports:
         blob = (self._folder() / row.file).read_bytes()
         return crypto.unwrap(AESGCM(key), blob, f"export|{request_id}".encode())
 
-    def delete_due(self, session: Session, now: datetime) -> int:
-        """Delete the exports past their retention (file and key); how many."""
-        due = session.scalars(select(ExportFile).where(ExportFile.delete_at <= now,
-                                                       ExportFile.deleted_at.is_(None))).all()
+    def delete_due(self, session: Session, now: datetime, *, limit: int | None = None) -> int:
+        """Delete the exports past their retention (file and key), at most ``limit``; how
+        many. An export made before the period was shortened goes when the new one ends."""
+        due = session.scalars(select(ExportFile).where(
+            ExportFile.deleted_at.is_(None),
+            or_(ExportFile.delete_at <= now, ExportFile.created_at <= now - keep_for(self.hub)))
+            .order_by(ExportFile.request_id).limit(limit)).all()
         for row in due:
             (self._folder() / row.file).unlink(missing_ok=True)
             row.deleted_at = now

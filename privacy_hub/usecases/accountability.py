@@ -19,9 +19,11 @@ from consent import purposes as registry
 from privacy_hub import evidence
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
+from privacy_hub.retention.policies import purpose_retention
 from privacy_hub.usecases import rights_record, suppression
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
+from privacy_hub.usecases.retention import current_policies
 
 SECURITY_MEASURES = (
     "Field-level AES-256-GCM encryption under one key per customer, keys wrapped under "
@@ -78,6 +80,7 @@ def verify_audit_chain(hub: Hub, session: Session) -> dict[str, Any]:
             "head": {"seq": report.head_seq, "hash": report.head_hash},
             "first_bad_seq": report.first_bad_seq, "problem": report.problem,
             "checkpoints_verified": report.checkpoints_verified,
+            "first_seq": report.first_seq, "pruned_below_seq": report.pruned_below_seq,
             "last_checkpoint": None if last is None else {
                 "seq": last.seq, "signed_at": rfc3339(last.signed_at), "key_id": last.key_id}}
 
@@ -111,6 +114,7 @@ def evidence_pack(hub: Hub, session: Session, customer_id: str, purpose: str, *,
 def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
     """The Art. 30(1) record, generated from the purpose and system registries."""
     systems = {s.name for s in session.scalars(select(System))}
+    retention = current_policies(hub, session)  # R-RET-01: the one retention table
     items = []
     for p in registry.all_purposes(session):
         items.append({
@@ -125,7 +129,7 @@ def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
             "recipients": list(p.recipients),
             "internal_systems": sorted(r for r in p.recipients if r in systems),
             "third_country_transfers": "none",
-            "retention": f"{p.retention_days} days",
+            "retention": purpose_retention(retention, p.key),
             "security_measures": SECURITY_MEASURES,
             "consent_proof_retention": consent_proof_retention(hub, p.needs_consent),
         })
@@ -133,6 +137,7 @@ def records_of_processing(hub: Hub, session: Session) -> dict[str, Any]:
     return {"controller": hub.settings.controller, "generated_at": rfc3339(utcnow()),
             "activities": items,
             "consent_proof_retention_days": hub.settings.consent_proof_retention_days,
+            "retention_policies": [r.public() for r in retention],
             "data_subject_requests": rights_record.request_handling(hub.working_days)}
 
 

@@ -49,8 +49,11 @@ def audit_log(client: FlaskClient, auth: dict[str, str], **params: str) -> list[
 
 
 def housekeeping_at(hub: Hub, when: datetime) -> int:
-    """The workers' retention housekeeping, run as if it were ``when``."""
-    return Worker(hub, clock=lambda: when).housekeeping()
+    """The workers' retention housekeeping (the daily pass), run as if it were ``when``:
+    how much evidence it purged."""
+    counts = Worker(hub, clock=lambda: when).housekeeping()
+    assert counts is not None, "the daily retention pass did not run"
+    return counts["consent_evidence"]
 
 
 def test_evidence_is_sealed_apart_under_the_customers_key_and_named_by_its_hash(
@@ -228,7 +231,7 @@ def test_a_running_worker_does_the_retention_housekeeping(
     seen: list[datetime] = []
     when = datetime(2031, 5, 17, 12, 0, tzinfo=UTC)
 
-    def purge(h: Hub, now: datetime) -> int:
+    def purge(h: Hub, now: datetime, **_: Any) -> int:
         assert h is hub
         seen.append(now)
         ran.set()

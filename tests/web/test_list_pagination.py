@@ -29,6 +29,7 @@ KNOWN_LISTS = {
     "/api/v1/webhooks/deliveries", "/api/v1/customers/{customer_id}/consents",
     "/api/v1/customers/{customer_id}/consents/history",
     "/api/v1/customers/{customer_id}/statements", "/api/v1/customers/{customer_id}/tcf/history",
+    "/api/v1/retention-policies",
 }
 
 

@@ -1,0 +1,233 @@
+"""The sweeps of the retention pass: for each store, what has run out at ``now``, deleted
+in batches of at most ``batch`` rows, each batch its own short transaction (the write
+lock is never held long), or only counted (``dry_run``). Each returns how many went.
+
+The periods come from privacy_hub/retention/policies.py through the settings and the
+purpose registry; privacy_hub/usecases/retention.py runs the sweeps and audits the pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+import audit
+from audit.models import AuditCheckpoint, AuditEntry
+from consent import proof
+from consent.models import BannerChoice, ConfirmationToken, ConsentCheck
+from dsar.models import DataSubjectRequest, RequestHistory, RequestSystem, VerificationToken
+from dsar.workflow import FINAL
+from privacy_hub.db import transaction
+from privacy_hub.jobs import outbox
+from privacy_hub.jobs.mail import OUTBOX_FOLDER
+from privacy_hub.jobs.outbox import OutboxJob
+from privacy_hub.models import ExportFile, IdempotencyRecord, SignInLink
+from privacy_hub.rights.exports import Exports
+from privacy_hub.vault.models import CustomerEvent, RetainedRecord
+
+if TYPE_CHECKING:
+    from privacy_hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+ACTOR = audit.Actor("job", "retention")
+
+
+def _days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+def sweep(hub: Hub, table: Any, where: ColumnElement[bool], *, dry_run: bool,
+          batch: int) -> int:
+    """Delete the rows of ``table`` (a mapped class) matching ``where``, a batch per
+    transaction; or count them."""
+    t: Table = table.__table__
+    keys = list(t.primary_key.columns)
+    if dry_run:
+        with hub.read_sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(t).where(where)) or 0)
+    total = 0
+    while True:
+        with transaction(hub.sessions) as session:
+            found = session.execute(select(*keys).where(where).limit(batch)).all()
+            if found:
+                match = (keys[0].in_([row[0] for row in found]) if len(keys) == 1
+                         else tuple_(*keys).in_([tuple(row) for row in found]))
+                session.execute(delete(t).where(match))
+        total += len(found)
+        if len(found) < batch:
+            return total
+
+
+def customer_events(hub: Hub, now: datetime, purposes: dict[str, int], *, dry_run: bool,
+                    batch: int) -> int:
+    """Events whose purpose's retention ran out after they occurred (an event of a purpose
+    not in the registry is kept: no period is known for it)."""
+    return sum(sweep(hub, CustomerEvent, and_(CustomerEvent.purpose == key,
+                                              CustomerEvent.occurred_at <= now - _days(days)),
+                     dry_run=dry_run, batch=batch)
+               for key, days in sorted(purposes.items()))
+
+
+def legal_retention(hub: Hub, now: datetime, *, dry_run: bool) -> int:
+    """Data kept under a legal duty whose hold ended (the retention_purge job does it at
+    the end of each hold; this catches a job that never ran)."""
+    if dry_run:
+        with hub.read_sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(RetainedRecord)
+                                      .where(RetainedRecord.hold_until <= now)) or 0)
+    with transaction(hub.sessions) as session:
+        return hub.vault.purge_retained(session, now, actor=ACTOR)
+
+
+def consent_evidence(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
+    """R-CREC-06: the evidence of consents that ended longer ago than its period."""
+    from privacy_hub.jobs.retention import purge_consent_proof
+
+    if not dry_run:
+        return purge_consent_proof(hub, now, batch=batch)
+    with hub.read_sessions() as session:
+        return proof.count_due(session, now - _days(hub.settings.consent_proof_retention_days))
+
+
+def dsar_records(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
+    """Requests closed longer ago than the period, with their history, the systems'
+    reports, their verification links and what is left of their export."""
+    r = DataSubjectRequest
+    closed = and_(r.status.in_([str(s) for s in FINAL]),
+                  func.coalesce(r.completed_at, r.rejected_at, r.updated_at)
+                  <= now - _days(hub.settings.retention_requests_days))
+    if dry_run:
+        with hub.read_sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(r).where(closed)) or 0)
+    total = 0
+    while True:
+        with transaction(hub.sessions) as session:
+            ids = list(session.scalars(select(r.id).where(closed).order_by(r.id).limit(batch)))
+            if ids:
+                _delete_requests(hub, session, ids)
+        total += len(ids)
+        if len(ids) < batch:
+            return total
+
+
+def _delete_requests(hub: Hub, session: Session, ids: Sequence[str]) -> None:
+    folder = hub.settings.instance_path / "exports"
+    for export in session.scalars(select(ExportFile).where(ExportFile.request_id.in_(ids),
+                                                           ExportFile.deleted_at.is_(None))):
+        (folder / export.file).unlink(missing_ok=True)
+    for table, column in ((RequestHistory, RequestHistory.request_id),
+                          (RequestSystem, RequestSystem.request_id),
+                          (VerificationToken, VerificationToken.request_id),
+                          (ExportFile, ExportFile.request_id),
+                          (DataSubjectRequest, DataSubjectRequest.id)):
+        session.execute(delete(table).where(column.in_(ids)))
+
+
+def exports(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
+    """Export files past their period (the export_delete job does it on time; this
+    catches one that never ran): file and key go, the row stays with its request."""
+    files = Exports(hub)
+    if dry_run:
+        with hub.read_sessions() as session:
+            return len(session.scalars(select(ExportFile.request_id).where(
+                ExportFile.deleted_at.is_(None),
+                or_(ExportFile.delete_at <= now, ExportFile.created_at
+                    <= now - _days(hub.settings.retention_exports_days)))).all())
+    total = 0
+    while True:
+        with transaction(hub.sessions) as session:
+            done = files.delete_due(session, now, limit=batch)
+        total += done
+        if done < batch:
+            return total
+
+
+def verification_tokens(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
+    """Single-use links a grace period after they expired or were used."""
+    cutoff = now - _days(hub.settings.retention_tokens_days)
+    return sum(sweep(hub, t, or_(t.expires_at <= cutoff, t.used_at <= cutoff),
+                     dry_run=dry_run, batch=batch)
+               for t in (VerificationToken, ConfirmationToken, SignInLink))
+
+
+def _finished_before(cutoff: datetime) -> ColumnElement[bool]:
+    j = OutboxJob
+    return or_(and_(j.status == "delivered", j.delivered_at <= cutoff),
+               and_(j.status.in_(("cancelled", "dead")), j.created_at <= cutoff))
+
+
+def outbox_jobs(hub: Hub, now: datetime, *, dry_run: bool,
+                batch: int) -> dict[str, int]:
+    """Finished background jobs past the period: webhook deliveries, mails (and the
+    embedded default's mail files), and every other kind."""
+    cutoff = now - _days(hub.settings.retention_outbox_days)
+    done = _finished_before(cutoff)
+    j = OutboxJob
+    return {
+        "webhook_deliveries": sweep(hub, j, and_(j.kind == outbox.WEBHOOK, done),
+                                    dry_run=dry_run, batch=batch),
+        "mail_outbox": sweep(hub, j, and_(j.kind == outbox.MAIL, done), dry_run=dry_run,
+                             batch=batch)
+                       + mail_files(hub.settings.instance_path / OUTBOX_FOLDER, cutoff,
+                                    dry_run=dry_run),
+        "background_jobs": sweep(hub, j, and_(j.kind.not_in((outbox.WEBHOOK, outbox.MAIL)),
+                                              done), dry_run=dry_run, batch=batch),
+    }
+
+
+def mail_files(folder: Path, cutoff: datetime, *, dry_run: bool) -> int:
+    """The embedded default's mail files written at or before ``cutoff`` (their names
+    start with the UTC time they were written: privacy_hub/jobs/mail.py)."""
+    if not folder.is_dir():
+        return 0
+    stamp = f"{cutoff:%Y%m%dT%H%M%S}"
+    old = [p for p in folder.glob("*.eml") if p.name[:15] <= stamp]
+    if not dry_run:
+        for path in old:
+            path.unlink(missing_ok=True)
+    return len(old)
+
+
+def dated(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> dict[str, int]:
+    """The stores deleted a fixed period after one date of theirs."""
+    s = hub.settings
+    return {
+        "check_log": sweep(hub, ConsentCheck,
+                           ConsentCheck.checked_at <= now - _days(s.retention_check_log_days),
+                           dry_run=dry_run, batch=batch),
+        "idempotency_records": sweep(
+            hub, IdempotencyRecord,
+            IdempotencyRecord.created_at <= now - _days(s.retention_idempotency_days),
+            dry_run=dry_run, batch=batch),
+        "banner_choices": sweep(
+            hub, BannerChoice,
+            BannerChoice.expires_at <= now - _days(s.retention_banner_choices_days),
+            dry_run=dry_run, batch=batch),
+    }
+
+
+def audit_log(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
+    """Audit entries older than the period, only below a signed checkpoint (so that the
+    rest of the chain still verifies): audit.prune does that."""
+    cutoff = now - _days(hub.settings.retention_audit_days)
+    if dry_run:
+        with hub.read_sessions() as session:
+            signed = session.scalar(select(func.max(AuditCheckpoint.seq)))
+            if signed is None:
+                return 0
+            return int(session.scalar(select(func.count()).select_from(AuditEntry).where(
+                AuditEntry.recorded_at < cutoff, AuditEntry.seq <= signed)) or 0)
+    total = 0
+    while True:
+        with transaction(hub.sessions) as session:
+            done = audit.prune(session, before=cutoff, limit=batch)
+        total += done
+        if done < batch:
+            return total
