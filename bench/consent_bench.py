@@ -171,7 +171,8 @@ def seed(env: dict[str, str], count: int, *, rng_seed: int = 7, chunk: int = 25_
 def _state(cid: str, purpose: str, status: str, version: int, at: datetime) -> dict[str, Any]:
     return {"customer_id": cid, "purpose": purpose, "status": status, "purpose_version": version,
             "granted_at": at if status == "granted" else None, "expires_at": None,
-            "source": "bench", "last_event_id": str(uuid.uuid4()), "updated_at": at}
+            "source": "bench", "last_event_id": str(uuid.uuid4()),
+            "receipt_id": str(uuid.uuid4()), "notice_version": "2026-10", "updated_at": at}
 
 
 # --------------------------------------------------------------------------- load

@@ -80,11 +80,15 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class State:
-    """The stored consent state of one customer for one purpose."""
+    """The stored consent state of one customer for one purpose, with the ledger event
+    that left it (its id, its receipt's id, the notice version shown: R-GATE-03)."""
 
     status: str
     purpose_version: int
     expires_at: datetime | None = None
+    event_id: str | None = None
+    receipt_id: str | None = None
+    notice_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,10 @@ class Answer:
     reason: Reason
     legal_basis: LegalBasis
     valid_until: datetime | None = None
+    #: R-GATE-03: the consent state the answer rests on (its ledger event, receipt and
+    #: notice version); None when it rests on none (another basis, an unknown or erased
+    #: customer, a restriction, an objection, the suppression list, no decision yet)
+    state: State | None = None
 
 
 def effective_status(rule: Rule, state: State | None, now: datetime) -> Status:
@@ -171,5 +179,5 @@ def decide(rule: Rule, state: State | None, flags: Flags, now: datetime) -> Answ
         return Answer(True, Reason.LEGAL_BASIS, basis)
     status = effective_status(rule, state, now)
     if status is Status.GRANTED:
-        return Answer(True, Reason.GRANTED, basis, state.expires_at if state else None)
-    return Answer(False, _DENY_BY_STATUS[status], basis)
+        return Answer(True, Reason.GRANTED, basis, state.expires_at if state else None, state)
+    return Answer(False, _DENY_BY_STATUS[status], basis, None, state)

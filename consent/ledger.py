@@ -23,7 +23,7 @@ import audit
 from audit.chain import Unchained
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
-from consent import confirmation, ledger_rows, proof
+from consent import confirmation, event_chain, ledger_rows, proof
 from consent import purposes as registry
 from consent.domain_events import DomainEvent, emit
 from consent.errors import InvalidInput, TokenInvalid
@@ -331,7 +331,9 @@ def _tick(info: dict[str, Any], now: datetime) -> datetime:
 def _audit_details(row: LedgerRow, purpose: Purpose, d: Decision) -> dict[str, Any]:
     details: dict[str, Any] = {"purpose": purpose.key, "purpose_version": purpose.version,
                "status": row.status, "event_id": row.id,
-               "collection_method": d.collection_method}
+               "collection_method": d.collection_method,
+               # R-CREC-03: the chain vouches for the event row (consent/event_chain.py)
+               event_chain.EVENT_HASH: event_chain.event_hash(row._asdict())}
     if row.evidence_sha256 is not None:  # chained: names the evidence after it is purged
         details["evidence_sha256"] = row.evidence_sha256
     return details

@@ -81,7 +81,8 @@ def state_at(session: Session, customer_id: str, purpose: str, at: datetime) -> 
         .order_by(ConsentEvent.recorded_at.desc(), ConsentEvent.id.desc()).limit(1)).first()
     if event is None:
         return None
-    return State(event.status, event.purpose_version, event.expires_at)
+    return State(event.status, event.purpose_version, event.expires_at, event.id,
+                 event.receipt_id, event.notice_version)
 
 
 def receipt(session: Session, receipt_id: str) -> Receipt | None:

@@ -31,7 +31,7 @@ _CURRENT = (select(ConsentState.status, ConsentState.purpose_version, ConsentSta
 _UPDATE_STATE = update(_STATES).where(_STATES.c.customer_id == bindparam("customer_id_"),
                                       _STATES.c.purpose == bindparam("purpose_"))
 _STATE_VALUES = ("status", "purpose_version", "granted_at", "expires_at", "source",
-                 "last_event_id", "updated_at")
+                 "last_event_id", "receipt_id", "notice_version", "updated_at")
 # PostgreSQL: writers of one customer's consent queue here before they read the current
 # state. ``FOR UPDATE`` alone locks nothing while a purpose has no state row yet, so two
 # first decisions would both read "none" and the second insert would fail on the primary
@@ -179,7 +179,8 @@ def _state_values(purpose: Purpose, status: Status, row: LedgerRow) -> dict[str,
     return {"status": str(status), "purpose_version": purpose.version,
             "granted_at": now if status is Status.GRANTED else None,
             "expires_at": row.expires_at, "source": row.source,
-            "last_event_id": row.id, "updated_at": now}
+            "last_event_id": row.id, "receipt_id": row.receipt_id,
+            "notice_version": row.notice_version, "updated_at": now}
 
 
 def _receipt_values(row: LedgerRow, receipt: tuple[str, str]) -> dict[str, Any]:

@@ -157,9 +157,10 @@ class ConsentState(ConsentBase):
         # gate checks in the index itself (version, expiry): no row lookups.
         Index("ix_consent_state_audience", "purpose", "status", "customer_id",
               "purpose_version", "expires_at"),
-        # Checks: one customer's state for one purpose from the index alone.
+        # Checks: one customer's state for one purpose from the index alone, with the
+        # ledger event, receipt and notice version the answer names (R-GATE-03).
         Index("ix_consent_state_check", "customer_id", "purpose", "status", "purpose_version",
-              "expires_at"),
+              "expires_at", "last_event_id", "receipt_id", "notice_version"),
     )
 
     customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -171,6 +172,11 @@ class ConsentState(ConsentBase):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(100))
     last_event_id: Mapped[str] = mapped_column(String(36))
+    #: the receipt of ``last_event_id`` and the notice version shown with it, kept here
+    #: so that a check names them without a join (R-GATE-03); NULL only for a state whose
+    #: ledger event is gone
+    receipt_id: Mapped[str | None] = mapped_column(String(36))
+    notice_version: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

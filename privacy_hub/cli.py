@@ -289,6 +289,10 @@ def audit_verify() -> None:
     if report["pruned_below_seq"] is not None:
         click.echo(f"pruned: entries below seq {report['pruned_below_seq']} (the kept chain "
                    "starts at a signed checkpoint)")
+    events = report.get("consent_events")
+    if events is not None:  # R-CREC-03: the consent events the chain vouches for
+        click.echo(f"consent events: {events['checked']} match their hash, "
+                   f"{events['unhashed']} recorded before hashing, {events['missing']} deleted")
     if report["ok"]:
         click.echo("ok: the chain is intact")
         return

@@ -19,11 +19,11 @@ import threading
 import uuid
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from privacy_hub.client_answers import CheckResult
 from privacy_hub.jobs import webhooks
 
 __all__ = ["CheckResult", "Denied", "HubClient", "HubError", "HubUnavailable"]
@@ -60,22 +60,6 @@ class Denied(HubError):
     def __init__(self, reason: str, problem: Mapping[str, Any] | None = None) -> None:
         self.reason = reason
         super().__init__(403, problem, f"denied by the gate: {reason}")
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One gate decision. ``legal_basis`` and ``valid_until`` are None from batch checks."""
-
-    customer_id: str
-    purpose: str
-    allowed: bool
-    reason: str
-    legal_basis: str | None = None
-    valid_until: datetime | None = None
-
-    @classmethod
-    def denied(cls, customer_id: str, purpose: str, reason: str) -> CheckResult:
-        return cls(customer_id=customer_id, purpose=purpose, allowed=False, reason=reason)
 
 
 class _Local(threading.local):
@@ -132,10 +116,7 @@ class HubClient:
             query["at"] = at.isoformat() if isinstance(at, datetime) else at
         try:
             body = self._call("GET", "/api/v1/consent-check", query=query)
-            return CheckResult(
-                customer_id=customer_id, purpose=purpose, allowed=body["allowed"] is True,
-                reason=str(body["reason"]), legal_basis=body.get("legal_basis"),
-                valid_until=_parse_time(body.get("valid_until")))
+            return CheckResult.of_answer(customer_id, purpose, body)
         except HubError as exc:
             return CheckResult.denied(customer_id, purpose, _deny_reason(exc))
         except Exception as exc:  # a malformed answer, or a bug here: deny, never raise
@@ -166,8 +147,7 @@ class HubClient:
             for cid, item in zip(chunk, answers, strict=True):
                 if item["customer_id"] != cid:
                     raise ValueError("results out of order")
-                out.append(CheckResult(customer_id=cid, purpose=purpose,
-                                       allowed=item["allowed"] is True, reason=str(item["reason"])))
+                out.append(CheckResult.of_batch_item(cid, purpose, item))
             return out
         except HubError as exc:
             reason = _deny_reason(exc)
@@ -382,7 +362,3 @@ def _items(page: Mapping[str, Any]) -> list[str]:
 def _seg(value: str) -> str:
     """One URL path segment: an id can never escape into another path."""
     return quote(value, safe="")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None

@@ -58,6 +58,15 @@ class HeadSchema(ma.Schema):
     hash = ma.fields.String()
 
 
+class ConsentEventsSchema(ma.Schema):
+    checked = ma.fields.Integer(metadata={"description": "Events whose stored row matched"})
+    unhashed = ma.fields.Integer(metadata={
+        "description": "Events recorded before their hash was chained: not checked"})
+    missing = ma.fields.Integer(metadata={
+        "description": "Hashed events no longer stored (deleted with an erased customer's "
+                       "records under the retention rules): not a break"})
+
+
 class VerifySchema(ma.Schema):
     ok = ma.fields.Boolean()
     entries = ma.fields.Integer()
@@ -75,6 +84,11 @@ class VerifySchema(ma.Schema):
                                  "rule (R-RET-01); the kept chain is verified from the "
                                  "checkpoint signed at this seq minus one. Null when none "
                                  "was pruned."})
+    consent_events = ma.fields.Nested(ConsentEventsSchema, allow_none=True, metadata={
+        "description": "R-CREC-03: the stored consent events re-hashed against the hash "
+                       "their audit entry holds (an edited event row fails the verification, "
+                       "`first_bad_seq` naming its audit entry); null when the chain itself "
+                       "is broken"})
 
 
 @blp.route("")

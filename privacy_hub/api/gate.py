@@ -41,6 +41,32 @@ _REASON_DOC = (
     "`collection_method` names no import, bulk load, feed or migration).")
 
 
+_PROOF_DOC = (
+    "R-GATE-03: the consent decision the answer rests on: {what}. Set when the answer comes "
+    "from the customer's consent state for this purpose (reasons `granted`, `not_granted` "
+    "after a refusal, `withdrawn`, `expired`, `pending_confirmation`, "
+    "`reconsent_required`); null when it rests on no consent decision (a purpose on "
+    "another legal basis, an unknown or erased customer, a restriction, an objection, the "
+    "suppression list, no decision recorded yet).")
+
+
+class ProofFields(ma.Schema):
+    """The fields of an answer naming the consent decision it rests on (R-GATE-03)."""
+
+    event_id = ma.fields.String(allow_none=True, metadata={"description": _PROOF_DOC.format(
+        what="the id of its ledger event (`GET /api/v1/customers/{id}/consents/history`)")})
+    receipt_id = ma.fields.String(allow_none=True, metadata={"description": _PROOF_DOC.format(
+        what="the id of its signed consent receipt (`GET /api/v1/receipts/{receipt_id}`)")})
+    notice_version = ma.fields.String(allow_none=True, metadata={
+        "description": _PROOF_DOC.format(
+            what="the version of the privacy notice shown with it (null as well when the "
+                 "decision named none)")})
+    purpose_version = ma.fields.Integer(allow_none=True, metadata={
+        "description": _PROOF_DOC.format(
+            what="the purpose version it was made for (below the purpose's current version "
+                 "when the reason is `reconsent_required`)")})
+
+
 class CheckQuery(ma.Schema):
     customer_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=64))
     purpose = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -48,7 +74,7 @@ class CheckQuery(ma.Schema):
         "description": "Answer as it held at this time (needs audit:read)"})
 
 
-class CheckResult(ma.Schema):
+class CheckResult(ProofFields):
     customer_id = ma.fields.String()
     purpose = ma.fields.String()
     allowed = ma.fields.Boolean()
@@ -65,7 +91,7 @@ class BatchCheck(Strict):
                                   validate=validate.Length(max=MAX_BATCH))
 
 
-class BatchItem(ma.Schema):
+class BatchItem(ProofFields):
     customer_id = ma.fields.String()
     allowed = ma.fields.Boolean()
     reason = ma.fields.String(metadata={"enum": list(_REASONS), "description": _REASON_DOC})
@@ -94,10 +120,15 @@ _CHECK_QUERY, _BATCH_CHECK, _AUDIENCE_QUERY = CheckQuery(), BatchCheck(), Audien
 
 
 def _answer(customer_id: str, purpose: str, a: Answer) -> Response:
+    state = a.state
     return json_response({
         "customer_id": customer_id, "purpose": purpose, "allowed": a.allowed,
         "legal_basis": str(a.legal_basis), "reason": str(a.reason),
-        "valid_until": rfc3339(a.valid_until)})
+        "valid_until": rfc3339(a.valid_until),
+        "event_id": state.event_id if state else None,
+        "receipt_id": state.receipt_id if state else None,
+        "notice_version": state.notice_version if state else None,
+        "purpose_version": state.purpose_version if state else None})
 
 
 @blp.route("/consent-check")
@@ -137,21 +168,54 @@ class ConsentCheck(MethodView):
         body = load_body(_BATCH_CHECK, _fast_batch)
         purpose, ids = body["purpose"], body["customer_ids"]
         require_purpose(purpose)
-        valid, answers = checks.check_batch(hub(), ids, purpose, actor=current_principal().actor)
+        valid, answers, proofs = checks.check_batch(hub(), ids, purpose,
+                                                    actor=current_principal().actor)
         # Joined from fragments the encoder made, one per distinct answer (the few distinct
-        # Answer objects, by identity): the schema documents the shape. Measured for 10,000
-        # ids: 5 ms this way, 14 ms through the encoder (a dict per item), 30 ms through
-        # the schema; the whole batch costs about 135 ms of CPU.
+        # Answer objects, by identity), and each customer's ledger event and receipt (UUIDs,
+        # put in as they are): the schema documents the shape. Measured for 10,000 ids:
+        # 5 ms this way, 14 ms through the encoder (a dict per item), 30 ms through the
+        # schema; the whole batch costs about 135 ms of CPU.
         tails: dict[int, str] = {}
         parts = []
         for cid, ok, a in zip(ids, valid, answers, strict=True):
             tail = tails.get(id(a))
             if tail is None:
-                tail = tails[id(a)] = "," + encode_json(
-                    {"allowed": a.allowed, "reason": a.reason})[1:]
-            parts.append(('{"customer_id":"' + cid + '"' if ok else
-                          '{"customer_id":' + encode_json(cid)) + tail)
+                tail = tails[id(a)] = _batch_tail(a)
+            head = '{"customer_id":"' + cid + '"' if ok else '{"customer_id":' + encode_json(cid)
+            proof = proofs.get(cid) if ok and a.state is not None else None
+            if proof is None:
+                parts.append(head + tail + _NO_PROOF)
+            elif len(proof) == _PROOF_LENGTH:  # both ids there: the usual case, inlined
+                parts.append(head + tail + ',"event_id":"'
+                             + proof.replace(":", '","receipt_id":"', 1) + '"}')
+            else:
+                parts.append(head + tail + _proof_json(proof))
         return Response('{"results":[' + ",".join(parts) + "]}", mimetype="application/json")
+
+
+_NO_PROOF = ',"event_id":null,"receipt_id":null}'
+#: a proof holding both ids, "event:receipt" (UUIDs)
+_PROOF_LENGTH = 36 + 1 + 36
+
+
+def _batch_tail(a: Answer) -> str:
+    """A batch item's fields after its customer id but for the event and receipt ids."""
+    state = a.state
+    return "," + encode_json({
+        "allowed": a.allowed, "reason": a.reason,
+        "notice_version": state.notice_version if state else None,
+        "purpose_version": state.purpose_version if state else None})[1:-1]
+
+
+def _proof_json(proof: str) -> str:
+    """The event and receipt ids of a batch item from its proof ("event:receipt", both
+    UUIDs the hub made, or empty where unknown)."""
+    event, _, receipt = proof.partition(":")
+    if not event:
+        return _NO_PROOF
+    if not receipt:
+        return ',"event_id":"' + event + '","receipt_id":null}'
+    return ',"event_id":"' + event + '","receipt_id":"' + receipt + '"}'
 
 
 def _fast_batch(body: object) -> dict[str, Any] | None:

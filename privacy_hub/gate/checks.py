@@ -78,10 +78,12 @@ _RELATIONSHIP = ("EXISTS (SELECT 1 FROM customer_relationships r "
                  "WHERE r.customer_id = c.id)")
 #: one round trip for a single check: the purpose, and the customer's inputs if they exist
 #: (two rows when the customer objects both to this purpose and to all direct marketing);
-#: the customer relationship is looked up only for a purpose on the soft opt-in
+#: the customer relationship is looked up only for a purpose on the soft opt-in; the
+#: state's ledger event, receipt and notice version come from the check index (R-GATE-03)
 _SINGLE = _sql(
     'SELECT p.legal_basis, p.version, p.direct_marketing, ' + _INPUT_COLUMNS + ', '
-    f'p.soft_opt_in, CASE WHEN p.soft_opt_in THEN {_RELATIONSHIP} END '
+    f'p.soft_opt_in, CASE WHEN p.soft_opt_in THEN {_RELATIONSHIP} END, '
+    's.last_event_id, s.receipt_id, s.notice_version '
     'FROM purposes p '
     'LEFT JOIN customers c{customers} ON c.id = :customer_id '
     'LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.purpose = :purpose '
@@ -93,23 +95,32 @@ _MANY_TAIL = ("LEFT JOIN consent_state s{check} ON s.customer_id = c.id AND s.pu
               "LEFT JOIN processing_flags f ON f.customer_id = c.id " + _OBJECTIONS_JOIN)
 
 
-def _many(fields: str, joins: str, groups: int) -> Prepared:
+def _many(fields: str, joins: str, groups: int, extra: str | None = None) -> Prepared:
     """Many customers in one statement: SQLite walks a JSON array of (sorted) ids, so the
     statement is the same for any number of them; PostgreSQL takes one array parameter.
     Customers with the same inputs (the first ``groups`` fields) come back as one row
     with their ids joined by commas: a handful of rows for 10,000 customers, not 10,000
     (each row fetched costs a tuple, and on SQLite a hand-over of the GIL; all of that
-    was a quarter of a batch's CPU)."""
+    was a quarter of a batch's CPU). ``extra``: a text joined the same way before the ids
+    (never NULL, which the aggregate would skip): both aggregates step through a group's
+    rows together, so its items line up with the ids."""
     grouped = "GROUP BY " + ", ".join(str(n) for n in range(1, groups + 1))
+    pg_extra = f"string_agg({extra}, ','), " if extra else ""
+    sqlite_extra = f"group_concat({extra}), " if extra else ""
     return _sql(
-        f"SELECT {fields}, string_agg(c.id, ',') "  # noqa: S608
+        f"SELECT {fields}, {pg_extra}string_agg(c.id, ',') "  # noqa: S608
         f"FROM customers c {joins} WHERE c.id = ANY(:ids) {grouped}",
-        sqlite=f"SELECT {fields}, group_concat(c.id) "  # noqa: S608
+        sqlite=f"SELECT {fields}, {sqlite_extra}group_concat(c.id) "  # noqa: S608
                f"FROM json_each(:ids) j JOIN customers c{{customers}} ON c.id = j.value "
                f"{joins} {grouped}")
 
 
 _MANY = _many(_INPUT_FIELDS, _MANY_TAIL, 9)
+#: the same for a consent purpose (R-GATE-03): grouped by notice version too, with each
+#: customer's ledger event and receipt as "event:receipt" (UUIDs: neither separator can
+#: occur in them) joined beside the ids: still one row per distinct input, not per id
+_MANY_CONSENT = _many(_INPUT_FIELDS + ", s.notice_version", _MANY_TAIL, 10,
+                      extra="COALESCE(s.last_event_id, '') || ':' || COALESCE(s.receipt_id, '')")
 #: the same for a purpose on the soft opt-in, with whether each customer bought something
 _MANY_SOFT = _many(_INPUT_FIELDS + ", r.customer_id IS NOT NULL",
                    _MANY_TAIL + " LEFT JOIN customer_relationships r ON r.customer_id = c.id", 10)
@@ -221,11 +232,12 @@ class Checker:
         if not rows:
             raise UnknownPurpose(purpose)
         basis, version, dm, cid, cstatus, status, pversion, expires, restricted, erased, \
-            suppressed, _, _, soft, relationship = rows[0]
+            suppressed, _, _, soft, relationship, event_id, receipt_id, notice = rows[0]
         rule = _rule(purpose, basis, version, dm, soft)
         if cid is None:
             return decide(rule, None, UNKNOWN, now)
-        state = None if status is None else State(status, pversion, reader.time_value(expires))
+        state = None if status is None else State(status, pversion, reader.time_value(expires),
+                                                   event_id, receipt_id, notice)
         objections = [(r[11], r[12]) for r in rows if r[11] is not None]
         return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections,
                                           relationship, suppressed), now)
@@ -236,8 +248,15 @@ class Checker:
 
     # -- many customers --------------------------------------------------------------
     def decide_many(self, reader: Reader, customer_ids: Sequence[str | None], purpose: str,
-                    now: datetime) -> tuple[list[Answer], Rule]:
-        """Decisions in the order of ``customer_ids`` (None: an id no customer can have)."""
+                    now: datetime, proofs: dict[str, str] | None = None
+                    ) -> tuple[list[Answer], Rule]:
+        """Decisions in the order of ``customer_ids`` (None: an id no customer can have).
+
+        Answers are shared by customers with the same inputs, so their ``state`` names no
+        ledger event: given ``proofs``, a consent purpose's decisions fill it with
+        "event id:receipt id" of each customer's state (R-GATE-03; the receipt id empty
+        where none is known), by customer id.
+        """
         rule = self.purpose(reader, purpose).rule
         unknown = decide(rule, None, UNKNOWN, now)
         # No customer id holds a comma (they are UUIDs): the statement joins ids with them.
@@ -245,7 +264,8 @@ class Checker:
         found: dict[str, Answer] = {}
         objected: dict[str, list[tuple[str, Any]]] = {}
         inputs: dict[str, tuple[Any, ...]] = {}
-        statement = _MANY_SOFT if rule.soft_opt_in else _MANY
+        consent = proofs is not None and rule.legal_basis is LegalBasis.CONSENT
+        statement = (_MANY_SOFT if rule.soft_opt_in else _MANY_CONSENT if consent else _MANY)
         for start in range(0, len(unique), CHUNK):
             rows = reader.rows(statement, {"purpose": purpose,
                                            "ids": reader.ids_param(unique[start:start + CHUNK])})
@@ -254,9 +274,12 @@ class Checker:
                     grounds = row[:9]
                 joined = row[-1]
                 relationship = row[9] if rule.soft_opt_in else False
+                notice = row[9] if consent else None
                 key = (cstatus, status, pversion, expires, restricted, erased, relationship,
-                       suppressed)
+                       suppressed, notice)
                 group = joined.split(",")
+                if consent and status is not None and proofs is not None:
+                    proofs.update(zip(group, row[-2].split(","), strict=True))
                 if opurpose is not None:  # rare: decided below with all of its objections
                     for cid in group:
                         objected.setdefault(cid, []).append((opurpose, grounds))
@@ -275,8 +298,10 @@ class Checker:
     @staticmethod
     def _decide(reader: Reader, rule: Rule, purpose: str, key: tuple[Any, ...],
                 objections: Sequence[tuple[str, Any]], now: datetime) -> Answer:
-        cstatus, status, pversion, expires, restricted, erased, relationship, suppressed = key
-        state = None if status is None else State(status, pversion, reader.time_value(expires))
+        cstatus, status, pversion, expires, restricted, erased, relationship, suppressed, \
+            notice = key
+        state = None if status is None else State(status, pversion, reader.time_value(expires),
+                                                   notice_version=notice)
         return decide(rule, state, _flags(purpose, cstatus, restricted, erased, objections,
                                           relationship, suppressed), now)
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import rfc3339, utcnow
-from consent import dpv
+from consent import dpv, event_chain
 from consent import purposes as registry
 from privacy_hub import evidence
 from privacy_hub.hub import Hub
@@ -74,11 +74,15 @@ def verify_audit_chain(hub: Hub, session: Session) -> dict[str, Any]:
     """Recompute the hash chain and check the signed checkpoints; names the first bad entry
     (and the last signed checkpoint, for people: the API's schema leaves it out)."""
     report = audit.verify_chain(session, hub.audit_public_keys())
+    # R-CREC-03: an intact chain also vouches for the consent events it hashed.
+    events = event_chain.verify_events(session, upto=report.head_seq) if report.ok else None
+    bad = events if events is not None and not events.ok else report
     last = session.scalars(select(audit.AuditCheckpoint)
                            .order_by(audit.AuditCheckpoint.seq.desc()).limit(1)).first()
-    return {"ok": report.ok, "entries": report.entries,
+    return {"ok": bad.ok, "entries": report.entries,
             "head": {"seq": report.head_seq, "hash": report.head_hash},
-            "first_bad_seq": report.first_bad_seq, "problem": report.problem,
+            "first_bad_seq": bad.first_bad_seq, "problem": bad.problem,
+            "consent_events": None if events is None else events.public(),
             "checkpoints_verified": report.checkpoints_verified,
             "first_seq": report.first_seq, "pruned_below_seq": report.pruned_below_seq,
             "last_checkpoint": None if last is None else {

@@ -74,9 +74,12 @@ def check_at(hub: Hub, session: Session, customer_id: str, purpose: str, at: dat
 
 
 def check_batch(hub: Hub, customer_ids: Sequence[str], purpose: str, *,
-                actor: audit.Actor) -> tuple[list[str | None], list[Answer]]:
+                actor: audit.Actor
+                ) -> tuple[list[str | None], list[Answer], dict[str, str]]:
     """Many customers for one purpose, in order: each id (None where it cannot be a
-    customer's) and its answer. Few distinct Answer objects come back, shared by identity."""
+    customer's) and its answer. Few distinct Answer objects come back, shared by identity;
+    an answer whose ``state`` is set rests on the customer's own ledger event, named in
+    the proofs as "event id:receipt id" by customer id (R-GATE-03)."""
     if customer_ids and max(map(len, customer_ids)) > 64:
         too_long = [i for i, cid in enumerate(customer_ids) if len(cid) > 64]
         raise Invalid("Customer ids are at most 64 characters.",
@@ -89,12 +92,13 @@ def check_batch(hub: Hub, customer_ids: Sequence[str], purpose: str, *,
     else:
         match = _UUID.fullmatch
         valid = [c if match(c) else None for c in customer_ids]
+    proofs: dict[str, str] = {}
     with Reader.connect(hub.engine) as reader:
-        answers, _ = checker.decide_many(reader, valid, purpose, utcnow())
+        answers, _ = checker.decide_many(reader, valid, purpose, utcnow(), proofs)
     allowed = sum(map(_ALLOWED, answers))
     hub.checklog.add(_system(actor), None, purpose, allowed > 0,
                      f"{allowed}/{len(customer_ids)}", "batch")
-    return valid, answers
+    return valid, answers, proofs
 
 
 def audience(hub: Hub, purpose: str, *, actor: audit.Actor,
