@@ -1,4 +1,5 @@
-"""`privacy-hub retention ...`: the retention table and the retention pass (R-RET-01)."""
+"""`privacy-hub retention ...`: the retention table and the retention pass (R-RET-01), and
+the inactivity pass (R-RET-02)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,23 @@ def retention_policies() -> None:
     for p in items:
         days = "-" if p["days"] is None else f"{p['days']} days"
         click.echo(f"{p['id']}\t{days}\t{p['action']}\t{p['configured_by'] or '-'}")
+
+
+@retention.command("inactive")
+@click.option("--dry-run", is_flag=True, help="Only count who would be warned or erased.")
+def retention_inactive(dry_run: bool) -> None:
+    """R-RET-02: warn customers inactive for PRIVACY_HUB_INACTIVITY_DAYS less
+    PRIVACY_HUB_INACTIVITY_NOTICE_DAYS, erase those whose warning ran out (the workers
+    run it too)."""
+    from privacy_hub.usecases.inactivity import run_inactivity
+
+    hub = _open_hub()
+    try:
+        counts = run_inactivity(hub, utcnow(), dry_run=dry_run)
+    finally:
+        hub.close()
+    verb = "would warn" if dry_run else "warned"
+    click.echo(f"{verb} {counts.warned}, {'would erase' if dry_run else 'erased'} "
+               f"{counts.erased}" + ("" if dry_run else f", failed {counts.failed}"))
+    if counts.failed:
+        raise SystemExit(1)

@@ -73,6 +73,10 @@ class Settings:
     #: regular limitation period (§ 195 BGB)
     consent_proof_retention_days: int = 3 * 365
     inactivity_days: int = 3 * 365
+    inactivity_notice_days: int = 30
+    # R-RET-02: a customer with no purchase, sign-in, consent decision or request for
+    # inactivity_days is erased (privacy_hub/usecases/inactivity.py), after a mail
+    # inactivity_notice_days before that lets them keep their account.
     #: R-RET-01: how long each store keeps what it holds (privacy_hub/retention/policies.py
     #: says from when, why, and what happens at the end); days
     retention_audit_days: int = 6 * 365
@@ -145,6 +149,8 @@ class Settings:
             consent_proof_retention_days=_int(env, "PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS",
                                               3 * 365, minimum=1),
             inactivity_days=_int(env, "PRIVACY_HUB_INACTIVITY_DAYS", 3 * 365, minimum=1),
+            inactivity_notice_days=_int(env, "PRIVACY_HUB_INACTIVITY_NOTICE_DAYS", 30,
+                                        minimum=1),
         ).with_(**_retention(env)).with_(**{f"controller_{name}": env[f"PRIVACY_HUB_CONTROLLER_{name.upper()}"]
                    for name in ("name", "email", "address", "policy_url", "jurisdiction")
                    if env.get(f"PRIVACY_HUB_CONTROLLER_{name.upper()}")})
@@ -166,6 +172,9 @@ class Settings:
                 )
             secret = path.read_bytes().strip()
         check_secret("PRIVACY_HUB_SECRET_KEY", secret)
+        if self.inactivity_notice_days >= self.inactivity_days:
+            raise ConfigError("PRIVACY_HUB_INACTIVITY_NOTICE_DAYS must be fewer than "
+                              "PRIVACY_HUB_INACTIVITY_DAYS: the notice comes before the erasure")
         if not self.embedded and self.root_key_file is None:
             # Never a root.key of the instance folder: a second node would make its own,
             # which opens none of the database's keys.

@@ -178,6 +178,23 @@ TEMPLATES: dict[str, Template] = {
             N_("If you disagree, reply to this message or use your right to object."),
         ),
     ),
+    # R-RET-02: an inactive customer's account is erased on data.erase_on (a date) unless
+    # they keep it: secrets.token signs the one-time "keep my account" link.
+    "inactivity_notice": Template(
+        subject=N_("Your customer account will be deleted on {{ erase_on }}"),
+        paragraphs=(
+            HELLO,
+            N_("you have not used your customer account with us for a long time. We keep "
+               "personal data only as long as we need it, so we will delete your account "
+               "and the data we hold about you on {{ erase_on }}."),
+            N_("If you want to keep your account, open this link before then:"),
+            Link(N_("Keep my account")),
+            N_("Signing in to your privacy settings or shopping with us keeps it too. If you "
+               "do nothing, your account is deleted; only records the law obliges us to "
+               "keep, such as invoices, are kept until that duty ends."),
+        ),
+        link="{{ base_url }}/portal/keep?token={{ token | urlencode }}",
+    ),
     # To the DPO (PRIVACY_HUB_DPO_EMAIL): data.request_id, data.request_type, data.due_at.
     # No link: the console has no request page yet, so the mail says how to read the
     # request through the API.
@@ -267,7 +284,8 @@ def format_when(value: Any, language: str, *, with_time: bool) -> Any:
 
 
 #: payload values that are moments: a deadline is a day, a link's end a time of day
-_DATES = {"due_at": False, "expires_at": True, "closes_at": False, "received_at": False}
+_DATES = {"due_at": False, "expires_at": True, "closes_at": False, "received_at": False,
+          "erase_on": False}
 
 
 @dataclass(frozen=True)

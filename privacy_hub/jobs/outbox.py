@@ -46,6 +46,7 @@ from audit.prepared import Prepared, driver_cursor
 from audit.sql import UTCDateTime, new_metadata
 from consent import domain_events
 from consent.domain_events import DomainEvent, JSONValue
+from privacy_hub.jobs.follow_ups import follow_up
 from privacy_hub.models import System
 from privacy_hub.vault import crypto
 
@@ -276,6 +277,18 @@ def _subscribers(session: Session | Connection) -> list[_Subscriber]:
 
 def _rows_for(aead: AESGCM, ev: DomainEvent, now: datetime,
               subscribers: list[_Subscriber]) -> list[dict[str, Any]]:
+    """The jobs of one event: its webhooks or its mail, and the job it brings with it
+    (privacy_hub/jobs/follow_ups.py), all in the transaction of the change."""
+    rows = _delivery_rows(aead, ev, now, subscribers)
+    extra = follow_up(ev)
+    if extra is not None:
+        kind, payload = extra
+        rows.append(_row(aead, kind, payload, now=now, customer_id=ev.customer_id))
+    return rows
+
+
+def _delivery_rows(aead: AESGCM, ev: DomainEvent, now: datetime,
+                   subscribers: list[_Subscriber]) -> list[dict[str, Any]]:
     if len(ev.type) > 64:
         raise OutboxError("an event type is at most 64 characters")
     template = MAIL_EVENTS.get(ev.type)

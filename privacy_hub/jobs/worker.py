@@ -30,7 +30,7 @@ from sqlalchemy import CursorResult, or_, select, update
 
 from audit.clock import utcnow
 from privacy_hub.db import transaction
-from privacy_hub.jobs import mail, outbox
+from privacy_hub.jobs import inactivity, mail, outbox
 from privacy_hub.jobs.backoff import backoff_delay
 from privacy_hub.jobs.handler import ClaimedJob, JobCancelled, JobFailed
 from privacy_hub.jobs.kinds import HANDLERS
@@ -175,6 +175,7 @@ class Worker:
         tried again next time)."""
         from privacy_hub.usecases.retention import run_if_due
 
+        inactivity.housekeeping(self.hub, self.clock(), worker=self.name)  # R-RET-02, guarded
         try:
             return run_if_due(self.hub, self.clock())
         except Exception as exc:

@@ -24,7 +24,9 @@ protect_forms(bp)
 
 #: the only pages open without signing in (deny by default, as SecureDrop does)
 OPEN_PAGES = frozenset({"portal.start", "portal.confirm_link", "portal.use_link",
-                        "portal.sign_out", "portal.signed_out"})
+                        "portal.sign_out", "portal.signed_out",
+                        # the inactivity mail's signed link (R-RET-02)
+                        "portal.keep_account", "portal.keep_account_confirm"})
 
 
 @bp.before_request
@@ -56,7 +58,7 @@ def load_customer(customer_id: str) -> SignedInCustomer | None:
 
 
 def init_app(app: Flask) -> None:
-    from privacy_hub.portal import account, pages, rights  # noqa: F401 - their routes join bp
+    from privacy_hub.portal import account, keep, pages, rights  # noqa: F401 - their routes join bp
 
     sessions.register_loader("customer", load_customer)
     sessions.login_manager.blueprint_login_views["portal"] = "portal.start"

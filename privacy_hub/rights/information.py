@@ -258,7 +258,7 @@ def _store_rule(hub: Hub, store: str) -> tuple[int | None, str]:
         return None, "kept by each system under the periods of the purposes it serves"
     days = s.inactivity_days
     return days, (f"kept while your account is active; erased after {days} days without "
-                  "activity (you are told 30 days before)")
+                  f"activity (you are told {s.inactivity_notice_days} days before)")
 
 
 def _retention(hub: Hub, categories: Mapping[str, Mapping[str, set[str]]],

@@ -26,6 +26,7 @@ from privacy_hub.rights import disclosures
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
 from privacy_hub.usecases.errors import Invalid, Refused
+from privacy_hub.vault import activity
 from privacy_hub.vault.models import CustomerEvent
 
 checker = Checker()
@@ -175,6 +176,7 @@ def ingest_events(hub: Hub, session: Session, events: Sequence[Mapping[str, Any]
     keys = hub.keyring.data_keys(session, sorted({c for c, _ in allowed}))
     accepted = 0
     per_customer: dict[str, int] = {}
+    bought: dict[str, datetime] = {}
     for e in events:
         key = keys.get(e["customer_id"])
         if (e["customer_id"], e["purpose"]) not in allowed or key is None:
@@ -191,6 +193,9 @@ def ingest_events(hub: Hub, session: Session, events: Sequence[Mapping[str, Any]
         if e["type"] == PURCHASE:  # the soft opt-in's customer relationship
             flag_service.record_purchase(session, e["customer_id"], e["occurred_at"],
                                          actor=actor)
+            bought[e["customer_id"]] = max(e["occurred_at"], bought.get(e["customer_id"],
+                                                                        e["occurred_at"]))
+    activity.touch_many(session, bought)  # R-RET-02: one update per buying customer
     for cid, count in per_customer.items():
         audit.record(session, actor=actor, action="events.ingested", customer_id=cid,
                      details={"count": count})

@@ -26,7 +26,7 @@ from privacy_hub.unsubscribe import InvalidLink, make_token, read_token
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
 from privacy_hub.usecases.errors import Conflict, NotFound, group_committed
-from privacy_hub.vault import tc_strings
+from privacy_hub.vault import activity, tc_strings
 from privacy_hub.vault.errors import CustomerNotFound
 from privacy_hub.vault.service import HotPath
 
@@ -118,6 +118,7 @@ def record_grouped(hub: Hub, hot: HotPath, customer_id: str, fields: Mapping[str
         if done is None:
             return (None, False), []
         recorded, entry, event = done
+        activity.touch_on(conn, customer_id, recorded.recorded_at)  # R-RET-02
         return (recorded, outbox.write_events(hub.sessions, conn, shared, [event])), [entry]
 
     grouped: Recorded | None
@@ -136,6 +137,7 @@ def record(hub: Hub, session: Session, customer_id: str, fields: Mapping[str, An
         consenting_customer(hub, customer_id)
     made = decision(hub, session, fields, source=source, gpc=gpc, may_use=may_use)
     recorded = hub.ledger.record(session, customer_id, made, actor=actor)
+    activity.touch(session, customer_id, recorded.recorded_at)  # R-RET-02
     _lift_suppression(hub, session, customer_id, [(made.collection_method, recorded)], actor)
     return recorded.public()
 
@@ -169,6 +171,8 @@ def record_many(hub: Hub, session: Session, customer_id: str,
     if errors:
         raise InvalidInput(errors)
     recorded = hub.ledger.record_many(session, customer_id, decisions, actor=actor)
+    if recorded:
+        activity.touch(session, customer_id, recorded[-1].recorded_at)  # R-RET-02
     _lift_suppression(hub, session, customer_id,
                       [(d.collection_method, r) for d, r in zip(decisions, recorded, strict=True)],
                       actor)
@@ -220,6 +224,7 @@ def confirm(hub: Hub, session: Session, token: str) -> dict[str, Any]:
     recorded = hub.ledger.confirm(session, token)
     event = session.get(ConsentEvent, recorded.id)
     if event is not None:
+        activity.touch(session, event.customer_id, recorded.recorded_at)  # R-RET-02
         _lift_suppression(hub, session, event.customer_id,
                           [(event.collection_method, recorded)],
                           audit.Actor("customer", event.customer_id))
@@ -284,9 +289,10 @@ def unsubscribe(hub: Hub, session: Session, customer_id: str, purpose: str) -> N
     except CustomerNotFound:
         return
     if row.status != "erased":
-        hub.ledger.record(session, customer_id, Decision(
+        recorded = hub.ledger.record(session, customer_id, Decision(
             purpose=purpose, granted=False, source="unsubscribe_link",
             collection_method="email_unsubscribe"), actor=audit.Actor("customer", customer_id))
+        activity.touch(session, customer_id, recorded.recorded_at)  # R-RET-02
 
 
 def pending_confirmation(session: Session, token: str,

@@ -25,6 +25,7 @@ from privacy_hub.rights import third_party
 from privacy_hub.rights.adapters import requests_service
 from privacy_hub.rights.exports import ExportGone, Exports
 from privacy_hub.usecases.errors import Conflict, Gone, NotFound
+from privacy_hub.vault import activity
 
 #: how a system marks data about other people in its report (R-ACC-07), for the API
 THIRD_PARTY_MARKING = third_party.DESCRIPTION
@@ -49,6 +50,8 @@ def submit(hub: Hub, session: Session, *, type: str, actor: audit.Actor,
         session, type=type, actor=actor, email=email, customer_id=customer_id,
         details=details, channel=channel, received_at=received_at, verified=verified,
         verification_method=verification_method, language=language)
+    if req.customer_id is not None:
+        activity.touch(session, req.customer_id, req.created_at)  # R-RET-02
     full = _public(session, req)
     return {k: full[k] for k in _CREATED}
 
@@ -74,7 +77,10 @@ def page(session: Session, *, status: str | None, type: str | None, overdue: boo
 
 def verify_with_token(hub: Hub, session: Session, request_id: str, token: str) -> dict[str, Any]:
     """The subject followed the emailed link: the request is verified."""
-    return _public(session, requests_service(hub).verify_with_token(session, request_id, token))
+    req = requests_service(hub).verify_with_token(session, request_id, token)
+    if req.customer_id is not None:
+        activity.touch(session, req.customer_id, utcnow())  # R-RET-02
+    return _public(session, req)
 
 
 def verify(hub: Hub, session: Session, request_id: str, *, method: str,

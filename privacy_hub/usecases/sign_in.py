@@ -20,6 +20,7 @@ from audit.clock import utcnow
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import outbox
 from privacy_hub.models import SignInLink
+from privacy_hub.vault import activity
 from privacy_hub.vault.blind_index import NormalisationError, normalise_email
 
 LINK_TTL = timedelta(minutes=15)
@@ -79,6 +80,7 @@ def redeem(session: Session, token: str) -> str:
             or row.used_at is not None or row.expires_at <= now):
         raise LinkRefused("This sign-in link is unknown, used or expired.")
     row.used_at = now
+    activity.touch(session, row.customer_id, now)  # R-RET-02
     audit.record(session, actor=audit.Actor("customer", row.customer_id),
                  action="portal.signed_in", customer_id=row.customer_id, details={})
     return row.customer_id

@@ -31,6 +31,7 @@ from privacy_hub.rights.exports import ExportGone, Exports
 from privacy_hub.schemas import CustomerPatchSchema
 from privacy_hub.usecases import consents
 from privacy_hub.usecases.errors import Gone, Invalid, NotFound
+from privacy_hub.vault import activity
 from privacy_hub.vault.errors import CustomerNotFound
 
 #: the Art. 18(1) grounds a restriction names, for the portal's form
@@ -142,6 +143,7 @@ def file_request(hub: Hub, session: Session, customer_id: str, kind: str,
         raise Invalid("Unknown kind of request.", errors={"type": ["not a kind of request"]})
     req = requests_service(hub).submit_signed_in(session, customer_id=customer_id, type=kind,
                                                  details=details, language=language)
+    activity.touch(session, customer_id, req.created_at)  # R-RET-02
     return Requests.public(session, req)
 
 

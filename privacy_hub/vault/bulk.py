@@ -59,7 +59,8 @@ def insert_customers(session: Session, rows: Sequence[Mapping[str, Any]], *,
     if not rows:
         return []
     now = utcnow()
-    fixed = {"status": "active", "created_at": now, "updated_at": now, "erased_at": None}
+    fixed = {"status": "active", "created_at": now, "updated_at": now, "erased_at": None,
+             "last_active_at": now, "inactivity_notice_at": None}
     write_rows(session.connection(bind_arguments={"mapper": Customer}), _CUSTOMERS, rows,
                fixed)
     # Rows with the same fields share one details object, checked and encoded once.

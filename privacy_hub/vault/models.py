@@ -41,6 +41,12 @@ class Customer(VaultBase):
         # of this index rather than of every customer (privacy_hub/gate/checks.py).
         Index("ix_customers_erased", "id", sqlite_where=text("status = 'erased'"),
               postgresql_where=text("status = 'erased'")),
+        # R-RET-02: the inactivity pass finds who has been inactive longest by it.
+        Index("ix_customers_last_active_at", "last_active_at"),
+        # ... and those it warned (few) by this one.
+        Index("ix_customers_inactivity_notice_at", "inactivity_notice_at",
+              sqlite_where=text("inactivity_notice_at IS NOT NULL"),
+              postgresql_where=text("inactivity_notice_at IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -51,6 +57,12 @@ class Customer(VaultBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: R-RET-02: the customer's last purchase, portal sign-in, consent decision or request
+    #: (privacy_hub/vault/activity.py); set when they are created
+    last_active_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: when they were told that their inactive account will be erased; cleared by any
+    #: activity (and by following the mail's "keep my account" link)
+    inactivity_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     external_id_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)

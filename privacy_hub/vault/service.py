@@ -183,7 +183,7 @@ class Vault(CustomerIdentifiers, SupplementaryStatements, LegalRetention):
         customer_id = new.key.customer_id
         now = utcnow()
         row = {**new.values, "status": "active", "created_at": now, "updated_at": now,
-               "erased_at": None}
+               "erased_at": None, "last_active_at": now, "inactivity_notice_at": None}
         entry = audit.entry(actor, "customer.created", customer_id,
                                 {"fields": new.field_names})
         listed = self.suppression.hashes(data) if self.suppression else []
@@ -226,7 +226,7 @@ class Vault(CustomerIdentifiers, SupplementaryStatements, LegalRetention):
         self.keyring.store_data_key(session, new.key, new.raw)
         now = utcnow()
         values = {**new.values, "status": "active", "created_at": now, "updated_at": now,
-                  "erased_at": None}
+                  "erased_at": None, "last_active_at": now, "inactivity_notice_at": None}
         # A Core insert: an ORM add and flush cost several times as much CPU.
         session.connection(bind_arguments={"mapper": Customer}).execute(_INSERT_CUSTOMER,
                                                                         values)

@@ -48,6 +48,7 @@ CONTEXTS: dict[str, dict[str, str | int]] = {
     "request_completed": {"request_id": "r-1", "expires_at": "2026-12-08T10:00:00Z",
                           "link": "https://hub.example/exports/r-1?sig=x"},
     "restriction_lifting": {"note": "the dispute is settled"},
+    "inactivity_notice": {"erase_on": "2027-01-06", "token": "t"},
     "deadline_reminder": {"request_id": "r-1", "request_type": "access", "due_at": "2026-12-23"},
     "deadline_overdue": {"request_id": "r-1", "request_type": "access", "due_at": "2026-12-23"},
     "purpose_reconsent": {"purpose_title": "Newsletter", "version": 2,
