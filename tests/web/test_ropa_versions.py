@@ -111,7 +111,10 @@ def test_a_changed_purpose_is_a_version_listing_each_changed_field_before_and_af
 def test_unknown_versions_are_404_and_versions_need_audit_read(
         client: FlaskClient, auth: dict[str, str], hub: Hub) -> None:
     """An unknown number is 404 (a problem document); reading versions needs audit:read."""
-    for url in ("/api/v1/ropa/versions/999", "/api/v1/ropa/versions/999/changes"):
+    for url in ("/api/v1/ropa/versions/999", "/api/v1/ropa/versions/999/changes",
+                "/api/v1/ropa/versions/0", "/api/v1/ropa/versions/x1",
+                "/api/v1/ropa/versions/99999999999999999999/changes",
+                "/api/v1/ropa/versions/4294967296"):
         resp = client.get(url, headers=auth)
         assert resp.status_code == 404 and resp.content_type == "application/problem+json"
     reader = {"Authorization": f"Bearer {new_key(hub, 'no-audit', ['consents:read'])}"}
