@@ -185,3 +185,18 @@ def test_the_security_measures_follow_the_configuration(tmp_path: Path, db_url: 
     # the start with the other configuration stored a version of its own
     started = [v for v in tls_versions if v["cause"] == "configuration at start"]
     assert started[0]["number"] > plain_versions[0]["number"]
+
+
+def test_the_console_page_names_the_version_and_lists_the_versions(
+        hub: Hub, client: FlaskClient, auth: dict[str, str]) -> None:
+    """R-ROPA-01 in the console: the record's version, and its versions newest first."""
+    from tests.console import make_staff, signed_in_client
+
+    assert client.post("/api/v1/purposes", json=NEW, headers=auth).status_code == 201
+    latest = _latest(client, auth)
+    staff = signed_in_client(client, make_staff(hub, "auditor"))
+    page = staff.get("/console/ropa/").get_data(as_text=True)
+    assert f"Version {latest['number']}, SHA-256 {latest['sha256'][:16]}" in page
+    assert 'id="versions-heading"' in page
+    assert page.count("<tr><td class=\"num\">") == len(_versions(client, auth))
+    assert "changed: purpose loyalty.points" in page
