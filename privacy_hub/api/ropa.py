@@ -122,22 +122,32 @@ class RopaVersions(MethodView):
                 "next_cursor": None if more is None else encode_cursor({"before": more})}
 
 
-@blp.route("/ropa/versions/<int:number>")
+# A string in the route, so that a request without a key is 401 whatever the path says
+# (an <int:> converter would answer 404 first); the use case parses it.
+_NUMBER = {"parameters": [{"in": "path", "name": "number", "required": True,
+                           "description": "The version's number (1, 2, ...)",
+                           "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,9}$"}}]}
+
+
+@blp.route("/ropa/versions/<string:number>")
 class RopaVersionItem(MethodView):
     @read_only_request
     @require("audit:read")
+    @blp.doc(**_NUMBER)
     @blp.response(200, RopaVersionRecord)
-    def get(self, number: int) -> dict[str, Any]:
-        """One version of the records of processing, with the record as it was."""
+    def get(self, number: str) -> dict[str, Any]:
+        """One version of the records of processing, with the record as it was (404 for a
+        number never given)."""
         return ropa_versions.version(db(), number)
 
 
-@blp.route("/ropa/versions/<int:number>/changes")
+@blp.route("/ropa/versions/<string:number>/changes")
 class RopaVersionChanges(MethodView):
     @read_only_request
     @require("audit:read")
+    @blp.doc(**_NUMBER)
     @blp.response(200, RopaChanges)
-    def get(self, number: int) -> dict[str, Any]:
+    def get(self, number: str) -> dict[str, Any]:
         """What this version changed against the one before it: activities added and
         removed, each field changed (before and after), other sections changed."""
         return ropa_versions.changes(db(), number)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from typing import Any
 
 from sqlalchemy import event, func, inspect, select
@@ -69,12 +70,15 @@ class _Recorder:
     """Records a version at the commit of a transaction that changed a purpose or system."""
 
     def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+        # Weak: the participants are kept by the session class, which the hub's session
+        # factory holds; a strong reference would keep every hub ever opened alive.
+        self.hub = weakref.ref(hub)
 
     def settle(self, session: Session) -> None:
         changed: set[str] | None = unit_of_work.notes(session).pop(_CHANGED, None)
-        if changed:
-            record_version(self.hub, session, cause="changed: " + ", ".join(sorted(changed)))
+        hub = self.hub()
+        if changed and hub is not None:
+            record_version(hub, session, cause="changed: " + ", ".join(sorted(changed)))
 
     def committed(self, session: Session) -> None:
         """Nothing to do after the commit."""
@@ -133,25 +137,39 @@ def versions(session: Session, *, before: int | None, limit: int
     return [_summary(v) for v in rows], rows[-1].number if more and rows else None
 
 
-def _get(session: Session, number: int) -> RopaVersion:
-    found = session.get(RopaVersion, number)
+#: version numbers are an INTEGER column: a larger number was never given
+_MAX_NUMBER = 2**31 - 1
+
+
+def _number(number: int | str) -> int | None:
+    if isinstance(number, str):
+        if not (number.isascii() and number.isdigit()) or len(number) > 10:
+            return None
+        number = int(number)
+    return number if 1 <= number <= _MAX_NUMBER else None
+
+
+def _get(session: Session, number: int | str) -> RopaVersion:
+    parsed = _number(number)
+    found = None if parsed is None else session.get(RopaVersion, parsed)
     if found is None:
         raise NotFound("No version of the records of processing with this number.")
     return found
 
 
-def version(session: Session, number: int) -> dict[str, Any]:
+def version(session: Session, number: int | str) -> dict[str, Any]:
     """One version with the record as it was."""
     found = _get(session, number)
     return {**_summary(found), "record": json.loads(found.record)}
 
 
-def changes(session: Session, number: int) -> dict[str, Any]:
+def changes(session: Session, number: int | str) -> dict[str, Any]:
     """What version ``number`` changed against the one before: activities added and
     removed, each field changed in the others (before and after), the other sections
     changed. Version 1 adds every activity."""
-    now = json.loads(_get(session, number).record)
-    previous_row = session.scalars(select(RopaVersion).where(RopaVersion.number < number)
+    found = _get(session, number)
+    now = json.loads(found.record)
+    previous_row = session.scalars(select(RopaVersion).where(RopaVersion.number < found.number)
                                    .order_by(RopaVersion.number.desc()).limit(1)).first()
     before: dict[str, Any] = json.loads(previous_row.record) if previous_row else {}
     old = {a["purpose"]: a for a in before.get("activities", [])}
@@ -165,7 +183,8 @@ def changes(session: Session, number: int) -> dict[str, Any]:
             changed.append({"purpose": key, "fields": fields})
     sections = sorted(name for name in before.keys() | now.keys()
                       if name != "activities" and before.get(name) != now.get(name))
-    return {"number": number, "previous": previous_row.number if previous_row else None,
+    return {"number": found.number,
+            "previous": previous_row.number if previous_row else None,
             "activities_added": sorted(new.keys() - old.keys()),
             "activities_removed": sorted(old.keys() - new.keys()),
             "activities_changed": changed, "sections_changed": sections}

@@ -111,7 +111,10 @@ def test_a_changed_purpose_is_a_version_listing_each_changed_field_before_and_af
 def test_unknown_versions_are_404_and_versions_need_audit_read(
         client: FlaskClient, auth: dict[str, str], hub: Hub) -> None:
     """An unknown number is 404 (a problem document); reading versions needs audit:read."""
-    for url in ("/api/v1/ropa/versions/999", "/api/v1/ropa/versions/999/changes"):
+    for url in ("/api/v1/ropa/versions/999", "/api/v1/ropa/versions/999/changes",
+                "/api/v1/ropa/versions/0", "/api/v1/ropa/versions/x1",
+                "/api/v1/ropa/versions/99999999999999999999/changes",
+                "/api/v1/ropa/versions/4294967296"):
         resp = client.get(url, headers=auth)
         assert resp.status_code == 404 and resp.content_type == "application/problem+json"
     reader = {"Authorization": f"Bearer {new_key(hub, 'no-audit', ['consents:read'])}"}
@@ -182,3 +185,18 @@ def test_the_security_measures_follow_the_configuration(tmp_path: Path, db_url: 
     # the start with the other configuration stored a version of its own
     started = [v for v in tls_versions if v["cause"] == "configuration at start"]
     assert started[0]["number"] > plain_versions[0]["number"]
+
+
+def test_the_console_page_names_the_version_and_lists_the_versions(
+        hub: Hub, client: FlaskClient, auth: dict[str, str]) -> None:
+    """R-ROPA-01 in the console: the record's version, and its versions newest first."""
+    from tests.console import make_staff, signed_in_client
+
+    assert client.post("/api/v1/purposes", json=NEW, headers=auth).status_code == 201
+    latest = _latest(client, auth)
+    staff = signed_in_client(client, make_staff(hub, "auditor"))
+    page = staff.get("/console/ropa/").get_data(as_text=True)
+    assert f"Version {latest['number']}, SHA-256 {latest['sha256'][:16]}" in page
+    assert 'id="versions-heading"' in page
+    assert page.count("<tr><td class=\"num\">") == len(_versions(client, auth))
+    assert "changed: purpose loyalty.points" in page
