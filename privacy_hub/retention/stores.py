@@ -9,7 +9,7 @@ purpose registry; privacy_hub/usecases/retention.py runs the sweeps and audits t
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,18 @@ def _days(n: int) -> timedelta:
     return timedelta(days=n)
 
 
+def in_batches(hub: Hub, step: Callable[[Session], int], batch: int) -> int:
+    """Run ``step`` (deletes at most ``batch`` rows, returns how many) in a transaction of
+    its own until it deletes fewer: short write locks, however much has run out."""
+    total = 0
+    while True:
+        with transaction(hub.sessions) as session:
+            done = step(session)
+        total += done
+        if done < batch:
+            return total
+
+
 def sweep(hub: Hub, table: Any, where: ColumnElement[bool], *, dry_run: bool,
           batch: int) -> int:
     """Delete the rows of ``table`` (a mapped class) matching ``where``, a batch per
@@ -52,17 +64,16 @@ def sweep(hub: Hub, table: Any, where: ColumnElement[bool], *, dry_run: bool,
     if dry_run:
         with hub.read_sessions() as session:
             return int(session.scalar(select(func.count()).select_from(t).where(where)) or 0)
-    total = 0
-    while True:
-        with transaction(hub.sessions) as session:
-            found = session.execute(select(*keys).where(where).limit(batch)).all()
-            if found:
-                match = (keys[0].in_([row[0] for row in found]) if len(keys) == 1
-                         else tuple_(*keys).in_([tuple(row) for row in found]))
-                session.execute(delete(t).where(match))
-        total += len(found)
-        if len(found) < batch:
-            return total
+
+    def step(session: Session) -> int:
+        found = session.execute(select(*keys).where(where).limit(batch)).all()
+        if found:
+            match = (keys[0].in_([row[0] for row in found]) if len(keys) == 1
+                     else tuple_(*keys).in_([tuple(row) for row in found]))
+            session.execute(delete(t).where(match))
+        return len(found)
+
+    return in_batches(hub, step, batch)
 
 
 def customer_events(hub: Hub, now: datetime, purposes: dict[str, int], *, dry_run: bool,
@@ -106,15 +117,14 @@ def dsar_records(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
     if dry_run:
         with hub.read_sessions() as session:
             return int(session.scalar(select(func.count()).select_from(r).where(closed)) or 0)
-    total = 0
-    while True:
-        with transaction(hub.sessions) as session:
-            ids = list(session.scalars(select(r.id).where(closed).order_by(r.id).limit(batch)))
-            if ids:
-                _delete_requests(hub, session, ids)
-        total += len(ids)
-        if len(ids) < batch:
-            return total
+
+    def step(session: Session) -> int:
+        ids = list(session.scalars(select(r.id).where(closed).order_by(r.id).limit(batch)))
+        if ids:
+            _delete_requests(hub, session, ids)
+        return len(ids)
+
+    return in_batches(hub, step, batch)
 
 
 def _delete_requests(hub: Hub, session: Session, ids: Sequence[str]) -> None:
@@ -140,13 +150,7 @@ def exports(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
                 ExportFile.deleted_at.is_(None),
                 or_(ExportFile.delete_at <= now, ExportFile.created_at
                     <= now - _days(hub.settings.retention_exports_days)))).all())
-    total = 0
-    while True:
-        with transaction(hub.sessions) as session:
-            done = files.delete_due(session, now, limit=batch)
-        total += done
-        if done < batch:
-            return total
+    return in_batches(hub, lambda session: files.delete_due(session, now, limit=batch), batch)
 
 
 def verification_tokens(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
@@ -228,10 +232,5 @@ def audit_log(hub: Hub, now: datetime, *, dry_run: bool, batch: int) -> int:
                 return 0
             return int(session.scalar(select(func.count()).select_from(AuditEntry).where(
                 AuditEntry.recorded_at < cutoff, AuditEntry.seq <= signed)) or 0)
-    total = 0
-    while True:
-        with transaction(hub.sessions) as session:
-            done = audit.prune(session, before=cutoff, limit=batch)
-        total += done
-        if done < batch:
-            return total
+    return in_batches(hub, lambda session: audit.prune(session, before=cutoff, limit=batch),
+                      batch)
