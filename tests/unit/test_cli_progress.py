@@ -14,6 +14,13 @@ from privacy_hub import cli_progress
 from privacy_hub.cli_progress import _Lines, count_lines, progress
 
 
+class Screen(io.StringIO):
+    """A terminal as far as rich can tell, that keeps what was drawn."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0
@@ -55,11 +62,16 @@ def test_without_a_total_the_lines_show_a_count_and_a_rate_and_no_time_left() ->
 
 def test_work_that_fails_is_not_reported_as_done() -> None:
     clock, lines = Clock(), []
-    with pytest.raises(RuntimeError), _Lines(lines.append, 5.0, clock) as tracker:
-        meter = tracker.task("re-wrapping data keys", total=10, unit="keys")
-        clock.now += 1
-        meter.update(3, 10)
-        raise RuntimeError("stopped")
+
+    def rotate_and_fail() -> None:
+        with _Lines(lines.append, 5.0, clock) as tracker:
+            meter = tracker.task("re-wrapping data keys", total=10, unit="keys")
+            clock.now += 1
+            meter.update(3, 10)
+            raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        rotate_and_fail()
     assert lines == ["re-wrapping data keys: 3/10 keys, 3 keys/s, 0:00:02 left"]
 
 
@@ -77,11 +89,12 @@ def test_outside_a_terminal_progress_writes_lines_to_stderr(
 
 def test_in_a_terminal_progress_draws_rich_bars_with_a_rate_and_the_time_left(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    screen = io.StringIO()
+    screen = Screen()
     monkeypatch.setattr(cli_progress.sys, "stderr", screen)
-    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws on this stream as on a terminal
+    monkeypatch.setenv("TERM", "xterm")
+    assert cli_progress.stderr_is_terminal() is True
     clock = Clock()
-    with progress(terminal=True) as tracker:
+    with progress() as tracker:
         tracker.bars.get_time = clock  # type: ignore[attr-defined]
         meter = tracker.task("import", total=1000)
         for done in range(100, 600, 100):
