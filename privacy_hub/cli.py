@@ -252,10 +252,12 @@ def keys_rotate(batch_size: int, receipts: bool) -> None:
                        f"{', '.join(done['retired']) or 'none'} (still published in the JWKS, "
                        "so their receipts verify); restart running servers to sign with it")
             return
-        def progress(done: int, total: int) -> None:
-            click.echo(f"re-wrapped {done}/{total} data keys", err=True)
+        from privacy_hub.cli_progress import progress
 
-        count = hub.keyring.rotate(hub.sessions, batch_size=batch_size, progress=progress)
+        with progress() as tracker:
+            meter = tracker.task("re-wrapping data keys", unit="keys")
+            count = hub.keyring.rotate(hub.sessions, batch_size=batch_size,
+                                       progress=meter.update)
         with transaction(hub.sessions) as session:
             status = hub.keyring.kek_status(session)
             primary = next(s["version"] for s in status if s["state"] == "primary")
@@ -358,12 +360,16 @@ def _import_source(_ctx: click.Context, _param: click.Parameter,
                    "or at the first direct marketing use if that comes first")
 def import_(file: Path, batch_size: int, source: str | None) -> None:
     """Bulk-load customers from a CSV file (header row; see the README for columns)."""
+    from privacy_hub.cli_progress import count_lines, progress
     from privacy_hub.importer import import_csv
 
     hub = _open_hub()
     try:
-        report = import_csv(hub, file, batch_size=batch_size, source=source,
-                            progress=lambda n: click.echo(f"{n} rows read", err=True))
+        with progress() as tracker:
+            # At most a row a line, less the header: an honest total for the time left.
+            meter = tracker.task("import", total=max(count_lines(file) - 1, 0))
+            report = import_csv(hub, file, batch_size=batch_size, source=source,
+                                progress=meter.update)
     finally:
         hub.close()
     for line, errors in report.rejected:

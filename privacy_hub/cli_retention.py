@@ -7,6 +7,45 @@ import click
 
 from audit.clock import utcnow
 from privacy_hub.cli import _open_hub
+from privacy_hub.cli_progress import Meter, Tracker, progress
+
+
+class PassMeters:
+    """The retention pass's progress (privacy_hub.usecases.retention.PassProgress): one
+    meter for the whole pass, with the time left from the counts made before it, and one
+    for each store as it starts deleting."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.expected: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.stores: dict[str, Meter] = {}
+        self.whole: Meter | None = None
+
+    def expect(self, counts: dict[str, int]) -> None:
+        self.expected = counts
+        self.whole = self.tracker.task("retention pass", total=sum(counts.values()))
+
+    def _store(self, store: str) -> Meter:
+        if store not in self.stores:
+            self.stores[store] = self.tracker.task(f"retention {store}",
+                                                   total=self.expected.get(store))
+        return self.stores[store]
+
+    def deleted(self, store: str, rows: int) -> None:
+        self.done[store] = self.done.get(store, 0) + rows
+        self._store(store).update(self.done[store])
+        if self.whole is not None:
+            self.whole.update(sum(self.done.values()))
+
+    def finished(self, store: str, count: int) -> None:
+        if count or store in self.stores:
+            self.done[store] = count
+            meter = self._store(store)
+            meter.update(count)
+            meter.finish()
+            if self.whole is not None:
+                self.whole.update(sum(self.done.values()))
 
 
 @click.group()
@@ -24,7 +63,11 @@ def retention_run(dry_run: bool) -> None:
 
     hub = _open_hub()
     try:
-        counts = run_retention(hub, utcnow(), dry_run=dry_run)
+        if dry_run:  # counts only: nothing to watch
+            counts = run_retention(hub, utcnow(), dry_run=True)
+        else:
+            with progress() as tracker:
+                counts = run_retention(hub, utcnow(), progress=PassMeters(tracker))
     finally:
         hub.close()
     verb = "would delete" if dry_run else "deleted"

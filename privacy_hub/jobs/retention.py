@@ -5,6 +5,7 @@ unidentified requests (privacy_hub/jobs/unidentified.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,23 +36,28 @@ def purge_retained(context: JobContext, _job: ClaimedJob, _payload: dict[str, An
                                          actor=audit.Actor("job", "retention"))
 
 
-def purge_consent_proof(hub: Hub, now: datetime, *, batch: int = 500) -> int:
+def purge_consent_proof(hub: Hub, now: datetime, *, batch: int = 500,
+                        tick: Callable[[int], None] | None = None) -> int:
     """R-CREC-06: purge the evidence of consents that ended more than
     PRIVACY_HUB_CONSENT_PROOF_RETENTION_DAYS before ``now`` (and any left of erased
     customers), in batches of a transaction each; each purge audited with counts.
-    Returns how many were purged. (A sweep of the retention pass:
-    privacy_hub/retention/stores.py.)"""
+    Returns how many were purged; ``tick`` is told how many after each batch. (A sweep
+    of the retention pass: privacy_hub/retention/stores.py.)"""
     days = hub.settings.consent_proof_retention_days
     cutoff = now - timedelta(days=days)
     actor = audit.Actor("job", "retention")
     total = 0
     with transaction(hub.sessions) as session:
         total += hub.proof.purge_erased(session, now, actor=actor)
+    if tick is not None and total:
+        tick(total)
     while True:
         with transaction(hub.sessions) as session:
             done = proof.purge_due(session, now, cutoff, actor=actor, retention_days=days,
                                    limit=batch)
         total += done
+        if tick is not None and done:
+            tick(done)
         if done < batch:
             return total
 

@@ -11,8 +11,10 @@ of ``scheduled_runs`` runs it); ``privacy-hub retention run [--dry-run]`` runs o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, cast
+from functools import partial
+from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -44,32 +46,68 @@ def retention_policies(hub: Hub, session: Session) -> list[dict[str, Any]]:
     return [p.public() for p in current_policies(hub, session)]
 
 
-def run_retention(hub: Hub, now: datetime, *, dry_run: bool = False) -> dict[str, int]:
+class PassProgress(Protocol):
+    """What a caller that shows the pass's progress is told (the CLI draws it; the
+    workers' daily pass passes none and stays silent). Counts and store names only."""
+
+    def expect(self, counts: dict[str, int]) -> None:
+        """Before deleting: how much has run out in each store (the dry run's counts)."""
+
+    def deleted(self, store: str, rows: int) -> None:
+        """``rows`` of ``store`` went in a batch just committed."""
+
+    def finished(self, store: str, count: int) -> None:
+        """``store`` is done: ``count`` went in all."""
+
+
+def run_retention(hub: Hub, now: datetime, *, dry_run: bool = False,
+                  progress: PassProgress | None = None) -> dict[str, int]:
     """One retention pass as at ``now``: how many went from each store (with ``dry_run``:
     would go). Each batch commits on its own, so a pass that fails half way keeps what it
-    did and the next pass does the rest."""
+    did and the next pass does the rest. With ``progress``, a pass first counts what has
+    run out (the dry run's counts: at most one scan per store, like a sweep's last batch;
+    measured: 0.5 s before a 36 s pass over 200,000 check-log rows on SQLite), so the
+    progress can show the time left."""
     batch = hub.settings.retention_batch_size
     with hub.read_sessions() as session:
         periods = {p.key: p.retention_days for p in registry.all_purposes(session)}
-    counts = {
-        "customer_events": stores.customer_events(hub, now, periods, dry_run=dry_run,
-                                                  batch=batch),
-        "legal_retention": stores.legal_retention(hub, now, dry_run=dry_run),
-        "consent_evidence": stores.consent_evidence(hub, now, dry_run=dry_run, batch=batch),
-        # Export files before the requests they answer, so no file outlives its row.
-        "exports": stores.exports(hub, now, dry_run=dry_run, batch=batch),
-        "dsar_records": stores.dsar_records(hub, now, dry_run=dry_run, batch=batch),
-        "verification_tokens": stores.verification_tokens(hub, now, dry_run=dry_run,
-                                                          batch=batch),
-        **stores.outbox_jobs(hub, now, dry_run=dry_run, batch=batch),
-        **stores.dated(hub, now, dry_run=dry_run, batch=batch),
-        # Last: the pass's own deletions are audited above, before any entry may go.
-        "audit_log": stores.audit_log(hub, now, dry_run=dry_run, batch=batch),
-    }
+    if progress is not None and not dry_run:
+        progress.expect(_sweep_all(hub, now, periods, dry_run=True, batch=batch))
+    counts = _sweep_all(hub, now, periods, dry_run=dry_run, batch=batch, progress=progress)
     if not dry_run:
         with transaction(hub.sessions) as session:
             audit.record(session, actor=stores.ACTOR, action=AUDIT_ACTION,
                          details={"counts": counts, "dry_run": False})
+    return counts
+
+
+def _sweep_all(hub: Hub, now: datetime, periods: dict[str, int], *, dry_run: bool,
+               batch: int, progress: PassProgress | None = None) -> dict[str, int]:
+    """Every store's sweep, in order: how many went (or would go) from each."""
+    tick = None if progress is None else progress.deleted
+    kw: dict[str, Any] = {"dry_run": dry_run, "batch": batch}
+    # (store, sweep): a sweep without a store's name holds several stores and names them.
+    sweeps: list[tuple[str | None, Callable[..., Any]]] = [
+        ("customer_events", partial(stores.customer_events, hub, now, periods, **kw)),
+        ("legal_retention", partial(stores.legal_retention, hub, now, dry_run=dry_run)),
+        ("consent_evidence", partial(stores.consent_evidence, hub, now, **kw)),
+        # Export files before the requests they answer, so no file outlives its row.
+        ("exports", partial(stores.exports, hub, now, **kw)),
+        ("dsar_records", partial(stores.dsar_records, hub, now, **kw)),
+        ("verification_tokens", partial(stores.verification_tokens, hub, now, **kw)),
+        (None, partial(stores.outbox_jobs, hub, now, **kw)),
+        (None, partial(stores.dated, hub, now, **kw)),
+        # Last: the pass's own deletions are audited above, before any entry may go.
+        ("audit_log", partial(stores.audit_log, hub, now, **kw)),
+    ]
+    counts: dict[str, int] = {}
+    for store, sweep in sweeps:
+        done: dict[str, int] = (sweep(tick=tick) if store is None
+                                else {store: sweep(tick=stores.named(tick, store))})
+        counts.update(done)
+        if progress is not None:
+            for name, count in done.items():
+                progress.finished(name, count)
     return counts
 
 
