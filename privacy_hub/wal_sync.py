@@ -37,8 +37,15 @@ whose commit comes later in the same WAL and whose sync covers it.
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import threading
+
+#: Tests only (tests/e2e/test_crash_between_commit_and_answer.py): when this environment
+#: variable names a file, the first commit of any process that finds the file claims it
+#: and SIGKILLs its own process at the point the file names: ``committed`` (right after
+#: COMMIT, before the fdatasync) or ``synced`` (after the fdatasync, before the answer).
+CRASH_FILE_VARIABLE = "PRIVACY_HUB_TEST_CRASH_FILE"
 
 
 class WalSync:
@@ -57,12 +64,26 @@ class WalSync:
         self._directory_synced = True
         #: how many fdatasync calls this process made (tests and benchmarks read it)
         self.syncs = 0
+        self._crash_file = os.environ.get(CRASH_FILE_VARIABLE) or None
 
     def committed(self) -> int:
         """Note a COMMIT that has just returned: the ticket ``sync`` waits for."""
+        if self._crash_file is not None:
+            self._crash_if_asked(self._crash_file, "committed")
         with self._cond:
             self._committed += 1
             return self._committed
+
+    @staticmethod
+    def _crash_if_asked(path: str, point: str) -> None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                if fh.read().strip() != point:
+                    return
+            os.rename(path, path + ".fired")  # one process claims it
+        except FileNotFoundError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def sync(self, ticket: int) -> None:
         """Return once the commit of ``ticket`` (and every one before it) is durable.
@@ -87,6 +108,8 @@ class WalSync:
             target = self._committed  # all of these COMMITs have returned
         try:
             self._fdatasync()
+            if self._crash_file is not None:
+                self._crash_if_asked(self._crash_file, "synced")
         except OSError as err:
             with self._cond:
                 self._failed = err

@@ -23,6 +23,8 @@ import weakref
 from collections.abc import Callable
 from functools import partial
 
+from sqlalchemy import exc
+
 from privacy_hub.wal_sync import WalSync
 
 #: seconds a SQLite writer waits for another thread of its process before giving up, as
@@ -171,11 +173,14 @@ class LockingConnection(sqlite3.Connection):
                 self.wal_sync.sync(ticket)
 
     def take_sync(self) -> Callable[[], None] | None:
-        """What makes the commits made under ``sync_later`` durable (None: nothing to do)."""
+        """What makes the commits made under ``sync_later`` durable (None: nothing to do).
+
+        It raises SQLAlchemy's OperationalError (answered 503), as a failed commit does.
+        """
         ticket, self._pending = self._pending, None
         if ticket is None or self.wal_sync is None:
             return None
-        return partial(self.wal_sync.sync, ticket)
+        return partial(_sync_as_sqlalchemy, self.wal_sync, ticket)
 
     def rollback(self) -> None:
         try:
@@ -188,3 +193,10 @@ class LockingConnection(sqlite3.Connection):
             super().close()
         finally:
             self.release_writer_lock()
+
+
+def _sync_as_sqlalchemy(wal: WalSync, ticket: int) -> None:
+    try:
+        wal.sync(ticket)
+    except sqlite3.Error as err:
+        raise exc.OperationalError("COMMIT", None, err) from err
