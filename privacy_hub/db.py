@@ -30,7 +30,7 @@ from privacy_hub.writer_lock import LockingConnection, WriterLock, writer_lock
 POOL_RECYCLE = 1800
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 5) -> Engine:
     """An engine for ``url`` with the hub's connection settings."""
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {
