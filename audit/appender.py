@@ -35,6 +35,8 @@ class _Job:
 class _Batch:
     def __init__(self, lock: threading.Lock) -> None:
         self.jobs: list[_Job] = []
+        #: committed (or failed): the next batch may be written, this one may still sync
+        self.written = False
         self.done = False
         #: its callers wait on it: woken when it is done, or (one) to write it
         self.cond = threading.Condition(lock)
@@ -123,7 +125,7 @@ class Appender:
             batch = self._open
             batch.jobs.append(job)
             while not batch.done:
-                if not self._writing:  # this caller writes the batch it is in
+                if not self._writing and not batch.written:  # this caller writes it
                     self._writing = True
                     break
                 batch.cond.wait()
@@ -131,19 +133,37 @@ class Appender:
                 if job.error is not None:
                     raise job.error
                 return job.result
+        sync: Callable[[], None] | None = None
         try:
-            self._write_batch(batch)
+            sync = self._write_batch(batch)
         finally:
             with self._lock:
                 if self._open is batch:  # failed before closing it
                     self._open = _Batch(self._lock)
-                batch.done = True
+                batch.written = True
                 self._writing = False
-                batch.cond.notify_all()  # its callers: done
                 self._open.cond.notify()  # one caller of the next: write it
+            try:
+                # Committed, not yet durable (SQLite under NORMAL): the next batch is
+                # written while this one syncs; its callers are answered after.
+                if sync is not None:
+                    self._settle(batch, sync)
+            finally:
+                with self._lock:
+                    batch.done = True
+                    batch.cond.notify_all()  # its callers: done
         if job.error is not None:
             raise job.error
         return job.result
+
+    @staticmethod
+    def _settle(batch: _Batch, sync: Callable[[], None]) -> None:
+        try:
+            sync()
+        except BaseException as exc:  # committed but maybe not durable: not acknowledged
+            for job in batch.jobs:
+                if job.error is None:
+                    job.error = exc
 
     def _close(self, batch: _Batch) -> list[_Job]:
         """The batch's works from now on: later callers go into the next batch."""
@@ -152,30 +172,40 @@ class Appender:
                 self._open = _Batch(self._lock)
             return list(batch.jobs)
 
-    def _write_batch(self, batch: _Batch) -> None:
+    def _write_batch(self, batch: _Batch) -> Callable[[], None] | None:
+        """Commit the batch; what makes it durable, if that is left to do (``_write``)."""
         jobs: list[_Job] = []
         try:
             if self._upcoming:
                 self._gather()
             # The batch stays open while its writer waits for the database (SQLite's write
             # lock, held by another process's batch): whoever arrives meanwhile joins it.
-            self._write(lambda: self._close(batch),
-                        lambda: all(job.appends_only for job in batch.jobs))
+            return self._write(lambda: self._close(batch),
+                               lambda: all(job.appends_only for job in batch.jobs),
+                               sync_later=True)
         except BaseException as exc:
             jobs = self._close(batch)
             if len(jobs) == 1:
                 jobs[0].error = exc
-                return
+                return None
             # One work may have failed them all: each again alone, to fail only its own.
             for job in jobs:
                 try:
                     self._write(lambda job=job: [job])  # type: ignore[misc]
                 except BaseException as own:
                     job.error = own
+            return None
 
     def _write(self, jobs_now: Callable[[], list[_Job]],
-               appends_only: Callable[[], bool] = lambda: False) -> None:
-        """One transaction for the works ``jobs_now()`` returns once it has begun."""
+               appends_only: Callable[[], bool] = lambda: False,
+               sync_later: bool = False) -> Callable[[], None] | None:
+        """One transaction for the works ``jobs_now()`` returns once it has begun.
+
+        Returns when it has committed. With ``sync_later``, a connection that makes its
+        commits durable after them (privacy_hub/writer_lock.py: SQLite's WAL is synced
+        after the write lock is released) leaves that to the function returned, so that
+        the caller can let the next batch begin first; otherwise the commit is durable.
+        """
         # A plain connection, not a session: a batch needs nothing of the ORM.
         audited = committing.audited(self._factory.class_)
         if audited is None or audited.appender is not None:
@@ -186,8 +216,12 @@ class Appender:
                 engine = session.get_bind(mapper=AuditHead).engine
             # Kept for the next batches (one writer at a time): no pool checkout each time.
             conn = self._conn = engine.connect()
+        driver: Any = None
         try:
             with conn.begin():
+                if sync_later and hasattr(conn.connection.driver_connection, "take_sync"):
+                    driver = conn.connection.driver_connection
+                    driver.sync_later = True
                 # Begun: on SQLite, BEGIN IMMEDIATE has waited for the write lock.
                 # PostgreSQL waits at the head's lock, taken in head.append after the works
                 # (so other processes' batches are not held up by them), or here first
@@ -208,6 +242,10 @@ class Appender:
             self._conn = None  # e.g. the server dropped it: the next batch connects anew
             conn.close()
             raise
+        finally:
+            if driver is not None:
+                driver.sync_later = False
+        return cast("Callable[[], None] | None", driver.take_sync()) if driver else None
 
 
 #: key of the shared dict of a batch: {name: fn(connection)} run after every work and

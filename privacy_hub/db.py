@@ -30,7 +30,7 @@ from privacy_hub.writer_lock import LockingConnection, WriterLock, writer_lock
 POOL_RECYCLE = 1800
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 5) -> Engine:
     """An engine for ``url`` with the hub's connection settings."""
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {
@@ -57,6 +57,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
 def _configure_sqlite(engine: Engine, synchronous: str, lock: WriterLock | None) -> None:
     if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise ValueError(f"unknown SQLite synchronous mode: {synchronous}")
+    durable_later = synchronous.upper() == "NORMAL"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -64,9 +65,13 @@ def _configure_sqlite(engine: Engine, synchronous: str, lock: WriterLock | None)
         dbapi_conn.isolation_level = None
         if isinstance(dbapi_conn, LockingConnection):
             dbapi_conn.writer_lock = lock
+            # NORMAL: no fsync in COMMIT; the connection makes each write transaction
+            # durable after it releases the writer lock (privacy_hub/wal_sync.py).
+            dbapi_conn.wal_sync = lock.wal if lock is not None and durable_later else None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        # FULL: an acknowledged commit survives a power cut, not only a process crash.
+        # FULL: SQLite fsyncs the WAL in every COMMIT, holding the write lock; NORMAL with
+        # the hub's fdatasync after it: both survive a power cut, not only a crash.
         cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")

@@ -7,7 +7,9 @@ commits or rolls back (``LockingConnection``, whose ``BEGIN IMMEDIATE`` privacy_
 issues). Waiters sleep in the kernel and wake the moment the lock is free, where SQLite's
 busy handler would sleep and poll (1 ms, then up to 100 ms: seconds of p99 under load).
 SQLite's own busy timeout stays as the backstop for processes that do not take the lock
-file (e.g. the sqlite3 shell).
+file (e.g. the sqlite3 shell). Under ``synchronous=NORMAL`` the commit is made durable
+after the lock is released (privacy_hub/wal_sync.py), so the next writer need not wait
+for this one's fsync.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Callable
+from functools import partial
+
+from sqlalchemy import exc
+
+from privacy_hub.wal_sync import WalSync
 
 #: seconds a SQLite writer waits for another thread of its process before giving up, as
 #: SQLite's own busy timeout does ("database is locked")
@@ -39,6 +47,8 @@ class WriterLock:
         self.path = database + "-writer.lock"
         self._local = threading.Lock()
         self._fd: int | None = None
+        #: durability of the database's commits in this process (used under NORMAL)
+        self.wal = WalSync(database)
 
     def acquire(self, timeout: float = SQLITE_LOCK_TIMEOUT) -> None:
         if not self._local.acquire(timeout=timeout):
@@ -92,6 +102,7 @@ class WriterLock:
             os.close(self._fd)  # the parent's copy keeps the parent's lock
             self._fd = None
         self._local = threading.Lock()
+        self.wal.after_fork()
 
 
 _LOCKS: weakref.WeakValueDictionary[str, WriterLock] = weakref.WeakValueDictionary()
@@ -121,10 +132,19 @@ os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 class LockingConnection(sqlite3.Connection):
     """A sqlite3 connection that holds the database's writer lock from ``BEGIN IMMEDIATE``
-    until its transaction ends, however it ends (commit, rollback, close)."""
+    until its transaction ends, however it ends (commit, rollback, close).
+
+    With ``wal_sync`` set (``synchronous=NORMAL``), a commit of a write transaction returns
+    once it is durable: fdatasync of the WAL after the lock is released. A caller that
+    sets ``sync_later`` gets that sync from ``take_sync()`` instead, to run it when it has
+    handed on what it holds (audit.Appender: the next batch writes meanwhile).
+    """
 
     writer_lock: WriterLock | None = None
+    wal_sync: WalSync | None = None
+    sync_later = False
     _holding: WriterLock | None = None
+    _pending: int | None = None
 
     def take_writer_lock(self) -> None:
         if self._holding is None and self.writer_lock is not None:
@@ -137,6 +157,7 @@ class LockingConnection(sqlite3.Connection):
             held.release()
 
     def commit(self) -> None:
+        wrote = self._holding is not None  # BEGIN IMMEDIATE: a write transaction
         try:
             super().commit()
         finally:
@@ -144,6 +165,22 @@ class LockingConnection(sqlite3.Connection):
             # releases the lock then.
             if not self.in_transaction:
                 self.release_writer_lock()
+        if wrote and self.wal_sync is not None:
+            ticket = self.wal_sync.committed()
+            if self.sync_later:
+                self._pending = ticket
+            else:
+                self.wal_sync.sync(ticket)
+
+    def take_sync(self) -> Callable[[], None] | None:
+        """What makes the commits made under ``sync_later`` durable (None: nothing to do).
+
+        It raises SQLAlchemy's OperationalError (answered 503), as a failed commit does.
+        """
+        ticket, self._pending = self._pending, None
+        if ticket is None or self.wal_sync is None:
+            return None
+        return partial(_sync_as_sqlalchemy, self.wal_sync, ticket)
 
     def rollback(self) -> None:
         try:
@@ -156,3 +193,10 @@ class LockingConnection(sqlite3.Connection):
             super().close()
         finally:
             self.release_writer_lock()
+
+
+def _sync_as_sqlalchemy(wal: WalSync, ticket: int) -> None:
+    try:
+        wal.sync(ticket)
+    except sqlite3.Error as err:
+        raise exc.OperationalError("COMMIT", None, err) from err
