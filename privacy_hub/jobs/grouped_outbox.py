@@ -55,7 +55,7 @@ def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[
             if _BATCH_SUBSCRIBERS not in shared:
                 shared[_BATCH_SUBSCRIBERS] = _subscribers(conn)
             subscribers = shared[_BATCH_SUBSCRIBERS]
-        new = _rows_for(aead, ev, now, subscribers)
+        new = _rows_for(aead, ev, now, subscribers, (driver_cursor(conn), conn.dialect))
         rows.extend(new)
         wrote = wrote or bool(new)
     return wrote

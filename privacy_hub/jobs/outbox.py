@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     CheckConstraint,
     Connection,
+    Dialect,
     Index,
     Integer,
     LargeBinary,
@@ -45,6 +46,7 @@ from audit.prepared import Prepared, driver_cursor
 from audit.sql import UTCDateTime, new_metadata
 from consent import domain_events
 from consent.domain_events import DomainEvent, JSONValue
+from privacy_hub.jobs import follow_ups
 from privacy_hub.jobs.follow_ups import follow_up
 from privacy_hub.models import System
 from privacy_hub.vault import crypto
@@ -298,13 +300,15 @@ def _subscribers(session: Session | Connection) -> list[_Subscriber]:
             for system_id, purposes in rows]
 
 
-def _rows_for(aead: AESGCM, ev: DomainEvent, now: datetime,
-              subscribers: list[_Subscriber]) -> list[dict[str, Any]]:
+def _rows_for(aead: AESGCM, ev: DomainEvent, now: datetime, subscribers: list[_Subscriber],
+              probe: tuple[Any, Dialect]) -> list[dict[str, Any]]:
     """The jobs of one event: its webhooks or its mail, and the job it brings with it
-    (privacy_hub/jobs/follow_ups.py), all in the transaction of the change."""
+    (privacy_hub/jobs/follow_ups.py) when it has something to do (read with ``probe``,
+    a driver cursor in the change's transaction and its dialect), all in that
+    transaction."""
     rows = _delivery_rows(aead, ev, now, subscribers)
     extra = follow_up(ev)
-    if extra is not None:
+    if extra is not None and follow_ups.needed(*probe, *extra):
         kind, payload = extra
         rows.append(_row(aead, kind, payload, now=now, customer_id=ev.customer_id))
     return rows
@@ -349,11 +353,13 @@ class _Outbox:
         now = utcnow()
         rows: list[dict[str, Any]] = []
         subscribers: list[_Subscriber] | None = None
+        conn = session.connection(bind_arguments={"mapper": OutboxJob})
+        probe = (driver_cursor(conn), conn.dialect)
         while queued := domain_events.take(session):
             for ev in queued:
                 if subscribers is None and is_webhook_type(ev.type):
                     subscribers = _subscribers(session)
-                rows += _rows_for(self.aead, ev, now, subscribers or [])
+                rows += _rows_for(self.aead, ev, now, subscribers or [], probe)
         if rows:
             session.execute(insert(OutboxJob), rows)
             wake_worker_after_commit(session)
