@@ -4,6 +4,9 @@ Targets on this machine: export of a customer with 10,000 events in <= 2 s; the 
 of an erasure <= 50 ms at p50; listing 1,000 open requests in <= 200 ms.
 
     .venv/bin/python -m bench.dsar_bench [--backend sqlite|postgres] [--erasures 50]
+
+With ``--intake`` (issue 14) it measures instead DSAR intake against the consent write on
+the same server in the same run (bench/dsar_intake.py).
 """
 
 from __future__ import annotations
@@ -96,7 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--erasures", type=int, default=50)
     parser.add_argument("--open-requests", type=int, default=1000)
-    args = parser.parse_args(argv)
+    parser.add_argument("--intake", action="store_true",
+                        help="DSAR create against the consent write (bench/dsar_intake.py)")
+    args, rest = parser.parse_known_args(argv)
+    if args.intake:
+        from bench import dsar_intake
+
+        return dsar_intake.main([*rest, "--backend", args.backend])
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
     # The folder outlives the server: the stack (server, PostgreSQL) closes first.
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         factory = servers.BackendFactory(args.backend, Path(tmp), stack)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 import audit
 from audit.clock import rfc3339, utcnow
-from audit.ids import new_id
 from consent.ledger import Ledger
 from dsar import effects, erasure, fan_out, intake, reading, verification
 from dsar.deadlines import WorkingDays, due_at, reminder_times
@@ -38,9 +37,7 @@ from dsar.workflow import (
     extension,
 )
 
-#: R-DSAR-05: a request for an address no customer has waits this long for the requester
-#: to ask again with other details, then closes (never past its deadline)
-UNIDENTIFIED_WAIT = timedelta(days=30)
+UNIDENTIFIED_WAIT = intake.UNIDENTIFIED_WAIT
 UNIDENTIFIED_REASON = ("No customer is known under the email address given, and no other "
                        "details (another address, a phone number or an order number) "
                        "arrived in time (Art. 11(2) GDPR).")
@@ -82,23 +79,20 @@ class Requests:
         elif customer_id is not None and not self.directory.is_active(session, customer_id):
             raise RequestNotFound("no active customer with this id")
         received = received_at or now
-        req = DataSubjectRequest(
-            id=new_id(), type=str(checked.kind),
-            status=str(RequestStatus.PENDING_VERIFICATION), customer_id=customer_id,
-            channel=channel, received_at=received,
-            due_at=due_at(received, working_days=self.working_days),
-            extension_months=0, details=json.dumps(checked.plain), created_at=now,
-            updated_at=now)
+        req = DataSubjectRequest(**intake.new_request(
+            checked, customer_id=customer_id, channel=channel, received=received, now=now,
+            working_days=self.working_days))
         if checked.sealed:
             req.details_ct = self.directory.seal(session, customer_id, details_label(req.id),
                                                  json.dumps(checked.sealed).encode())
         session.add(req)
         session.flush()
-        add_history(session, req, None, "received", actor, note=f"channel {channel}")
+        add_history(session, req, None, intake.RECEIVED, actor,
+                    note=intake.received_note(channel))
         self._remind(session, req)
         audit.record(session, actor=actor, action="request.received", customer_id=customer_id,
-                     details={"request_id": req.id, "type": str(checked.kind),
-                              "channel": channel})
+                     details=intake.received_details({"id": req.id, "type": req.type,
+                                                      "channel": channel}))
         if checked.kind is RequestType.OBJECTION and customer_id is not None:
             effects.object_at_once_to_direct_marketing(session, req, checked.plain, actor,
                                                        self.directory)
@@ -111,7 +105,7 @@ class Requests:
         elif customer_id is None and email is not None:
             # Only the mailbox's owner learns that nobody is known under it (R-DSAR-05):
             # the caller's answer is the same as for a customer.
-            closes_at = min(now + UNIDENTIFIED_WAIT, req.due_at)
+            closes_at = intake.closes_unidentified(now, req.due_at)
             self.notifier.no_account(session, receipt=receipt, address=email,
                                      closes_at=closes_at)
             self.notifier.schedule_close_unidentified(session, request_id=req.id, at=closes_at)

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -21,11 +22,18 @@ def _token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def new_token(request_id: str, now: datetime) -> tuple[str, dict[str, Any]]:
+    """A new link token for the request and the row that stores only its hash (every
+    column of ``request_verification_tokens``)."""
+    token = secrets.token_urlsafe(32)
+    return token, {"token_hash": _token_hash(token), "request_id": request_id,
+                   "expires_at": now + TOKEN_TTL, "used_at": None}
+
+
 def issue_token(session: Session, request_id: str, now: datetime) -> str:
     """A new link token for the request; only its hash is stored."""
-    token = secrets.token_urlsafe(32)
-    session.add(VerificationToken(token_hash=_token_hash(token), request_id=request_id,
-                                  expires_at=now + TOKEN_TTL))
+    token, row = new_token(request_id, now)
+    session.add(VerificationToken(**row))
     return token
 
 

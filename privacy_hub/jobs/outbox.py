@@ -23,12 +23,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     CheckConstraint,
     Connection,
+    Dialect,
     Index,
     Integer,
     LargeBinary,
@@ -39,13 +40,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from audit import unit_of_work
-from audit.appender import BEFORE_CHAIN
 from audit.clock import rfc3339, utcnow
 from audit.ids import new_id
 from audit.prepared import Prepared, driver_cursor
 from audit.sql import UTCDateTime, new_metadata
 from consent import domain_events
 from consent.domain_events import DomainEvent, JSONValue
+from privacy_hub.jobs import follow_ups
 from privacy_hub.jobs.follow_ups import follow_up
 from privacy_hub.models import System
 from privacy_hub.vault import crypto
@@ -179,11 +180,20 @@ def enqueue(session: Session, kind: str, payload: Mapping[str, Any],
     return str(row["id"])
 
 
-def enqueue_mail(session: Session, *, template: str, customer_id: str | None = None,
-                 to_staff: str | None = None, data: Mapping[str, JSONValue],
-                 secrets: Mapping[str, str] | None = None,
-                 run_at: datetime | None = None) -> str:
-    """Queue a mail to a customer (address decrypted when it is sent) or to staff.
+class Job(NamedTuple):
+    """A job to queue: its kind, its payload (sealed when written), when it runs (None:
+    now) and the customer it is about."""
+
+    kind: str
+    payload: Mapping[str, Any]
+    run_at: datetime | None = None
+    customer_id: str | None = None
+
+
+def mail_job(*, template: str, customer_id: str | None = None, to_staff: str | None = None,
+             data: Mapping[str, JSONValue], secrets: Mapping[str, str] | None = None,
+             run_at: datetime | None = None) -> Job:
+    """A mail to a customer (address decrypted when it is sent) or to staff, as a job.
 
     ``to_staff`` is an address (e.g. ``settings.dpo_email``). ``secrets`` (a one-time
     ``token``, or a ready ``link``) are sealed like the rest of the payload.
@@ -196,7 +206,22 @@ def enqueue_mail(session: Session, *, template: str, customer_id: str | None = N
         raise OutboxError("give exactly one of customer_id and to_staff")
     payload = {"template": template, "customer_id": customer_id, "to_staff": to_staff,
                "data": dict(data), "secrets": dict(secrets or {})}
-    return enqueue(session, MAIL, payload, run_at, customer_id=customer_id)
+    return Job(MAIL, payload, run_at, customer_id)
+
+
+def enqueue_job(session: Session, job: Job) -> str:
+    """Queue ``job`` in the caller's transaction (enqueue); returns its id."""
+    return enqueue(session, job.kind, job.payload, job.run_at, customer_id=job.customer_id)
+
+
+def enqueue_mail(session: Session, *, template: str, customer_id: str | None = None,
+                 to_staff: str | None = None, data: Mapping[str, JSONValue],
+                 secrets: Mapping[str, str] | None = None,
+                 run_at: datetime | None = None) -> str:
+    """Queue a mail (mail_job) in the caller's transaction; returns the job's id."""
+    return enqueue_job(session, mail_job(template=template, customer_id=customer_id,
+                                         to_staff=to_staff, data=data, secrets=secrets,
+                                         run_at=run_at))
 
 
 def enqueue_many(session: Session, kind: str, items: Sequence[tuple[str, Mapping[str, Any]]],
@@ -275,13 +300,15 @@ def _subscribers(session: Session | Connection) -> list[_Subscriber]:
             for system_id, purposes in rows]
 
 
-def _rows_for(aead: AESGCM, ev: DomainEvent, now: datetime,
-              subscribers: list[_Subscriber]) -> list[dict[str, Any]]:
+def _rows_for(aead: AESGCM, ev: DomainEvent, now: datetime, subscribers: list[_Subscriber],
+              probe: tuple[Any, Dialect]) -> list[dict[str, Any]]:
     """The jobs of one event: its webhooks or its mail, and the job it brings with it
-    (privacy_hub/jobs/follow_ups.py), all in the transaction of the change."""
+    (privacy_hub/jobs/follow_ups.py) when it has something to do (read with ``probe``,
+    a driver cursor in the change's transaction and its dialect), all in that
+    transaction."""
     rows = _delivery_rows(aead, ev, now, subscribers)
     extra = follow_up(ev)
-    if extra is not None:
+    if extra is not None and follow_ups.needed(*probe, *extra):
         kind, payload = extra
         rows.append(_row(aead, kind, payload, now=now, customer_id=ev.customer_id))
     return rows
@@ -310,51 +337,6 @@ def _delivery_rows(aead: AESGCM, ev: DomainEvent, now: datetime,
             for s in subscribers if s.sees(ev.purpose)]
 
 
-_BATCH_ROWS = "outbox.rows"
-_INSERT_JOB_RAW = Prepared(insert(OutboxJob))
-_BATCH_SUBSCRIBERS = "outbox.subscribers"
-
-
-def write_events(factory: sessionmaker[Session], conn: Connection, shared: dict[str, Any],
-                 queued: list[DomainEvent]) -> bool:
-    """The outbox rows of ``queued``, for a work of a group-committed transaction
-    (audit.Appender.run on sessions of ``factory``, which must be installed here): as
-    ``_Outbox.settle`` does for a session, in the same transaction as the work. The
-    subscribers are read once per transaction, inside it (so a system registered before
-    it began gets its events), and the rows of all its works go in one insert just before
-    the audit chain. True if it queued rows: then call ``jobs_written()`` once the work
-    has committed (not otherwise: a woken in-process worker takes the write lock).
-    """
-    aead = _aead(factory.class_)
-    now = utcnow()
-    wrote = False
-    rows: list[dict[str, Any]] | None = shared.get(_BATCH_ROWS)
-    if rows is None:
-        rows = shared[_BATCH_ROWS] = []
-
-        def finish(c: Connection) -> None:
-            if rows:
-                cursor = driver_cursor(c)
-                _INSERT_JOB_RAW.executemany(cursor, c.dialect, rows)
-
-        shared.setdefault(BEFORE_CHAIN, {})["outbox"] = finish
-    for ev in queued:
-        subscribers: list[_Subscriber] = []
-        if is_webhook_type(ev.type):
-            if _BATCH_SUBSCRIBERS not in shared:
-                shared[_BATCH_SUBSCRIBERS] = _subscribers(conn)
-            subscribers = shared[_BATCH_SUBSCRIBERS]
-        new = _rows_for(aead, ev, now, subscribers)
-        rows.extend(new)
-        wrote = wrote or bool(new)
-    return wrote
-
-
-def jobs_written() -> None:
-    """Wake an in-process worker after a group-committed transaction wrote jobs."""
-    jobs_added.set()
-
-
 # -- at commit ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -371,11 +353,13 @@ class _Outbox:
         now = utcnow()
         rows: list[dict[str, Any]] = []
         subscribers: list[_Subscriber] | None = None
+        conn = session.connection(bind_arguments={"mapper": OutboxJob})
+        probe = (driver_cursor(conn), conn.dialect)
         while queued := domain_events.take(session):
             for ev in queued:
                 if subscribers is None and is_webhook_type(ev.type):
                     subscribers = _subscribers(session)
-                rows += _rows_for(self.aead, ev, now, subscribers or [])
+                rows += _rows_for(self.aead, ev, now, subscribers or [], probe)
         if rows:
             session.execute(insert(OutboxJob), rows)
             wake_worker_after_commit(session)

@@ -129,8 +129,7 @@ class OutboxNotifier:
                           token: str) -> None:
         if customer_id is None:
             return  # nobody identified: no_account told the address's owner
-        outbox.enqueue_mail(session, template="request_verification", customer_id=customer_id,
-                            data=_acknowledgement(receipt), secrets={"token": token})
+        outbox.enqueue_job(session, verification_mail(receipt, customer_id, token))
 
     def acknowledge(self, session: Session, *, receipt: Receipt, customer_id: str,
                     address: str | None = None, locale: str | None = None) -> None:
@@ -148,25 +147,18 @@ class OutboxNotifier:
 
     def no_account(self, session: Session, *, receipt: Receipt, address: str,
                    closes_at: datetime) -> None:
-        try:
-            normalised = normalise_email(address)
-        except NormalisationError:
-            return  # not an address: nobody to tell
-        outbox.enqueue_mail(session, template="request_no_account", to_staff=normalised,
-                            data={**_acknowledgement(receipt),
-                                  "closes_at": closes_at.date().isoformat()})
+        job = no_account_mail(receipt, address, closes_at)
+        if job is not None:
+            outbox.enqueue_job(session, job)
 
     def schedule_close_unidentified(self, session: Session, *, request_id: str,
                                     at: datetime) -> None:
-        outbox.enqueue(session, REQUEST_UNIDENTIFIED, {"request_id": request_id}, run_at=at)
+        outbox.enqueue_job(session, close_unidentified_job(request_id, at))
 
     def schedule_reminders(self, session: Session, *, request_id: str, due_at: datetime,
                            times: Sequence[datetime]) -> None:
-        # R-DEAD-03: one reminder a week before the deadline, one when it has passed.
-        for when in times:
-            outbox.enqueue(session, REQUEST_REMINDER, {
-                "request_id": request_id, "due_at": due_at.isoformat(),
-                "reminder": "overdue" if when >= due_at else "due_soon"}, run_at=when)
+        for job in reminder_jobs(request_id, due_at, times):
+            outbox.enqueue_job(session, job)
 
     def tell_subject(self, session: Session, *, request_id: str, customer_id: str | None,
                      template: str, data: Mapping[str, str]) -> None:
@@ -174,6 +166,39 @@ class OutboxNotifier:
             return  # nobody identified, no address kept: nothing to send to
         outbox.enqueue_mail(session, template=template, customer_id=customer_id,
                             data={"request_id": request_id, **data})
+
+
+# The jobs of a new request, the same through a session (OutboxNotifier) and in a
+# group-committed intake (privacy_hub/rights/intake.py).
+def verification_mail(receipt: Receipt, customer_id: str, token: str) -> outbox.Job:
+    """The acknowledgement with the single-use verification link (R-DSAR-02)."""
+    return outbox.mail_job(template="request_verification", customer_id=customer_id,
+                           data=_acknowledgement(receipt), secrets={"token": token})
+
+
+def no_account_mail(receipt: Receipt, address: str, closes_at: datetime) -> outbox.Job | None:
+    """R-DSAR-05: the address's owner is told nobody is known under it (None: not an
+    address, nobody to tell)."""
+    try:
+        normalised = normalise_email(address)
+    except NormalisationError:
+        return None
+    return outbox.mail_job(template="request_no_account", to_staff=normalised,
+                           data={**_acknowledgement(receipt),
+                                 "closes_at": closes_at.date().isoformat()})
+
+
+def close_unidentified_job(request_id: str, at: datetime) -> outbox.Job:
+    """R-DSAR-05: close the request at ``at`` if nobody was identified by then."""
+    return outbox.Job(REQUEST_UNIDENTIFIED, {"request_id": request_id}, at)
+
+
+def reminder_jobs(request_id: str, due_at: datetime,
+                  times: Sequence[datetime]) -> list[outbox.Job]:
+    """R-DEAD-03: one reminder a week before the deadline, one when it has passed."""
+    return [outbox.Job(REQUEST_REMINDER, {
+        "request_id": request_id, "due_at": due_at.isoformat(),
+        "reminder": "overdue" if when >= due_at else "due_soon"}, when) for when in times]
 
 
 def _acknowledgement(receipt: Receipt, locale: str | None = None) -> dict[str, JSONValue]:

@@ -21,7 +21,7 @@ from consent.ledger import Decision, Recorded
 from consent.models import ConfirmationToken, ConsentEvent
 from consent.proof import Seal
 from privacy_hub.hub import Hub
-from privacy_hub.jobs import outbox
+from privacy_hub.jobs import grouped_outbox
 from privacy_hub.unsubscribe import InvalidLink, make_token, read_token
 from privacy_hub.usecases.access import PurposeFilter, any_purpose, require_purpose
 from privacy_hub.usecases.customers import canonical_id
@@ -119,13 +119,13 @@ def record_grouped(hub: Hub, hot: HotPath, customer_id: str, fields: Mapping[str
             return (None, False), []
         recorded, entry, event = done
         activity.touch_on(conn, customer_id, recorded.recorded_at)  # R-RET-02
-        return (recorded, outbox.write_events(hub.sessions, conn, shared, [event])), [entry]
+        return (recorded, grouped_outbox.write_events(hub.sessions, conn, shared, [event])), [entry]
 
     grouped: Recorded | None
     with group_committed():
         grouped, wrote_jobs = hot.writer.run(work)
     if wrote_jobs:
-        outbox.jobs_written()
+        grouped_outbox.jobs_written()
     return None if grouped is None else grouped.public()
 
 

@@ -14,24 +14,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import audit
-from audit.clock import utcnow
+from audit.clock import rfc3339, utcnow
 from dsar import fan_out
 from dsar.models import DataSubjectRequest, RequestSystem
 from dsar.requests import Requests
 from dsar.workflow import RejectionGround
 from privacy_hub.hub import Hub
 from privacy_hub.models import System
-from privacy_hub.rights import third_party
+from privacy_hub.rights import intake, third_party
 from privacy_hub.rights.adapters import requests_service
 from privacy_hub.rights.exports import ExportGone, Exports
-from privacy_hub.usecases.errors import Conflict, Gone, NotFound
+from privacy_hub.usecases.errors import Conflict, Gone, NotFound, group_committed
 from privacy_hub.vault import activity
+from privacy_hub.vault.service import HotPath
 
 #: how a system marks data about other people in its report (R-ACC-07), for the API
 THIRD_PARTY_MARKING = third_party.DESCRIPTION
-
-_CREATED = ("id", "type", "status", "received_at", "due_at", "extended")
-
 
 def _public(session: Session, req: DataSubjectRequest) -> dict[str, Any]:
     return Requests.public(session, req)
@@ -52,8 +50,27 @@ def submit(hub: Hub, session: Session, *, type: str, actor: audit.Actor,
         verification_method=verification_method, language=language)
     if req.customer_id is not None:
         activity.touch(session, req.customer_id, req.created_at)  # R-RET-02
-    full = _public(session, req)
-    return {k: full[k] for k in _CREATED}
+    # Only the fields the answer has: the request's systems and history are not read.
+    return {"id": req.id, "type": req.type, "status": req.status,
+            "received_at": rfc3339(req.received_at), "due_at": rfc3339(req.due_at),
+            "extended": req.extension_months > 0}
+
+
+def submit_grouped(hub: Hub, hot: HotPath, *, type: str, actor: audit.Actor,
+                   email: str | None = None, customer_id: str | None = None,
+                   details: Mapping[str, Any] | None = None, channel: str = "api",
+                   received_at: datetime | None = None,
+                   language: str | None = None) -> dict[str, Any] | None:
+    """``submit`` of a request still to be verified, in a short group-committed
+    transaction (privacy_hub/rights/intake.py): the same rows, mails, audit entry and
+    answer, durable before it returns. None, having changed nothing, when the request
+    needs ``submit`` (verified at once, an objection, sealed details, an id that is not
+    an active customer's)."""
+    with group_committed():
+        return intake.submit_grouped(hub, hot, type=type, actor=actor, email=email,
+                                     customer_id=customer_id, details=details,
+                                     channel=channel, received_at=received_at,
+                                     language=language)
 
 
 def get(hub: Hub, session: Session, request_id: str) -> dict[str, Any]:
