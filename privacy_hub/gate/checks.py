@@ -151,6 +151,17 @@ _OBJECTED = _sql(
     "WHERE customer_id > :after AND customer_id <= :last AND purpose IN (:purpose, '*')")
 
 
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Customers who share an answer: their ids and, where the answer rests on each one's
+    consent state, their proofs "event id:receipt id" (R-GATE-03; either id empty where
+    none is known) joined by commas in the order of the ids."""
+
+    answer: Answer
+    ids: list[str]
+    proofs: str | None = None
+
+
 @dataclass(frozen=True)
 class PurposeInfo:
     rule: Rule
@@ -254,48 +265,54 @@ class Checker:
         return self.decide_one(Reader.of_session(session), customer_id, purpose, now)
 
     # -- many customers --------------------------------------------------------------
-    def decide_many(self, reader: Reader, customer_ids: Sequence[str | None], purpose: str,
-                    now: datetime, proofs: dict[str, str] | None = None
-                    ) -> tuple[list[Answer], Rule]:
-        """Decisions in the order of ``customer_ids`` (None: an id no customer can have).
-
-        Answers are shared by customers with the same inputs, so their ``state`` names no
-        ledger event: given ``proofs``, a consent purpose's decisions fill it with
-        "event id:receipt id" of each customer's state (R-GATE-03; the receipt id empty
-        where none is known), by customer id.
-        """
+    def answer_groups(self, reader: Reader, customer_ids: Sequence[str], purpose: str,
+                      now: datetime, *, proofs: bool = False) -> tuple[Rule, list[Group]]:
+        """The decisions for ``customer_ids`` (sorted, without repeats, each a possible
+        customer id: no comma), as groups of the customers who share an answer (found
+        customers only: the others are unknown). With ``proofs``, a consent purpose's
+        groups name each customer's ledger event and receipt (R-GATE-03)."""
         rule = self.purpose(reader, purpose).rule
-        unknown = decide(rule, None, UNKNOWN, now)
-        # No customer id holds a comma (they are UUIDs): the statement joins ids with them.
-        unique = sorted({c for c in customer_ids if c and "," not in c})
-        found: dict[str, Answer] = {}
+        groups: list[Group] = []
         objected: dict[str, list[tuple[str, Any]]] = {}
-        inputs: dict[str, tuple[Any, ...]] = {}
-        consent = proofs is not None and rule.legal_basis is LegalBasis.CONSENT
+        inputs: dict[str, tuple[tuple[Any, ...], str | None]] = {}
+        consent = proofs and rule.legal_basis is LegalBasis.CONSENT
         statement = (_MANY_SOFT if rule.soft_opt_in else _MANY_CONSENT if consent else _MANY)
-        for start in range(0, len(unique), CHUNK):
-            rows = reader.rows(statement, {"purpose": purpose,
-                                           "ids": reader.ids_param(unique[start:start + CHUNK])})
-            for row in rows:
+        for start in range(0, len(customer_ids), CHUNK):
+            chunk = list(customer_ids[start:start + CHUNK])
+            for row in reader.rows(statement, {"purpose": purpose,
+                                               "ids": reader.ids_param(chunk)}):
                 cstatus, status, pversion, expires, restricted, erased, suppressed, opurpose, \
                     grounds = row[:9]
-                joined = row[-1]
                 relationship = row[9] if rule.soft_opt_in else False
                 notice = row[9] if consent else None
                 key = (cstatus, status, pversion, expires, restricted, erased, relationship,
                        suppressed, notice)
-                group = joined.split(",")
-                if consent and status is not None and proofs is not None:
-                    proofs.update(zip(group, row[-2].split(","), strict=True))
+                ids = row[-1].split(",")
+                proof = row[-2] if consent and status is not None else None
                 if opurpose is not None:  # rare: decided below with all of its objections
-                    for cid in group:
+                    each = proof.split(",") if proof is not None else [None] * len(ids)
+                    for cid, one in zip(ids, each, strict=True):
                         objected.setdefault(cid, []).append((opurpose, grounds))
-                        inputs[cid] = key
+                        inputs[cid] = (key, one)
                     continue
-                found.update(dict.fromkeys(group, self._decide(reader, rule, purpose, key, (),
-                                                               now)))
+                answer = self._decide(reader, rule, purpose, key, (), now)
+                groups.append(Group(answer, ids, proof if answer.state is not None else None))
         for cid, objections in objected.items():
-            found[cid] = self._decide(reader, rule, purpose, inputs[cid], objections, now)
+            key, one = inputs[cid]
+            answer = self._decide(reader, rule, purpose, key, objections, now)
+            groups.append(Group(answer, [cid], one if answer.state is not None else None))
+        return rule, groups
+
+    def decide_many(self, reader: Reader, customer_ids: Sequence[str | None], purpose: str,
+                    now: datetime) -> tuple[list[Answer], Rule]:
+        """Decisions in the order of ``customer_ids`` (None: an id no customer can have)."""
+        # No customer id holds a comma (they are UUIDs): the statement joins ids with them.
+        unique = sorted({c for c in customer_ids if c and "," not in c})
+        rule, groups = self.answer_groups(reader, unique, purpose, now)
+        found: dict[str, Answer] = {}
+        for group in groups:
+            found.update(dict.fromkeys(group.ids, group.answer))
+        unknown = decide(rule, None, UNKNOWN, now)
         return [found.get(c, unknown) if c else unknown for c in customer_ids], rule
 
     def check_many(self, session: Session, customer_ids: Sequence[str], purpose: str,
