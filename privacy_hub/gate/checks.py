@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -225,10 +225,9 @@ def _unmapped(connection: Any) -> None:
     if getattr(connection, "_gate_unmapped", False):
         return
     connection.execute("PRAGMA mmap_size=0")
-    try:
+    # a plain sqlite3 connection takes no attributes: then it is set each time
+    with suppress(AttributeError):
         connection._gate_unmapped = True
-    except AttributeError:  # pragma: no cover - a plain sqlite3 connection: set it each time
-        pass
 
 
 def _rule(key: str, legal_basis: str, version: int, direct_marketing: Any,
