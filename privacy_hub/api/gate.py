@@ -18,7 +18,6 @@ from privacy_hub.api.auth import current_principal, require, require_purpose
 from privacy_hub.api.bodies import documented, encode_json, json_response, load_body, parsed
 from privacy_hub.api.pagination import encode_cursor, read_cursor
 from privacy_hub.api.problems import Problem
-from privacy_hub.gate.checks import Group
 from privacy_hub.schemas import Strict, UtcDateTime
 from privacy_hub.usecases import checks
 from privacy_hub.usecases.errors import Refused
@@ -184,25 +183,26 @@ def batch_json(ids: list[str], answers: checks.BatchAnswers) -> str:
     """
     items: dict[str, str] = {}
     for group in answers.groups:
-        items.update(zip(group.ids, _group_items(group), strict=True))
+        items.update(zip(group.ids, _group_items(group.answer, group.ids, group.proofs),
+                          strict=True))
     unknown = "," + _batch_tail(answers.unknown) + _NO_PROOF
     for cid in set(ids).difference(items):  # unknown customers and strings no id can be
         items[cid] = '{"customer_id":' + encode_json(cid) + unknown
     return '{"results":[' + ",".join(map(items.__getitem__, ids)) + "]}"
 
 
-def _group_items(group: Group) -> Iterable[str]:
-    """The items of a group's customers (UUIDs the hub made: put in as they are)."""
-    tail = "," + _batch_tail(group.answer)
+def _group_items(answer: Answer, ids: list[str], proofs: str | None) -> Iterable[str]:
+    """The items of a group of customers sharing ``answer`` (``ids``: UUIDs the hub made,
+    put in as they are; ``proofs``: their "event:receipt" joined by commas, or None)."""
+    tail = "," + _batch_tail(answer)
     template = '{{"customer_id":"{}"' + tail.replace("{", "{{").replace("}", "}}")
-    proofs = group.proofs
     if proofs is None:
-        return map((template + _NO_PROOF_FORMAT).format, group.ids)
-    if len(proofs) == len(group.ids) * (_PROOF_LENGTH + 1) - 1:  # both ids everywhere
+        return map((template + _NO_PROOF_FORMAT).format, ids)
+    if len(proofs) == len(ids) * (_PROOF_LENGTH + 1) - 1:  # both ids everywhere
         # (split at the commas first: the text put in for the colon holds one)
         both = proofs.replace(",", "\n").replace(":", '","receipt_id":"').split("\n")
-        return map((template + ',"event_id":"{}"}}').format, group.ids, both)
-    return map((template + "{}").format, group.ids, map(_proof_json, proofs.split(",")))
+        return map((template + ',"event_id":"{}"}}').format, ids, both)
+    return map((template + "{}").format, ids, map(_proof_json, proofs.split(",")))
 
 
 _NO_PROOF = ',"event_id":null,"receipt_id":null}'
