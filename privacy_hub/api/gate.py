@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import marshmallow as ma
@@ -168,40 +169,53 @@ class ConsentCheck(MethodView):
         body = load_body(_BATCH_CHECK, _fast_batch)
         purpose, ids = body["purpose"], body["customer_ids"]
         require_purpose(purpose)
-        valid, answers, proofs = checks.check_batch(hub(), ids, purpose,
-                                                    actor=current_principal().actor)
-        # Joined from fragments the encoder made, one per distinct answer (the few distinct
-        # Answer objects, by identity), and each customer's ledger event and receipt (UUIDs,
-        # put in as they are): the schema documents the shape. Measured for 10,000 ids:
-        # 5 ms this way, 14 ms through the encoder (a dict per item), 30 ms through the
-        # schema; the whole batch costs about 135 ms of CPU.
-        tails: dict[int, str] = {}
-        parts = []
-        for cid, ok, a in zip(ids, valid, answers, strict=True):
-            tail = tails.get(id(a))
-            if tail is None:
-                tail = tails[id(a)] = _batch_tail(a)
-            head = '{"customer_id":"' + cid + '"' if ok else '{"customer_id":' + encode_json(cid)
-            proof = proofs.get(cid) if ok and a.state is not None else None
-            if proof is None:
-                parts.append(head + tail + _NO_PROOF)
-            elif len(proof) == _PROOF_LENGTH:  # both ids there: the usual case, inlined
-                parts.append(head + tail + ',"event_id":"'
-                             + proof.replace(":", '","receipt_id":"', 1) + '"}')
-            else:
-                parts.append(head + tail + _proof_json(proof))
-        return Response('{"results":[' + ",".join(parts) + "]}", mimetype="application/json")
+        answers = checks.check_batch(hub(), ids, purpose, actor=current_principal().actor)
+        return Response(batch_json(ids, answers), mimetype="application/json")
+
+
+def batch_json(ids: list[str], answers: checks.BatchAnswers) -> str:
+    """The batch's answer: one item per asked id, in the asked order.
+
+    Each distinct id's item is made once, a group of customers sharing an answer at a
+    time, by C-level string operations (a template per group, filled by ``str.format``
+    through ``map``), then the items are joined in the asked order: no Python code runs
+    per item. The schema documents the shape.
+    """
+    items: dict[str, str] = {}
+    for group in answers.groups:
+        items.update(zip(group.ids, _group_items(group.answer, group.ids, group.proofs),
+                          strict=True))
+    unknown = "," + _batch_tail(answers.unknown) + _NO_PROOF
+    for cid in set(ids).difference(items):  # unknown customers and strings no id can be
+        items[cid] = '{"customer_id":' + encode_json(cid) + unknown
+    return '{"results":[' + ",".join(map(items.__getitem__, ids)) + "]}"
+
+
+def _group_items(answer: Answer, ids: list[str], proofs: str | None) -> Iterable[str]:
+    """The items of a group of customers sharing ``answer`` (``ids``: UUIDs the hub made,
+    put in as they are; ``proofs``: their "event:receipt" joined by commas, or None)."""
+    tail = "," + _batch_tail(answer)
+    template = '{{"customer_id":"{}"' + tail.replace("{", "{{").replace("}", "}}")
+    if proofs is None:
+        return map((template + _NO_PROOF_FORMAT).format, ids)
+    if len(proofs) == len(ids) * (_PROOF_LENGTH + 1) - 1:  # both ids everywhere
+        # (split at the commas first: the text put in for the colon holds one)
+        both = proofs.replace(",", "\n").replace(":", '","receipt_id":"').split("\n")
+        return map((template + ',"event_id":"{}"}}').format, ids, both)
+    return map((template + "{}").format, ids, map(_proof_json, proofs.split(",")))
 
 
 _NO_PROOF = ',"event_id":null,"receipt_id":null}'
+_NO_PROOF_FORMAT = _NO_PROOF.replace("}", "}}")
 #: a proof holding both ids, "event:receipt" (UUIDs)
 _PROOF_LENGTH = 36 + 1 + 36
 
 
 def _batch_tail(a: Answer) -> str:
-    """A batch item's fields after its customer id but for the event and receipt ids."""
+    """A batch item's fields after its customer id but for the event and receipt ids,
+    without the leading comma."""
     state = a.state
-    return "," + encode_json({
+    return encode_json({
         "allowed": a.allowed, "reason": a.reason,
         "notice_version": state.notice_version if state else None,
         "purpose_version": state.purpose_version if state else None})[1:-1]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import attrgetter
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,8 +18,8 @@ import audit
 from audit.clock import utcnow
 from audit.ids import new_id
 from consent import flags as flag_service
-from consent.gate import Answer
-from privacy_hub.gate.checks import Checker, Reader
+from consent.gate import UNKNOWN, Answer, decide
+from privacy_hub.gate.checks import Checker, Group, Reader
 from privacy_hub.hub import Hub
 from privacy_hub.jobs import art14
 from privacy_hub.rights import disclosures
@@ -30,20 +30,33 @@ from privacy_hub.vault import activity
 from privacy_hub.vault.models import CustomerEvent
 
 checker = Checker()
-_ALLOWED = attrgetter("allowed")
 
 #: the event type that makes a customer of a prospect (the soft opt-in's relationship)
 PURCHASE = "purchase"
 
 _UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _UUID = re.compile(_UUID_RE)
-#: a newline-joined list of UUIDs (``$`` is not used: it would also match before a newline)
-_UUIDS = re.compile(f"{_UUID_RE}(?:\n{_UUID_RE})*")
+_HEX_AND_DASH = b"0123456789abcdefABCDEF-"
 
 
 def is_uuid(value: str) -> bool:
     """Whether ``value`` can be a customer id (anything else is an unknown customer)."""
     return _UUID.fullmatch(value) is not None
+
+
+def all_uuids(values: Sequence[str]) -> bool:
+    """Whether every value is a UUID (``is_uuid``), checked in one pass over all of them
+    at C speed: 10,000 ids in well under a millisecond."""
+    n = len(values)
+    joined = "".join(values)
+    if len(joined) != 36 * n or not joined.isascii():
+        return False
+    raw = joined.encode("ascii")
+    dashes = "-" * n
+    # only hex digits and dashes, four dashes per id, each where a UUID has them
+    return (not raw.translate(None, _HEX_AND_DASH) and raw.count(b"-") == 4 * n
+            and joined[8::36] == dashes and joined[13::36] == dashes
+            and joined[18::36] == dashes and joined[23::36] == dashes)
 
 
 def _system(actor: audit.Actor) -> str:
@@ -79,32 +92,37 @@ def check_at(hub: Hub, session: Session, customer_id: str, purpose: str, at: dat
     return answer
 
 
+@dataclass(frozen=True, slots=True)
+class BatchAnswers:
+    """A batch check's answers: the found customers in groups sharing an answer (each
+    naming its customers' ledger events where the answer rests on them, R-GATE-03), and
+    the answer for every other id asked (unknown customers, strings no id can be)."""
+
+    groups: list[Group]
+    unknown: Answer
+
+
 def check_batch(hub: Hub, customer_ids: Sequence[str], purpose: str, *,
-                actor: audit.Actor
-                ) -> tuple[list[str | None], list[Answer], dict[str, str]]:
-    """Many customers for one purpose, in order: each id (None where it cannot be a
-    customer's) and its answer. Few distinct Answer objects come back, shared by identity;
-    an answer whose ``state`` is set rests on the customer's own ledger event, named in
-    the proofs as "event id:receipt id" by customer id (R-GATE-03)."""
+                actor: audit.Actor) -> BatchAnswers:
+    """Many customers for one purpose (the caller puts the answers in the asked order)."""
     if customer_ids and max(map(len, customer_ids)) > 64:
         too_long = [i for i, cid in enumerate(customer_ids) if len(cid) > 64]
         raise Invalid("Customer ids are at most 64 characters.",
                       errors={f"customer_ids.{i}": ["longer than 64 characters"]
                               for i in too_long[:20]})
-    # Usually every id is a UUID: one match over all of them, else one by one. (No id
-    # of at most 64 characters can hide a newline between two UUIDs.)
-    if _UUIDS.fullmatch("\n".join(customer_ids)):
-        valid: list[str | None] = list(customer_ids)
-    else:
-        match = _UUID.fullmatch
-        valid = [c if match(c) else None for c in customer_ids]
-    proofs: dict[str, str] = {}
+    # Usually every id is a UUID: checked all at once, else one by one. No customer id
+    # holds a comma: the gate's statement joins ids with them.
+    asked = set(customer_ids)
+    if not all_uuids(customer_ids):
+        asked = {c for c in asked if is_uuid(c)}
+    now = utcnow()
     with Reader.connect(hub.engine) as reader:
-        answers, _ = checker.decide_many(reader, valid, purpose, utcnow(), proofs)
-    allowed = sum(map(_ALLOWED, answers))
+        rule, groups = checker.answer_groups(reader, sorted(asked), purpose, now, proofs=True)
+    allowed_ids = set().union(*(g.ids for g in groups if g.answer.allowed))
+    allowed = sum(map(allowed_ids.__contains__, customer_ids))
     hub.checklog.add(_system(actor), None, purpose, allowed > 0,
                      f"{allowed}/{len(customer_ids)}", "batch")
-    return valid, answers, proofs
+    return BatchAnswers(groups, decide(rule, None, UNKNOWN, now))
 
 
 def audience(hub: Hub, purpose: str, *, actor: audit.Actor,
