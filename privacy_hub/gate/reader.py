@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
@@ -48,8 +48,6 @@ class Reader:
         """A driver connection of the gate's own (db.driver_reader), each statement on its
         own committed snapshot (SQLite: no transaction; PostgreSQL: autocommit)."""
         with driver_reader(engine) as (cursor, dialect):
-            if dialect.name == "sqlite":
-                _unmapped(cursor.connection)
 
             def run(sql: str, params: Any) -> list[Any]:
                 cursor.execute(sql, params)
@@ -57,22 +55,3 @@ class Reader:
 
             yield cls(dialect, run)
 
-
-def _unmapped(connection: Any) -> None:
-    """Read through SQLite's page cache, not a memory map of the file, on this connection
-    (once per connection).
-
-    In WAL mode SQLite unmaps the whole file whenever another connection has committed
-    since this one last read (pager.c, pagerBeginReadTransaction), and each page touched
-    after that faults in again. A gate read nearly always follows a commit (the check
-    log alone commits every half second per process), and a batch of 10,000 random ids
-    touches some 150,000 pages of the indexes: measured at 1,000,000 customers with a
-    commit every half second, 286-322 ms of CPU per batch statement mapped against
-    150-170 ms read (127-138 ms mapped with no writes at all).
-    """
-    if getattr(connection, "_gate_unmapped", False):
-        return
-    connection.execute("PRAGMA mmap_size=0")
-    # a plain sqlite3 connection takes no attributes: then it is set each time
-    with suppress(AttributeError):
-        connection._gate_unmapped = True
