@@ -7,14 +7,15 @@ Rust, outside the GIL, so more of each core is left to the hub's own Python (ben
 
 In each worker process, before it serves (``_load_app``, granian's ``target_loader``):
 the GIL's switch interval, the app's logging, the app, and a thread that runs the
-instance's background worker once it holds ``<instance>/worker.lock``.
+instance's background worker once it holds ``<instance>/worker.lock``. A worker that dies
+is replaced, as gunicorn replaced its workers.
 
 Shutdown (SIGTERM or SIGINT to the main process, or to the whole process group): the main
 process flags the stop to every worker (no worker takes the background worker's lock from
 then on) and SIGTERMs them; each stops accepting connections, finishes the requests in
-flight (each one returns only once its group-committed transaction has committed, so
-nothing is left pending in audit/appender.py), then stops its background worker after its
-current job, and exits. A worker still busy after ``GRACEFUL_TIMEOUT`` seconds is killed.
+flight (each returns only once its group-committed transaction has committed, so nothing
+is left pending in audit/appender.py), then stops its background worker after its current
+job, and exits. A worker still busy after ``GRACEFUL_TIMEOUT`` seconds is killed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import multiprocessing
 import multiprocessing.util
 import signal
 import sys
+import threading
 from functools import partial
 from types import FrameType
 from typing import Any
@@ -81,32 +83,56 @@ def _load_app(_target: str, *, background_worker: bool, stopping: Any) -> Any:
     default 5 ms, a thread busy with another request's Python keeps it that long, and every
     other writer of both processes waits too.
     """
+    # A stop signal while the app loads (granian sets its handlers only afterwards; a
+    # forked worker would run the main process's): noted, and the worker then serves nothing.
+    told_to_stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: told_to_stop.set())
     sys.setswitchinterval(SWITCH_INTERVAL)
     configure_logging()  # the app's own log lines, tokens redacted, with or without a worker
     # Imported here, in the process that serves: the app and Flask load only there.
     from privacy_hub.app import create_app
 
     app = create_app()
+    if told_to_stop.is_set():
+        _await_the_main_process(stopping)
+        sys.exit(0)
     hub = app.extensions.get("privacy_hub")
+    background = None
     if background_worker and hub is not None:
         background = BackgroundWorker(hub, serving=lambda: not stopping.is_set())
         background.start()
-        # Run when the worker has finished serving (its requests drained), before the
-        # process exits: multiprocessing's exit handlers, which granian's workers run.
-        multiprocessing.util.Finalize(None, background.stop,
-                                      kwargs={"timeout": BACKGROUND_STOP_TIMEOUT},
-                                      exitpriority=10)
+    # Run when the worker has finished serving (its requests drained), before the process
+    # exits: multiprocessing's exit handlers, which granian's worker processes run.
+    multiprocessing.util.Finalize(None, _on_exit, args=(stopping, background), exitpriority=10)
     return app
 
 
-def _flag_stop_on_signals(stopping: Any) -> None:
-    """In the main process, once granian has set its handlers: SIGTERM and SIGINT also flag
-    the stop to the workers (so none takes the background worker's lock while the others
-    drain), then do what granian does (stop the workers, gracefully)."""
+def _on_exit(stopping: Any, background: BackgroundWorker | None) -> None:
+    """A worker's last act: let its background worker finish its job, then exit."""
+    _await_the_main_process(stopping)
+    if background is not None:
+        background.stop(timeout=BACKGROUND_STOP_TIMEOUT)
+
+
+def _await_the_main_process(stopping: Any) -> None:
+    """A service manager signals the main process and the workers at once: give the main
+    process a moment to note that it is stopping them, so that no worker's exit looks like
+    a crash to it (an error, a replacement, exit status 1). A worker stopped alone (no
+    flag) exits after the wait, and the main process replaces it."""
+    stopping.wait(1.0)
+
+
+def _flag_stop_on_signals(server: Any, stopping: Any) -> None:
+    """In the main process, once granian has set its handlers: SIGTERM and SIGINT flag the
+    stop to the workers (none takes the background worker's lock from then on, and none is
+    taken for crashed when it exits), then do what granian does (stop them gracefully)."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(sig)
 
         def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            for worker in getattr(server, "wrks", ()):  # first: they exit once flagged
+                worker.interrupt_by_parent = True
             stopping.set()
             if callable(previous):
                 previous(signum, frame)
@@ -134,11 +160,14 @@ def run(*, host: str, port: int, workers: int, threads: int,
         workers=workers,
         blocking_threads=threads,
         workers_kill_timeout=GRACEFUL_TIMEOUT,
+        # As gunicorn did: a worker that dies (a crash, the OOM killer) is replaced, and
+        # another process takes over the background worker's lock.
+        respawn_failed_workers=True,
         log_level=LogLevels.info,
         log_dictconfig=logging_config(),
         log_access=True,
         log_access_format=ACCESS_LOG_FORMAT,
     )
-    server.on_startup(partial(_flag_stop_on_signals, stopping))
+    server.on_startup(partial(_flag_stop_on_signals, server, stopping))
     server.serve(target_loader=partial(_load_app, background_worker=background_worker,
                                        stopping=stopping))
