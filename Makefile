@@ -79,7 +79,9 @@ test: install system-deps browser-deps
 	$(BIN)/python -m pytest -q -n 3
 
 ## make bench [BENCH_ARGS="--backend sqlite --duration 5"]: figures into bench/README.md
+## (with the `bench` extra: gunicorn, which bench/server_compare.py runs beside granian)
 bench: install system-deps
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 clean:

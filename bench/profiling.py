@@ -127,6 +127,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("session close / rollback", ("Session.close", "teardown")),
     ("Flask/Werkzeug request handling", ("Flask.wsgi_app",)),
     ("gunicorn (HTTP parsing, sockets, access log)", ("ThreadWorker", "SyncWorker")),
+    ("granian (WSGI glue, access log; its HTTP is Rust, unseen)", ("(granian/",)),
 )
 
 

@@ -4,7 +4,8 @@ For each backend: a fresh instance (`privacy-hub init --demo`), seeded with cust
 `privacy-hub import`, served by `privacy-hub serve` on 127.0.0.1; then, per round, wrk
 runs ping, create, ping, lookup, ping, all with the same settings, each endpoint after
 its own warm-up. Each ratio is to the mean of the pings just before and after. Then
-`privacy-hub import` of a generated CSV into another fresh instance.
+`privacy-hub import` of a generated CSV into another fresh instance. With ``--servers``,
+then bench/server_compare.py: granian and gunicorn side by side.
 
 The table goes to stdout, the JSON to bench/out/, and the figures to bench/README.md.
 """
@@ -42,12 +43,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="rounds of ping, create, ping, lookup, ping (medians are reported)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--connections", type=int, default=8, help="wrk connections")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    p.add_argument("--workers", type=int, default=2, help="server worker processes")
     p.add_argument("--server-threads", type=int, default=4, help="threads per worker")
     p.add_argument("--seed", type=int, default=10_000, help="customers to seed for lookups")
     p.add_argument("--import-rows", type=int, default=100_000, help="0 skips the import")
     p.add_argument("--import-batch-size", type=int, default=None)
     p.add_argument("--skip-http", action="store_true", help="only the import benchmark")
+    p.add_argument("--servers", metavar="CUSTOMERS",
+                   help="afterwards, granian and gunicorn side by side (bench/server_compare.py) "
+                        "on the same backends, at these customer counts (e.g. 10000,1000000)")
     p.add_argument("--py-spy", action="store_true",
                    help="after the measured rounds, profile the workers during an extra "
                         "create and lookup run (not reported); stacks go to bench/out/")
@@ -276,6 +280,18 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.no_readme and ok:
         updated = report.update_readme({**results, "backends": ok})
         print(f"bench/README.md updated for: {', '.join(updated) or 'none (no markers)'}")
+    if args.servers:
+        from bench import server_compare
+
+        compare = ["--customers", args.servers, "--duration", str(args.duration),
+                   "--warmup", str(args.warmup), "--threads", str(args.threads),
+                   "--connections", str(args.connections), "--workers", str(args.workers),
+                   "--server-threads", str(args.server_threads)]
+        compare += [a for b in args.backends if b in server_compare.BACKENDS
+                    for a in ("--backend", b)]
+        if args.no_readme:
+            compare.append("--no-readme")
+        failed = server_compare.main(compare) != 0 or failed
     return 1 if failed else 0
 
 

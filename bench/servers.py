@@ -1,9 +1,10 @@
 """Throwaway hub instances and servers for the benchmarks, started as an operator would.
 
 Every instance lives in its own temporary folder (and, on PostgreSQL, its own database
-on a private server from tests/pg.py). Servers are `privacy-hub serve` processes on
-127.0.0.1 in their own process group, which is killed as a whole when the block ends,
-also on errors and Ctrl-C.
+on a private server from tests/pg.py). Servers are `privacy-hub serve` processes (granian)
+on 127.0.0.1, or the same hub under gunicorn (bench/gunicorn_server.py, for
+bench/server_compare.py), each in its own process group, which is killed as a whole when
+the block ends, also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: SQLite with its default durability, SQLite with synchronous=NORMAL, PostgreSQL.
 BACKENDS = ("sqlite", "sqlite-normal", "postgres")
+#: granian: what `privacy-hub serve` runs; gunicorn: what it ran up to issue 14
+SERVERS = ("granian", "gunicorn")
 
 
 def hub_command() -> list[str]:
@@ -138,7 +141,7 @@ class Server:
     log_path: Path
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers (children of the master), for py-spy."""
+        """The server's worker processes (children of the main process), for py-spy."""
         try:
             out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
                                  capture_output=True, text=True, check=False).stdout
@@ -159,7 +162,7 @@ def _ready(port: int) -> bool:
 
 
 def stop_group(process: subprocess.Popen[bytes], grace: float = 15) -> None:
-    """SIGTERM the process group (gunicorn master and workers), then SIGKILL if needed."""
+    """SIGTERM the process group (main process and workers), then SIGKILL if needed."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -174,13 +177,18 @@ def stop_group(process: subprocess.Popen[bytes], grace: float = 15) -> None:
 
 @contextlib.contextmanager
 def serve(instance: Instance, *, workers: int = 2, threads: int = 4,
-          ready_timeout: float = 60) -> Iterator[Server]:
-    """`privacy-hub serve` on a free loopback port, until /readyz answers 200."""
+          ready_timeout: float = 60, server: str = "granian") -> Iterator[Server]:
+    """`privacy-hub serve` (``server="granian"``) or bench/gunicorn_server.py
+    (``server="gunicorn"``) on a free loopback port, until /readyz answers 200."""
+    if server not in SERVERS:
+        raise ValueError(f"unknown server {server!r}; choose from {', '.join(SERVERS)}")
     port = free_port()
-    log_path = instance.log_dir / f"{instance.path.name}-serve-{port}.log"
+    log_path = instance.log_dir / f"{instance.path.name}-{server}-{port}.log"
+    command = ([*hub_command(), "serve"] if server == "granian"
+               else [sys.executable, "-m", "bench.gunicorn_server"])
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [*hub_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
+            [*command, "--host", "127.0.0.1", "--port", str(port),
              "--workers", str(workers), "--threads", str(threads)],
             env=instance.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
@@ -188,10 +196,10 @@ def serve(instance: Instance, *, workers: int = 2, threads: int = 4,
         deadline = time.monotonic() + ready_timeout
         while not _ready(port):
             if process.poll() is not None:
-                raise RuntimeError(f"privacy-hub serve exited with {process.returncode}; "
+                raise RuntimeError(f"{server} exited with {process.returncode}; "
                                    f"see {log_path}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"privacy-hub serve not ready after {ready_timeout}s; "
+                raise RuntimeError(f"{server} not ready after {ready_timeout}s; "
                                    f"see {log_path}")
             time.sleep(0.2)
         yield Server(base_url=f"http://127.0.0.1:{port}", port=port, process=process,

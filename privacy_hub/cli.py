@@ -151,7 +151,7 @@ def db_upgrade() -> None:
 @click.option("--no-worker", is_flag=True,
               help="Run no background worker in-process (run `privacy-hub worker` instead).")
 def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> None:
-    """Serve the hub with gunicorn, and one background worker per instance."""
+    """Serve the hub with granian, and one background worker per instance."""
     from privacy_hub.server import run
 
     settings = _settings()

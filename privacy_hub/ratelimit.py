@@ -1,7 +1,7 @@
 """A small in-process sliding-window rate limiter for request intake.
 
 Keys are hashed, so no email address sits in memory as a key. Limits are per process
-(gunicorn runs several), which is enough to stop floods and enumeration attempts.
+(`privacy-hub serve` runs several), which is enough to stop floods and enumeration attempts.
 """
 
 from __future__ import annotations

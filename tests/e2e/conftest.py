@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests: a real hub served by gunicorn, on SQLite and PostgreSQL."""
+"""Fixtures for end-to-end tests: a real hub served by `privacy-hub serve` (granian), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

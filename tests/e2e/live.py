@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import requests
 
-#: Generous: the first start of a fresh interpreter and gunicorn on a loaded CI box.
+#: Generous: the first start of a fresh interpreter and the server on a loaded CI box.
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 
@@ -170,7 +170,8 @@ class LiveHub:
                            + self.logs()[-3000:])
 
     def stop(self) -> int:
-        """SIGTERM, as a service manager stops it; gunicorn finishes in-flight requests."""
+        """SIGTERM, as a service manager stops it; the server finishes in-flight requests
+        (tests/e2e/test_graceful_shutdown.py)."""
         return self._end(signal.SIGTERM)
 
     def kill(self) -> int:

@@ -60,7 +60,7 @@ class RunningHub:
     log_path: Path
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers: the master's children."""
+        """The server's worker processes: the main process's children."""
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(p) for p in children.read_text().split()] if children.exists() else []
 

@@ -67,7 +67,7 @@ def _decide_at_once(hub: LiveHub, customer_id: str) -> list[tuple[int, dict[str,
     def send(i: int) -> None:
         body = {"purpose": PURPOSE, "granted": i % 2 == 0, "source": f"writer-{i}"}
         barrier.wait()
-        # requests.post opens a new connection each time: gunicorn hands them to both workers
+        # requests.post opens a new connection each time: the kernel hands them to both workers
         resp = requests.post(hub.url(f"/api/v1/customers/{customer_id}/consents"),
                              json=body, headers=hub.headers, timeout=30)
         answers[i] = (resp.status_code, resp.json())

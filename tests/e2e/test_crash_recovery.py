@@ -1,6 +1,6 @@
 """A crash in the middle of writes loses nothing acknowledged and breaks nothing.
 
-Client threads create and rectify customers against a real server (two worker
+Client threads create and rectify customers against a real server (granian, two worker
 processes) as fast as it answers; the whole process group is then SIGKILLed mid-write and
 the hub restarted. Acknowledged means durable (privacy_hub/web/context.py commits before the
 response is sent), so afterwards:

@@ -1,7 +1,7 @@
 """No token of a mailed link, and no address, in what a served hub logs (R-SEC-03).
 
 The embedded default, as a developer runs it: `privacy-hub init --demo`, then `privacy-hub
-serve` (gunicorn, with the in-process worker writing mail to the instance's outbox folder).
+serve` (granian, with the in-process worker writing mail to the instance's outbox folder).
 A customer with a recognisable address is taken through every link that carries a token:
 the double opt-in link, the portal sign-in link, a request's verification link, the
 download link of its export and an unsubscribe link. Each link is read the way a developer
@@ -40,7 +40,8 @@ def hub(tmp_path: Path) -> Iterator[LiveHub]:
 
 
 def _server_output(hub: LiveHub) -> str:
-    """What `privacy-hub serve` printed: gunicorn's logs, the app's and the worker's."""
+    """What `privacy-hub serve` printed: granian's logs (its access log among them), the
+    app's and the worker's."""
     return "\n".join(p.read_text(encoding="utf-8", errors="replace")
                      for p in sorted(hub.log_dir.glob("serve-*.log")))
 

@@ -1,6 +1,6 @@
 """Read-your-writes across processes (R-GATE-02).
 
-The hub runs as `privacy-hub serve --workers 2` (two gunicorn processes) on SQLite and on
+The hub runs as `privacy-hub serve --workers 2` (two granian worker processes) on SQLite and on
 PostgreSQL. A consent is withdrawn, then checked 200 times straight after, each check on
 a fresh TCP connection so the checks land on both workers: never allowed. On Linux the
 test also finds, through /proc, which worker answered each request, and requires that the

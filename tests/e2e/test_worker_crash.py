@@ -189,10 +189,10 @@ def test_serve_runs_one_worker_per_instance_and_a_restarted_process_takes_over(
             expected = enqueue(hub, 5)
             assert sink.wait_for(lambda got: delivered_ids(got) >= expected, 30), log.read_text()
             assert _wait(lambda: len(_owners(log)) == 1, 10)
-            time.sleep(1.5)  # the other gunicorn workers keep waiting for the lock
+            time.sleep(1.5)  # the other server workers keep waiting for the lock
             (owner,) = _owners(log)
 
-            os.kill(owner, signal.SIGKILL)  # gunicorn starts a new worker; one of them takes over
+            os.kill(owner, signal.SIGKILL)  # granian starts a new worker; one of them takes over
             assert _wait(lambda: len(_owners(log)) == 2, 30), log.read_text()
             assert _owners(log)[1] != owner
             expected |= enqueue(hub, 5, start=5)
