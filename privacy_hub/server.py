@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.util
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from functools import partial
 from types import FrameType
 from typing import Any
@@ -94,6 +96,7 @@ def _load_app(_target: str, *, background_worker: bool, stopping: Any) -> Any:
     from privacy_hub.app import create_app
 
     app = create_app()
+    app.wsgi_app = without_process_environment(app.wsgi_app)  # type: ignore[method-assign]
     if told_to_stop.is_set():
         _await_the_main_process(stopping)
         sys.exit(0)
@@ -105,6 +108,37 @@ def _load_app(_target: str, *, background_worker: bool, stopping: Any) -> Any:
     # Run when the worker has finished serving (its requests drained), before the process
     # exits: multiprocessing's exit handlers, which granian's worker processes run.
     multiprocessing.util.Finalize(None, _on_exit, args=(stopping, background), exitpriority=10)
+    return app
+
+
+#: the keys of a WSGI environ that granian sets from the request (besides HTTP_* headers)
+_REQUEST_KEYS = frozenset({
+    "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE",
+    "CONTENT_LENGTH", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR",
+    "REMOTE_PORT", "REQUEST_URI", "RAW_URI", "GATEWAY_INTERFACE", "SERVER_SOFTWARE",
+})
+
+
+def without_process_environment(wsgi_app: Callable[..., Iterable[bytes]]
+                                ) -> Callable[..., Iterable[bytes]]:
+    """The app, given each request's environ without the process environment in it.
+
+    granian starts every request's environ from a copy of ``os.environ`` taken when the
+    worker starts (granian/wsgi.py), so ``PRIVACY_HUB_SECRET_KEY`` and a database URL with
+    its password would ride along in every request, one debug page or error report away
+    from a leak, and a variable such as ``HTTP_PROXY`` would pass for a request header
+    ("httpoxy"). The variables present now are removed; a request's own header keeps its
+    name only if its value differs from the variable's.
+    """
+    inherited = [(key, value) for key, value in os.environ.items()
+                 if key not in _REQUEST_KEYS and not key.startswith("wsgi.")]
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        for key, value in inherited:
+            if environ.get(key) == value:
+                del environ[key]
+        return wsgi_app(environ, start_response)
+
     return app
 
 
