@@ -361,7 +361,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="rounds (medians are reported)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--connections", type=int, default=8, help="wrk connections")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    p.add_argument("--workers", type=int, default=2, help="server worker processes")
     p.add_argument("--server-threads", type=int, default=4, help="threads per worker")
     p.add_argument("--customers", type=int, default=1_000_000, help="customers seeded (SQLite)")
     p.add_argument("--pg-customers", type=int, default=None,

@@ -40,7 +40,7 @@ def hub_command() -> list[str]:
     found = shutil.which("privacy-hub")
     if found:
         return [found]
-    return [sys.executable, "-m", "privacy_hub.cli"]
+    return [sys.executable, "-m", "privacy_hub"]
 
 
 def free_port() -> int:

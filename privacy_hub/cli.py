@@ -380,10 +380,6 @@ def import_(file: Path, batch_size: int, source: str | None) -> None:
         sys.exit(1 if not (report.created or report.updated) else 0)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 # The staff commands live in their own module; they join the group here, once `main` exists.
 from privacy_hub.cli_retention import retention  # noqa: E402
 from privacy_hub.cli_staff import staff  # noqa: E402

@@ -49,7 +49,7 @@ def cli_command() -> list[str]:
     script = Path(sys.executable).with_name("privacy-hub")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "privacy_hub.cli"]
+    return [sys.executable, "-m", "privacy_hub"]
 
 
 class LiveHub:

@@ -77,7 +77,7 @@ def hub_env(instance: Path, extra: Mapping[str, str] | None = None) -> dict[str,
 def running_hub(workdir: Path, *, workers: int = 1,
                 env: Mapping[str, str] | None = None) -> Iterator[RunningHub]:
     """`privacy-hub init --demo`, then `serve --workers N` until /readyz says 200."""
-    command = [sys.executable, "-m", "privacy_hub.cli"]
+    command = [sys.executable, "-m", "privacy_hub"]
     environ = hub_env(workdir / "instance", env)
     init = subprocess.run([*command, "init", "--demo"], env=environ, cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=False)

@@ -48,7 +48,7 @@ class Processes:
     def start(self, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
         log = self.tmp_path / f"proc-{len(self.started)}.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "privacy_hub.cli", *args], env=env,
+            proc = subprocess.Popen([sys.executable, "-m", "privacy_hub", *args], env=env,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         proc.log = log  # type: ignore[attr-defined]
         self.started.append(proc)

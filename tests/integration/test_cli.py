@@ -254,3 +254,15 @@ def test_mail_show_prints_the_outbox_mail_with_its_link_and_list_names_it(tmp_pa
     assert shown.exit_code == 0 and "token=abc123" in shown.output
     missing = CliRunner().invoke(main, ["mail", "show", "nope"], env=env)
     assert missing.exit_code != 0 and "mail list" in missing.output
+
+
+def test_python_dash_m_privacy_hub_is_the_whole_command() -> None:
+    """`python -m privacy_hub` (the tests' and benches' fallback) knows every group,
+    including those that join from their own modules (staff, retention)."""
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "privacy_hub", "--help"], capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    for group in ("serve", "import", "keys", "retention", "staff"):
+        assert f"  {group} " in shown, shown
