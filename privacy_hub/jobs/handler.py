@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from audit.appender import Appender
+from audit.committing import audited
 from privacy_hub.jobs.mail import Mailer
 
 if TYPE_CHECKING:
@@ -57,3 +59,13 @@ class JobContext(Protocol):
 
 
 Handler = Callable[[JobContext, ClaimedJob, dict[str, Any]], None]
+
+
+def group_committer(hub: Hub) -> Appender | None:
+    """The process's group committer (audit.Appender), if it has one: a server process
+    installs it for its read sessions (privacy_hub/web/context.py). The in-process worker
+    writes its leases and outcomes and audits its reads through it, so that under load
+    they share the requests' commits; ``privacy-hub worker`` has none and commits its own.
+    """
+    installed = audited(hub.read_sessions.class_)
+    return installed.appender if installed is not None else None

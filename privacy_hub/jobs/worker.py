@@ -23,16 +23,16 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import Connection, Table, or_, select, update
 
 from audit.clock import utcnow
-from privacy_hub.db import transaction
 from privacy_hub.jobs import inactivity, mail, outbox
 from privacy_hub.jobs.backoff import backoff_delay
-from privacy_hub.jobs.handler import ClaimedJob, JobCancelled, JobFailed
+from privacy_hub.jobs.handler import ClaimedJob, JobCancelled, JobFailed, group_committer
 from privacy_hub.jobs.kinds import HANDLERS
 from privacy_hub.jobs.outbox import OutboxJob
 from privacy_hub.vault.errors import DecryptionError
@@ -48,19 +48,29 @@ ATTEMPT_TIMEOUT = 10.0
 #: pass is due (one conditional update), so it runs within the hour after it is
 HOUSEKEEPING_INTERVAL = 3600.0
 INTERRUPTED = "interrupted (the worker stopped during the attempt)"
+T = TypeVar("T")
 
 
-def _next_due_job(now: datetime) -> Any:
-    return (select(OutboxJob)
-            .where(OutboxJob.status == "pending", OutboxJob.next_attempt_at <= now,
-                   or_(OutboxJob.locked_until.is_(None), OutboxJob.locked_until <= now))
-            .order_by(OutboxJob.next_attempt_at)
-            .limit(1)
+_OUTBOX = cast(Table, OutboxJob.__table__)
+_c = _OUTBOX.c
+#: how many due jobs one claim leases: one transaction (and under load one commit shared
+#: with the requests', audit.Appender) for a batch of them, not two for each job
+CLAIM_BATCH = 16
+
+
+def _due_jobs(now: datetime, limit: int) -> Any:
+    return (select(_c.id, _c.kind, _c.attempts, _c.locked_until, _c.system_id, _c.event_id,
+                   _c.event_type, _c.customer_id, _c.payload_ct)
+            .where(_c.status == "pending", _c.next_attempt_at <= now,
+                   or_(_c.locked_until.is_(None), _c.locked_until <= now))
+            .order_by(_c.next_attempt_at)
+            .limit(limit)
             .with_for_update(skip_locked=True))
 
 
 class Worker:
-    """Claims and runs jobs one at a time. Several may run, in threads or processes."""
+    """Claims jobs in small batches and runs them one at a time. Several may run, in
+    threads or processes."""
 
     def __init__(self, hub: Hub, *, mailer: mail.Mailer | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
@@ -76,30 +86,70 @@ class Worker:
             self._aead = AESGCM(hub.keyring.hub_key(session, "app_secrets"))
         self._random = random.SystemRandom()
 
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a committed write transaction: the process's group committer's
+        when it has one (privacy_hub/jobs/handler.py), so that under load the worker's
+        bookkeeping shares the requests' commits (and fsyncs), else one of its own."""
+        appender = group_committer(self.hub)
+        if appender is not None:
+            return appender.run(lambda conn, _shared: (fn(conn), []))
+        with self.hub.engine.begin() as conn:
+            return fn(conn)
+
     # -- one job ----------------------------------------------------------------------
     def claim(self) -> ClaimedJob | None:
         """Lease the next due job and commit the lease; None when nothing is due."""
+        claimed = self.claim_many(1)
+        return claimed[0] if claimed else None
+
+    def claim_many(self, limit: int = CLAIM_BATCH) -> list[ClaimedJob]:
+        """Lease up to ``limit`` due jobs, oldest due first, and commit the leases (one
+        transaction); [] when nothing is due. The lease is the same for all of them."""
         lease = f"{self.name}:{secrets.token_hex(4)}"
         while True:
             now = self.clock()
-            with transaction(self.hub.sessions) as session:
-                job = session.scalars(_next_due_job(now)).first()
-                if job is None:
-                    return None
-                interrupted = job.locked_until is not None
-                if interrupted and job.attempts >= self.max_attempts:
-                    # Its last attempt died with its worker: a job that kills workers
-                    # must not kill them forever.
-                    job.status, job.last_error = "dead", INTERRUPTED
-                    job.next_attempt_at = job.locked_until = job.locked_by = None
-                    log.warning("job %s (%s) is dead: %s", job.id, job.kind, INTERRUPTED)
+            claimed, dead = self._write(partial(self._lease, now=now, limit=limit, lease=lease))
+            for job_id, kind in dead:
+                log.warning("job %s (%s) is dead: %s", job_id, kind, INTERRUPTED)
+            if claimed or not dead:
+                return claimed
+
+    def _lease(self, conn: Connection, now: datetime, limit: int, lease: str
+               ) -> tuple[list[ClaimedJob], list[tuple[str, str]]]:
+        claimed: list[ClaimedJob] = []
+        interrupted: list[str] = []
+        dead: list[tuple[str, str]] = []
+        for row in conn.execute(_due_jobs(now, limit)).all():
+            if row.locked_until is not None:  # its last attempt died with its worker
+                if row.attempts >= self.max_attempts:
+                    # A job that kills workers must not kill them forever.
+                    dead.append((row.id, row.kind))
                     continue
-                job.attempts += 1
-                job.locked_until, job.locked_by = now + self.lease, lease
-                if interrupted:
-                    job.last_error = INTERRUPTED
-                return ClaimedJob(job.id, job.kind, job.attempts, lease, job.system_id,
-                                  job.event_id, job.event_type, job.customer_id, job.payload_ct)
+                interrupted.append(row.id)
+            claimed.append(ClaimedJob(row.id, row.kind, row.attempts + 1, lease, row.system_id,
+                                      row.event_id, row.event_type, row.customer_id,
+                                      row.payload_ct))
+        if dead:
+            conn.execute(update(_OUTBOX).where(_c.id.in_([d[0] for d in dead])).values(
+                status="dead", last_error=INTERRUPTED, next_attempt_at=None, locked_until=None,
+                locked_by=None))
+        if claimed:
+            conn.execute(update(_OUTBOX).where(_c.id.in_([j.id for j in claimed])).values(
+                attempts=_c.attempts + 1, locked_until=now + self.lease, locked_by=lease))
+        if interrupted:
+            conn.execute(update(_OUTBOX).where(_c.id.in_(interrupted)).values(
+                last_error=INTERRUPTED))
+        return claimed, dead
+
+    def _release(self, jobs: list[ClaimedJob]) -> None:
+        """Give back leased jobs that were not run (the worker is stopping, or their lease
+        would not last their attempt): due again at once, the attempt not counted."""
+        if not jobs:
+            return
+        self._write(lambda conn: conn.execute(
+            update(_OUTBOX)
+            .where(_c.id.in_([j.id for j in jobs]), _c.locked_by == jobs[0].lease)
+            .values(attempts=_c.attempts - 1, locked_until=None, locked_by=None)))
 
     def run_job(self, job: ClaimedJob) -> str:
         """Run a claimed job and record the outcome; returns the job's new status."""
@@ -144,13 +194,10 @@ class Worker:
             values.update(status=status, next_attempt_at=None, payload_ct=None)
             if status == "delivered":
                 values["delivered_at"] = now
-        with transaction(self.hub.sessions) as session:
-            result = cast(CursorResult[Any], session.execute(
-                update(OutboxJob)
-                .where(OutboxJob.id == job.id, OutboxJob.locked_by == job.lease)
-                .values(**values)
-                .execution_options(synchronize_session=False)))
-        if result.rowcount == 0:
+        recorded = self._write(lambda conn: conn.execute(
+            update(_OUTBOX).where(_c.id == job.id, _c.locked_by == job.lease)
+            .values(**values)).rowcount)
+        if recorded == 0:
             log.warning("job %s (%s): its lease ran out before the attempt ended; "
                         "the outcome (%s) was not recorded and it will run again",
                         job.id, job.kind, status)
@@ -161,11 +208,19 @@ class Worker:
         """Run jobs until none is due (or ``limit`` ran, or ``stop`` is set); returns how many."""
         done = 0
         while (stop is None or not stop.is_set()) and (limit is None or done < limit):
-            job = self.claim()
-            if job is None:
+            jobs = self.claim_many(CLAIM_BATCH if limit is None else min(CLAIM_BATCH,
+                                                                          limit - done))
+            if not jobs:
                 break
-            self.run_job(job)
-            done += 1
+            # An attempt must end before its lease does (another worker may then take
+            # the job): none starts later than this.
+            last_start = self.clock() + self.lease - timedelta(seconds=self.timeout)
+            for i, job in enumerate(jobs):
+                if (stop is not None and stop.is_set()) or self.clock() > last_start:
+                    self._release(jobs[i:])
+                    break
+                self.run_job(job)
+                done += 1
         return done
 
     def housekeeping(self) -> dict[str, int] | None:
