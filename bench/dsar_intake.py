@@ -28,11 +28,9 @@ import argparse
 import contextlib
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,30 +83,6 @@ def drain(server: servers.Server, env: dict[str, str]) -> dict[str, float]:
             "cpu_s": servers.tree_cpu_seconds(server.process.pid) - cpu0}
 
 
-@contextlib.contextmanager
-def serve_without_worker(instance: servers.Instance, *, workers: int = 2, threads: int = 4,
-                         ready_timeout: float = 60) -> Iterator[servers.Server]:
-    """servers.serve with `--no-worker`: no in-process background worker."""
-    port = servers.free_port()
-    log_path = instance.log_dir / f"{instance.path.name}-serve-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*servers.hub_command(), "serve", "--no-worker", "--host", "127.0.0.1", "--port",
-             str(port), "--workers", str(workers), "--threads", str(threads)],
-            env=instance.env, cwd=servers.REPO, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while not servers._ready(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"privacy-hub serve --no-worker did not start; see {log_path}")
-            time.sleep(0.2)
-        yield servers.Server(base_url=f"http://127.0.0.1:{port}", port=port, process=process,
-                             log_path=log_path)
-    finally:
-        servers.stop_group(process)
-
-
 def _extra(name: str, ids_file: Path, count: int) -> tuple[str, ...]:
     if name == "consent write":
         return (str(ids_file), "marketing.sms")
@@ -127,7 +101,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tool: str, workdir: Pa
         factory = servers.BackendFactory(backend, workdir, stack)
         result["description"] = factory.description
         instance = factory.new_instance("intake")
-        serving = servers.serve(instance) if worker else serve_without_worker(instance)
+        serving = servers.serve(instance, extra_args=() if worker else ("--no-worker",))
         with serving as server:
             seeded = data.seed_via_api(server.port, instance.api_key, args.customers, PREFIX)
             ids = _ids(instance.env)

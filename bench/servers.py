@@ -177,9 +177,11 @@ def stop_group(process: subprocess.Popen[bytes], grace: float = 15) -> None:
 
 @contextlib.contextmanager
 def serve(instance: Instance, *, workers: int = 2, threads: int = 4,
-          ready_timeout: float = 60, server: str = "granian") -> Iterator[Server]:
+          ready_timeout: float = 60, server: str = "granian",
+          extra_args: tuple[str, ...] = ()) -> Iterator[Server]:
     """`privacy-hub serve` (``server="granian"``) or bench/gunicorn_server.py
-    (``server="gunicorn"``) on a free loopback port, until /readyz answers 200."""
+    (``server="gunicorn"``) on a free loopback port, until /readyz answers 200;
+    ``extra_args`` go to `privacy-hub serve` (e.g. ``("--no-worker",)``)."""
     if server not in SERVERS:
         raise ValueError(f"unknown server {server!r}; choose from {', '.join(SERVERS)}")
     port = free_port()
@@ -188,7 +190,7 @@ def serve(instance: Instance, *, workers: int = 2, threads: int = 4,
                else [sys.executable, "-m", "bench.gunicorn_server"])
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port),
+            [*command, *extra_args, "--host", "127.0.0.1", "--port", str(port),
              "--workers", str(workers), "--threads", str(threads)],
             env=instance.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
