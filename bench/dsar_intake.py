@@ -185,7 +185,7 @@ def table(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.dsar_intake", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", action="append", choices=("sqlite", "sqlite-normal",
+    p.add_argument("--backend", action="append", choices=("sqlite", "sqlite-full",
                                                            "postgres"))
     p.add_argument("--customers", type=int, default=2000)
     p.add_argument("--duration", type=float, default=5)

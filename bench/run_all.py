@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", action="append", choices=(*servers.BACKENDS, "all"),
-                   help="repeatable; default: sqlite and postgres ('all' adds sqlite-normal)")
+                   help="repeatable; default: sqlite and postgres ('all' adds sqlite-full)")
     p.add_argument("--duration", type=float, default=10, help="seconds per measured run")
     p.add_argument("--warmup", type=float, default=3, help="seconds of warm-up before each")
     p.add_argument("--rounds", type=int, default=2,
